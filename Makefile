@@ -1,0 +1,114 @@
+SHELL := /bin/bash
+
+# ldseg: build, test and run.
+#
+#   make          build build/ngx_http_ldseg_module.so against Debian's nginx
+#   make test     install what is missing, build, unit tests, fuzz, prove -r t/
+#   make run      build and run nginx in the foreground on 127.0.0.1:8080
+#   make fuzz     longer libFuzzer run (FUZZ_SECONDS, default 300)
+#   make static   build nginx 1.22.1 with the module compiled in (build/static)
+#   make asan     static nginx with AddressSanitizer/UBSan (build/asan)
+#   make bench    throughput/CPU benchmark against bare nginx (bench/)
+
+NGX_SRC     ?= /usr/share/nginx/src
+BUILD       := build
+MODULE      := $(BUILD)/ngx_http_ldseg_module.so
+NGX_BUILD   := $(BUILD)/nginx
+CC          ?= cc
+
+CORE_SRCS   := $(wildcard src/ldseg_*.c)
+CORE_HDRS   := src/ldseg.h $(wildcard src/ldseg_*.h)
+GLUE_SRCS   := ngx_http_ldseg_module.c $(wildcard src/ngx_http_ldseg_*.c)
+GLUE_HDRS   := $(wildcard src/ngx_http_ldseg_*.h)
+
+CORE_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -g -O1 -Wall -Wextra -Werror \
+               -Wpointer-arith -Wno-unused-parameter -Isrc
+SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+
+UNIT_SRCS   := $(wildcard t/unit/test_*.c)
+UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+FUZZ_SRCS   := $(wildcard t/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%_replay,$(FUZZ_SRCS))
+FUZZ_BINS   := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 300
+FUZZ_QUICK  ?= 20
+
+.PHONY: all deps check-core unit fuzz-replay fuzz fuzz-quick test run \
+        static asan bench clean
+
+all: $(MODULE)
+
+deps:
+	@sh .ci/deps.sh
+
+# The core must stay free of nginx: fail the build if it names nginx.
+check-core:
+	@if grep -n 'ngx_\|NGX_' $(CORE_SRCS) $(CORE_HDRS); then \
+	    echo "src/ldseg_* must not use nginx"; exit 1; fi
+
+$(NGX_BUILD)/Makefile: config
+	rm -rf $(NGX_BUILD)
+	mkdir -p $(BUILD)
+	cp -r $(NGX_SRC) $(NGX_BUILD)
+	cd $(NGX_BUILD) && . ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt='-g -O2 -fPIC -fstack-protector-strong' \
+	        --with-ld-opt='-Wl,-z,relro -Wl,-z,now -fPIC' \
+	        --add-dynamic-module=$(CURDIR) > configure.log
+
+$(MODULE): $(NGX_BUILD)/Makefile $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) \
+           $(GLUE_HDRS) check-core
+	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
+	cp $(NGX_BUILD)/objs/ngx_http_ldseg_module.so $@
+
+$(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_SRCS) -lcjson -lm
+
+unit: check-core $(UNIT_BINS)
+
+$(BUILD)/fuzz/%_replay: t/fuzz/%.c t/fuzz/replay.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -o $@ $< t/fuzz/replay.c \
+	    $(CORE_SRCS) -lm
+
+$(BUILD)/fuzz/fuzz_%: t/fuzz/fuzz_%.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	clang $(CORE_CFLAGS) -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -o $@ $< $(CORE_SRCS) -lm
+
+fuzz-replay: $(FUZZ_REPLAY)
+	@for f in $(FUZZ_REPLAY); do \
+	    t=$$(basename $$f _replay); t=$${t#fuzz_}; \
+	    $$f t/fuzz/corpus/$$t || exit 1; done
+
+# a fuzz run over each target, bounded in time; new finds stay in build/
+fuzz-quick fuzz: $(FUZZ_BINS)
+	@secs=$(if $(filter fuzz,$@),$(FUZZ_SECONDS),$(FUZZ_QUICK)); \
+	for f in $(FUZZ_BINS); do \
+	    t=$$(basename $$f); t=$${t#fuzz_}; \
+	    mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+	    $$f -max_total_time=$$secs -max_len=65536 -timeout=10 \
+	        -artifact_prefix=$(BUILD)/fuzz/crash-$$t- \
+	        $(BUILD)/fuzz/corpus-$$t t/fuzz/corpus/$$t || exit 1; \
+	done
+
+test: deps
+	$(MAKE) all unit fuzz-replay fuzz-quick
+	prove -r t/
+
+run: $(MODULE)
+	@sh conf/run.sh
+
+static:
+	@sh .ci/static.sh
+
+asan:
+	@SANITIZE=1 sh .ci/static.sh
+
+bench: $(MODULE)
+	@sh bench/run.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,158 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * Core API shared by the pure C layers (Segment model, translation,
+ * helpers) and the nginx glue.  Nothing here knows nginx: the glue passes
+ * an allocator backed by the request pool, the current time and the
+ * options taken from the configuration.
+ */
+
+
+#ifndef _LDSEG_H_INCLUDED_
+#define _LDSEG_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+#define LDSEG_VERSION                 "0.1.0"
+
+/* Segment's documented limits */
+#define LDSEG_MAX_MESSAGE             (32 * 1024)
+#define LDSEG_MAX_BATCH_BYTES         (500 * 1024)
+#define LDSEG_MAX_BATCH_MESSAGES      2500
+#define LDSEG_MAX_DEPTH               64
+
+
+typedef enum {
+    LDSEG_OK = 0,
+    LDSEG_EINVAL,                 /* the request body is unusable */
+    LDSEG_ETOOBIG,                /* a size or count limit was exceeded */
+    LDSEG_ENOMEM
+} ldseg_rc_t;
+
+
+/*
+ * code is stable and machine readable (it is the "code" of the JSON error
+ * body and a status counter label); message is a static human sentence.
+ */
+typedef struct {
+    const char                   *code;
+    const char                   *message;
+} ldseg_error_t;
+
+
+/*
+ * All memory the core returns comes from this allocator.  The glue passes a
+ * request pool allocator whose free is a no-op; unit tests pass a counting
+ * malloc allocator and check that everything is freed by ldseg_result_free().
+ */
+typedef struct {
+    void                       *(*alloc)(void *ctx, size_t size);
+    void                        (*free)(void *ctx, void *p);
+    void                         *ctx;
+} ldseg_allocator_t;
+
+
+typedef enum {
+    LDSEG_EP_UNKNOWN = 0,
+    LDSEG_EP_TRACK,
+    LDSEG_EP_IDENTIFY,
+    LDSEG_EP_ALIAS,
+    LDSEG_EP_PAGE,
+    LDSEG_EP_SCREEN,
+    LDSEG_EP_GROUP,
+    LDSEG_EP_BATCH                /* "batch", "import" and "b" */
+} ldseg_endpoint_e;
+
+
+typedef enum {
+    LDSEG_FORMAT_ACTIONS = 0,     /* Segment's "LaunchDarkly (Actions)" */
+    LDSEG_FORMAT_CLASSIC          /* Segment's classic LaunchDarkly */
+} ldseg_format_e;
+
+
+typedef enum {
+    LDSEG_MSG_EVENT = 0,          /* valid, produced one LaunchDarkly event */
+    LDSEG_MSG_SKIPPED,            /* valid Segment, maps to no event */
+    LDSEG_MSG_REJECTED            /* invalid, err tells why */
+} ldseg_msg_status_e;
+
+
+typedef struct {
+    ldseg_msg_status_e            status;
+    ldseg_error_t                 err;       /* REJECTED: why; SKIPPED: why */
+    size_t                        event_off; /* EVENT: offset in res->events */
+    size_t                        event_len; /* EVENT: length of the event */
+} ldseg_msg_result_t;
+
+
+typedef struct {
+    ldseg_format_e                format;
+    int64_t                       now_ms;    /* creationDate when absent */
+    size_t                        max_message;
+    size_t                        max_batch_bytes;
+    size_t                        max_batch_messages;
+    unsigned                      max_depth;
+} ldseg_options_t;
+
+
+typedef struct {
+    size_t                        n;          /* messages seen */
+    ldseg_msg_result_t           *msgs;       /* n entries */
+    size_t                        nevents;    /* messages with EVENT */
+    size_t                        nskipped;
+    size_t                        nrejected;
+
+    /*
+     * All events, serialized as compact JSON, in message order, joined by
+     * ',' and nothing else: "[" + events + "]" is a valid JSON array, and
+     * any run of consecutive events is one slice of this buffer.
+     */
+    char                         *events;
+    size_t                        events_len;
+
+    /* the body's "writeKey" string (analytics.js), unescaped; NULL if none */
+    char                         *write_key;
+    size_t                        write_key_len;
+} ldseg_result_t;
+
+
+/* "track" -> LDSEG_EP_TRACK ... "t" -> LDSEG_EP_TRACK; unknown names: 0 */
+ldseg_endpoint_e ldseg_endpoint(const char *name, size_t len);
+
+/* "track", "identify", ... for logs and JSON answers */
+const char *ldseg_endpoint_name(ldseg_endpoint_e ep);
+
+void ldseg_options_init(ldseg_options_t *opt);
+
+/*
+ * Parses, validates and translates one Segment Tracking API request body
+ * sent to endpoint ep.  For a single-message endpoint the endpoint decides
+ * the message type.
+ *
+ * LDSEG_OK: res is filled; for a single-message endpoint res->n == 1 and a
+ *     rejected message is reported in res->msgs[0] (the caller answers 400).
+ * LDSEG_EINVAL / LDSEG_ETOOBIG: the whole body is unusable, err says why,
+ *     res holds nothing to free.
+ * LDSEG_ENOMEM: the allocator failed, res holds nothing to free.
+ *
+ * The body need not be NUL-terminated.  The memory in res belongs to the
+ * allocator; ldseg_result_free() returns it.
+ */
+ldseg_rc_t ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
+    const ldseg_options_t *opt, const ldseg_allocator_t *a,
+    ldseg_result_t *res, ldseg_error_t *err);
+
+void ldseg_result_free(ldseg_result_t *res, const ldseg_allocator_t *a);
+
+
+/* ldseg_uuid.c: formats 16 random bytes as an RFC 4122 version 4 UUID */
+#define LDSEG_UUID_LEN                36
+
+void ldseg_uuid_format(char *dst, const unsigned char rnd[16]);
+
+
+#endif /* _LDSEG_H_INCLUDED_ */
