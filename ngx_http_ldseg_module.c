@@ -1,0 +1,629 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * ngx_http_ldseg_module: Segment Tracking API in, LaunchDarkly events out.
+ *
+ * This file is the glue: directives, configuration create/merge, the
+ * $ldseg_write_key variable and the worker hooks.  The work is done in
+ * src/: the content handler, the shared queue, the sender, the status
+ * page, and the nginx-free Segment model and translation.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_ldseg_module.h"
+#include "ngx_http_ldseg_shm.h"
+#include "ngx_http_ldseg_sender.h"
+
+
+static ngx_int_t ngx_http_ldseg_add_variables(ngx_conf_t *cf);
+static void *ngx_http_ldseg_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_ldseg_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_ldseg_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_ldseg_enable(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ldseg_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ldseg_client_side_id(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_ldseg_events_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ldseg_pass(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_ldseg_init_process(ngx_cycle_t *cycle);
+static void ngx_http_ldseg_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_ldseg_formats[] = {
+    { ngx_string("actions"), LDSEG_FORMAT_ACTIONS },
+    { ngx_string("classic"), LDSEG_FORMAT_CLASSIC },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_ldseg_batch_bounds = {
+    ngx_conf_check_num_bounds, 1, 10000
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_ldseg_inflight_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
+};
+
+
+static ngx_command_t  ngx_http_ldseg_commands[] = {
+
+    { ngx_string("ldseg_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_ldseg_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ldseg"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_ldseg_enable,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("ldseg_client_side_id"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_client_side_id,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, client_side_id),
+      NULL },
+
+    { ngx_string("ldseg_events_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_events_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, events_url),
+      NULL },
+
+    { ngx_string("ldseg_format"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, format),
+      &ngx_http_ldseg_formats },
+
+    { ngx_string("ldseg_pass"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_pass,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, pass),
+      NULL },
+
+    { ngx_string("ldseg_retry_after"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, retry_after),
+      NULL },
+
+    { ngx_string("ldseg_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_ldseg_status,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("ldseg_flush_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, flush_interval),
+      NULL },
+
+    { ngx_string("ldseg_batch_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, batch_size),
+      &ngx_http_ldseg_batch_bounds },
+
+    { ngx_string("ldseg_max_payload"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, max_payload),
+      NULL },
+
+    { ngx_string("ldseg_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, timeout),
+      NULL },
+
+    { ngx_string("ldseg_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, connect_timeout),
+      NULL },
+
+    { ngx_string("ldseg_max_inflight"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, max_inflight),
+      &ngx_http_ldseg_inflight_bounds },
+
+    { ngx_string("ldseg_retry_max_delay"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, max_backoff),
+      NULL },
+
+    { ngx_string("ldseg_shutdown_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, shutdown_timeout),
+      NULL },
+
+    { ngx_string("ldseg_gzip"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, gzip),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_ldseg_module_ctx = {
+    ngx_http_ldseg_add_variables,          /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_ldseg_create_main_conf,       /* create main configuration */
+    ngx_http_ldseg_init_main_conf,         /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_ldseg_create_loc_conf,        /* create location configuration */
+    ngx_http_ldseg_merge_loc_conf          /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_ldseg_module = {
+    NGX_MODULE_V1,
+    &ngx_http_ldseg_module_ctx,            /* module context */
+    ngx_http_ldseg_commands,               /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_ldseg_init_process,           /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_ldseg_exit_process,           /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_http_ldseg_write_key_name =
+    ngx_string("ldseg_write_key");
+
+
+static ngx_int_t
+ngx_http_ldseg_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var;
+
+    var = ngx_http_add_variable(cf, &ngx_http_ldseg_write_key_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_ldseg_write_key_variable;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_ldseg_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    lmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ldseg_main_conf_t));
+    if (lmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     lmcf->shm_zone = NULL;
+     *     lmcf->enabled = 0;
+     */
+
+    lmcf->flush_interval = NGX_CONF_UNSET_MSEC;
+    lmcf->batch_size = NGX_CONF_UNSET_UINT;
+    lmcf->max_payload = NGX_CONF_UNSET_SIZE;
+    lmcf->timeout = NGX_CONF_UNSET_MSEC;
+    lmcf->connect_timeout = NGX_CONF_UNSET_MSEC;
+    lmcf->max_inflight = NGX_CONF_UNSET_UINT;
+    lmcf->max_backoff = NGX_CONF_UNSET_MSEC;
+    lmcf->shutdown_timeout = NGX_CONF_UNSET_MSEC;
+    lmcf->gzip = NGX_CONF_UNSET;
+
+    return lmcf;
+}
+
+
+static char *
+ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_ldseg_main_conf_t  *lmcf = conf;
+
+    ngx_conf_init_msec_value(lmcf->flush_interval, 1000);
+    ngx_conf_init_uint_value(lmcf->batch_size, 100);
+    ngx_conf_init_size_value(lmcf->max_payload, 512 * 1024);
+    ngx_conf_init_msec_value(lmcf->timeout, 10000);
+    ngx_conf_init_msec_value(lmcf->connect_timeout, 5000);
+    ngx_conf_init_uint_value(lmcf->max_inflight, 8);
+    ngx_conf_init_msec_value(lmcf->max_backoff, 60000);
+    ngx_conf_init_msec_value(lmcf->shutdown_timeout, 5000);
+    ngx_conf_init_value(lmcf->gzip, 1);
+
+    if (lmcf->flush_interval == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_flush_interval\" must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+    if (lmcf->max_payload < LDSEG_MAX_MESSAGE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_max_payload\" must be at least %uz",
+                           (size_t) LDSEG_MAX_MESSAGE);
+        return NGX_CONF_ERROR;
+    }
+
+    if (lmcf->max_backoff < 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_retry_max_delay\" must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
+
+    if (lmcf->enabled && lmcf->shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg\" and \"ldseg_status\" require "
+                           "\"ldseg_zone\" in the http block");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_ldseg_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_ldseg_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ldseg_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->events_url = { 0, NULL };
+     *     conf->pass = { 0, NULL };
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->format = NGX_CONF_UNSET_UINT;
+    conf->client_side_id = NGX_CONF_UNSET_PTR;
+    conf->retry_after = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_ldseg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_ldseg_loc_conf_t *prev = parent;
+    ngx_http_ldseg_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->format, prev->format,
+                              LDSEG_FORMAT_ACTIONS);
+    ngx_conf_merge_ptr_value(conf->client_side_id, prev->client_side_id,
+                             NULL);
+    ngx_conf_merge_str_value(conf->events_url, prev->events_url,
+                             NGX_HTTP_LDSEG_DEFAULT_URL);
+    ngx_conf_merge_str_value(conf->pass, prev->pass, "");
+    ngx_conf_merge_sec_value(conf->retry_after, prev->retry_after, 5);
+
+    if (conf->enable && conf->client_side_id == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg\" requires \"ldseg_client_side_id\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ldseg_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_loc_conf_t *lcf = conf;
+
+    char                        *rv;
+    ngx_http_core_loc_conf_t    *clcf;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (!lcf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_ldseg_handler;
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ldseg_module);
+    lmcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ldseg_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t    *clcf;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_ldseg_status_handler;
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ldseg_module);
+    lmcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ldseg_client_side_id(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_ldseg_loc_conf_t *lcf = conf;
+
+    u_char                            *p, *last;
+    ngx_str_t                         *value;
+    ngx_http_complex_value_t          *cv;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (lcf->client_side_id != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_client_side_id\" must not be empty");
+        return NGX_CONF_ERROR;
+    }
+
+    cv = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (cv == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = cv;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cv->lengths == NULL) {
+
+        /* a literal ID goes into a URL: allow a plain token only */
+
+        last = value[1].data + value[1].len;
+
+        for (p = value[1].data; p < last; p++) {
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                  || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"ldseg_client_side_id\" \"%V\": "
+                                   "only letters, digits, \"-\" and \"_\" "
+                                   "are allowed", &value[1]);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    lcf->client_side_id = cv;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ldseg_events_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_loc_conf_t *lcf = conf;
+
+    u_char      *p, *last, *host;
+    ngx_str_t   *value, url;
+    ngx_uint_t   port, digits;
+
+    if (lcf->events_url.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    url = value[1];
+
+    if (url.len > 7 && ngx_strncasecmp(url.data, (u_char *) "http://", 7) == 0)
+    {
+        host = url.data + 7;
+
+    } else if (url.len > 8
+               && ngx_strncasecmp(url.data, (u_char *) "https://", 8) == 0)
+    {
+        host = url.data + 8;
+
+    } else {
+        goto invalid;
+    }
+
+    last = url.data + url.len;
+
+    /* one trailing slash is allowed and dropped */
+
+    if (last[-1] == '/') {
+        last--;
+    }
+
+    p = host;
+
+    if (p < last && *p == '[') {
+        while (p < last && *p != ']') {
+            if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')
+                  || (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.'
+                  || *p == '['))
+            {
+                goto invalid;
+            }
+            p++;
+        }
+
+        if (p == last) {
+            goto invalid;
+        }
+
+        p++;
+
+    } else {
+        while (p < last
+               && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                   || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+        {
+            p++;
+        }
+    }
+
+    if (p == host) {
+        goto invalid;
+    }
+
+    if (p < last && *p == ':') {
+        p++;
+        port = 0;
+        digits = 0;
+
+        while (p < last && *p >= '0' && *p <= '9' && digits < 6) {
+            port = port * 10 + (*p - '0');
+            digits++;
+            p++;
+        }
+
+        if (digits == 0 || port == 0 || port > 65535) {
+            goto invalid;
+        }
+    }
+
+    if (p != last) {
+        goto invalid;
+    }
+
+    lcf->events_url.data = url.data;
+    lcf->events_url.len = last - url.data;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid \"ldseg_events_url\" \"%V\": expected "
+                       "http(s)://host[:port]", &value[1]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_ldseg_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_loc_conf_t *lcf = conf;
+
+    ngx_str_t  *value;
+
+    if (lcf->pass.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2 || value[1].data[0] != '@') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"ldseg_pass\" \"%V\": a named location "
+                           "such as \"@upstream\" is expected", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->pass = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    /* cache manager and loader processes have no use for the sender */
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_ldseg_module);
+
+    if (lmcf == NULL || lmcf->shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_ldseg_sender_init(cycle, lmcf);
+}
+
+
+static void
+ngx_http_ldseg_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ldseg_sender_exit(cycle);
+}

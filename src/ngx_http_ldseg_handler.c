@@ -1,0 +1,845 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * The content handler of "ldseg on": reads the Segment request body (from
+ * memory or from its temporary file, inflating gzip), hands it to the core
+ * for validation and translation, queues the events in one lock round and
+ * answers the client as Segment's API does, or passes the untouched
+ * request on to the "ldseg_pass" location.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <zlib.h>
+
+#include "ngx_http_ldseg_module.h"
+#include "ngx_http_ldseg_shm.h"
+#include "ngx_http_ldseg_sender.h"
+
+
+static void ngx_http_ldseg_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ldseg_process(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ldseg_read_body(ngx_http_request_t *r,
+    u_char **data, size_t *len, size_t limit, ldseg_error_t *err);
+static ngx_int_t ngx_http_ldseg_inflate(ngx_http_request_t *r, u_char *in,
+    size_t len, u_char **out, size_t *outlen, size_t limit,
+    ldseg_error_t *err);
+static ngx_str_t *ngx_http_ldseg_content_encoding(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ldseg_destination(ngx_http_request_t *r,
+    ngx_http_ldseg_loc_conf_t *lcf, ngx_str_t *url, ldseg_error_t *err);
+static ngx_int_t ngx_http_ldseg_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *message);
+static ngx_int_t ngx_http_ldseg_accepted(ngx_http_request_t *r,
+    ldseg_result_t *res);
+static ngx_int_t ngx_http_ldseg_unavailable(ngx_http_request_t *r,
+    ngx_http_ldseg_loc_conf_t *lcf, ngx_http_ldseg_main_conf_t *lmcf,
+    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res);
+static void ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats,
+    ldseg_result_t *res);
+static void *ngx_http_ldseg_pool_alloc(void *ctx, size_t size);
+static void ngx_http_ldseg_pool_free(void *ctx, void *p);
+
+
+ngx_int_t
+ngx_http_ldseg_handler(ngx_http_request_t *r)
+{
+    u_char                      *p, *last;
+    size_t                       limit;
+    ngx_int_t                    rc;
+    ngx_table_elt_t             *h;
+    ldseg_endpoint_e             ep;
+    ngx_http_ldseg_ctx_t        *ctx;
+    ngx_http_ldseg_stats_t      *stats;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "POST");
+
+        return ngx_http_ldseg_error(r, NGX_HTTP_NOT_ALLOWED,
+                                    "method_not_allowed",
+                                    "the Tracking API accepts POST only");
+    }
+
+    /* the last path segment names the endpoint: /v1/track, /v1/t, ... */
+
+    last = r->uri.data + r->uri.len;
+
+    if (last > r->uri.data && last[-1] == '/') {
+        last--;
+    }
+
+    for (p = last; p > r->uri.data && p[-1] != '/'; p--) {
+        /* void */
+    }
+
+    ep = ldseg_endpoint((const char *) p, last - p);
+
+    if (ep == LDSEG_EP_UNKNOWN) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_ldseg_error(r, NGX_HTTP_NOT_FOUND, "unknown_endpoint",
+                                    "unknown Tracking API endpoint");
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ldseg_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->endpoint = ep;
+    ngx_http_set_ctx(r, ctx, ngx_http_ldseg_module);
+
+    limit = (ep == LDSEG_EP_BATCH) ? LDSEG_MAX_BATCH_BYTES
+                                   : LDSEG_MAX_MESSAGE;
+
+    if (r->headers_in.content_length_n > (off_t) limit
+        && ngx_http_ldseg_content_encoding(r) == NULL)
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+        stats = ngx_http_ldseg_shm_stats(lmcf->shm_zone);
+
+        if (stats) {
+            (void) ngx_atomic_fetch_add(&stats->requests, 1);
+            ngx_http_ldseg_count(stats, NULL);
+            (void) ngx_atomic_fetch_add(&stats->rejected_reasons[
+                                  ngx_http_ldseg_reason("too_large")], 1);
+        }
+
+        return ngx_http_ldseg_error(r, NGX_HTTP_BAD_REQUEST, "too_large",
+                                    "the request body exceeds Segment's "
+                                    "size limit");
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_ldseg_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_ldseg_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, ngx_http_ldseg_process(r));
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_process(ngx_http_request_t *r)
+{
+    u_char                      *body;
+    size_t                       len, limit;
+    ngx_str_t                    url;
+    ngx_int_t                    rc;
+    ngx_uint_t                   full, i;
+    ldseg_rc_t                   lrc;
+    ldseg_error_t                err;
+    ldseg_result_t               res;
+    ldseg_options_t              opt;
+    ldseg_allocator_t            alloc;
+    ngx_time_t                  *tp;
+    ngx_http_ldseg_ctx_t        *ctx;
+    ngx_http_ldseg_stats_t      *stats;
+    ngx_http_ldseg_loc_conf_t   *lcf;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ldseg_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+
+    stats = ngx_http_ldseg_shm_stats(lmcf->shm_zone);
+
+    if (stats == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    (void) ngx_atomic_fetch_add(&stats->requests, 1);
+
+    limit = (ctx->endpoint == LDSEG_EP_BATCH) ? LDSEG_MAX_BATCH_BYTES
+                                              : LDSEG_MAX_MESSAGE;
+
+    rc = ngx_http_ldseg_read_body(r, &body, &len, limit, &err);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        lrc = LDSEG_EINVAL;
+        goto invalid;
+    }
+
+    ldseg_options_init(&opt);
+    opt.format = (ldseg_format_e) lcf->format;
+    tp = ngx_timeofday();
+    opt.now_ms = (int64_t) tp->sec * 1000 + tp->msec;
+
+    alloc.alloc = ngx_http_ldseg_pool_alloc;
+    alloc.free = ngx_http_ldseg_pool_free;
+    alloc.ctx = r->pool;
+
+    ngx_memzero(&res, sizeof(ldseg_result_t));
+
+    lrc = ldseg_process((const char *) body, len, ctx->endpoint, &opt, &alloc,
+                        &res, &err);
+
+    if (lrc == LDSEG_ENOMEM) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (lrc != LDSEG_OK) {
+        goto invalid;
+    }
+
+    if (res.write_key) {
+        ctx->write_key.data = (u_char *) res.write_key;
+        ctx->write_key.len = res.write_key_len;
+        ctx->write_key_set = 1;
+    }
+
+    if (ctx->endpoint != LDSEG_EP_BATCH && res.nrejected) {
+        err = res.msgs[0].err;
+        ngx_http_ldseg_count(stats, &res);
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ldseg: invalid \"%s\" message: %s",
+                      ldseg_endpoint_name(ctx->endpoint), err.message);
+
+        return ngx_http_ldseg_error(r, NGX_HTTP_BAD_REQUEST, err.code,
+                                    err.message);
+    }
+
+    for (i = 0; i < res.n && res.nrejected; i++) {
+        if (res.msgs[i].status == LDSEG_MSG_REJECTED) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ldseg: invalid message %ui in batch: %s",
+                          i, res.msgs[i].err.message);
+        }
+    }
+
+    if (res.nevents) {
+        rc = ngx_http_ldseg_destination(r, lcf, &url, &err);
+
+        if (rc != NGX_OK) {
+            ngx_http_ldseg_count(stats, NULL);
+            (void) ngx_atomic_fetch_add(
+                &stats->rejected_reasons[NGX_HTTP_LDSEG_REASON_OTHER], 1);
+
+            return ngx_http_ldseg_error(r, rc, err.code, err.message);
+        }
+
+        rc = ngx_http_ldseg_shm_enqueue(lmcf->shm_zone, &url, &res,
+                                        lmcf->batch_size, lmcf->max_payload,
+                                        &full);
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_ldseg_unavailable(r, lcf, lmcf, stats, &res);
+        }
+
+        if (full) {
+            ngx_http_ldseg_sender_kick();
+        }
+
+        (void) ngx_atomic_fetch_add(&stats->queued, res.nevents);
+    }
+
+    ngx_http_ldseg_count(stats, &res);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ldseg: %ui messages, %ui events queued, %ui rejected",
+                   res.n, res.nevents, res.nrejected);
+
+    if (lcf->pass.len) {
+        (void) ngx_http_named_location(r, &lcf->pass);
+        return NGX_DONE;
+    }
+
+    return ngx_http_ldseg_accepted(r, &res);
+
+invalid:
+
+    ngx_http_ldseg_count(stats, NULL);
+    (void) ngx_atomic_fetch_add(
+                &stats->rejected_reasons[ngx_http_ldseg_reason(err.code)], 1);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "ldseg: invalid \"%s\" request: %s",
+                  ldseg_endpoint_name(ctx->endpoint), err.message);
+
+    return ngx_http_ldseg_error(r, NGX_HTTP_BAD_REQUEST, err.code,
+                                err.message);
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_read_body(ngx_http_request_t *r, u_char **data, size_t *len,
+    size_t limit, ldseg_error_t *err)
+{
+    u_char       *p;
+    off_t         size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    *data = (u_char *) "";
+    *len = 0;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        goto decode;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        /* the common case: one buffer in memory, used in place */
+        *data = cl->buf->pos;
+        *len = cl->buf->last - cl->buf->pos;
+        goto decode;
+    }
+
+    size = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        size += b->in_file ? b->file_last - b->file_pos : b->last - b->pos;
+    }
+
+    if (size > (off_t) LDSEG_MAX_BATCH_BYTES * 4) {
+        err->code = "too_large";
+        err->message = "the request body exceeds Segment's size limit";
+        return NGX_DECLINED;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) size + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *data = p;
+
+    /* a body that did not fit client_body_buffer_size is in a file */
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+
+            if (n != b->file_last - b->file_pos) {
+                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                              "ldseg: cannot read the request body from \"%V\"",
+                              &b->file->name);
+                return NGX_ERROR;
+            }
+
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    *len = p - *data;
+
+decode:
+
+    if (ngx_http_ldseg_content_encoding(r)) {
+        return ngx_http_ldseg_inflate(r, *data, *len, data, len, limit, err);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_str_t *
+ngx_http_ldseg_content_encoding(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Content-Encoding") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Encoding",
+                               sizeof("Content-Encoding") - 1) == 0)
+        {
+            return &h[i].value;
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_inflate(ngx_http_request_t *r, u_char *in, size_t len,
+    u_char **out, size_t *outlen, size_t limit, ldseg_error_t *err)
+{
+    int         rc;
+    u_char     *buf;
+    z_stream    z;
+    ngx_str_t  *enc;
+
+    enc = ngx_http_ldseg_content_encoding(r);
+
+    if (enc->len == 8 && ngx_strncasecmp(enc->data, (u_char *) "identity", 8)
+                         == 0)
+    {
+        return NGX_OK;
+    }
+
+    if (!(enc->len == 4 && ngx_strncasecmp(enc->data, (u_char *) "gzip", 4)
+                           == 0))
+    {
+        err->code = "invalid_encoding";
+        err->message = "only gzip is accepted as Content-Encoding";
+        return NGX_DECLINED;
+    }
+
+    /* one byte more than the limit tells a body that is too large */
+
+    buf = ngx_pnalloc(r->pool, limit + 1);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&z, sizeof(z_stream));
+
+    if (inflateInit2(&z, 15 + 16) != Z_OK) {
+        return NGX_ERROR;
+    }
+
+    z.next_in = in;
+    z.avail_in = len;
+    z.next_out = buf;
+    z.avail_out = limit + 1;
+
+    rc = inflate(&z, Z_FINISH);
+
+    *out = buf;
+    *outlen = limit + 1 - z.avail_out;
+
+    inflateEnd(&z);
+
+    if (rc == Z_STREAM_END) {
+        return NGX_OK;
+    }
+
+    if (z.avail_out == 0) {
+        err->code = "too_large";
+        err->message = "the request body exceeds Segment's size limit";
+
+    } else {
+        err->code = "invalid_json";
+        err->message = "the gzip request body is corrupt";
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_destination(ngx_http_request_t *r,
+    ngx_http_ldseg_loc_conf_t *lcf, ngx_str_t *url, ldseg_error_t *err)
+{
+    u_char     *p, *last;
+    ngx_str_t   id;
+
+    if (ngx_http_complex_value(r, lcf->client_side_id, &id) != NGX_OK) {
+        err->code = "internal_error";
+        err->message = "internal error";
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (id.len == 0) {
+        err->code = "unknown_write_key";
+        err->message = "no LaunchDarkly client-side ID is configured for "
+                       "this write key";
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    last = id.data + id.len;
+
+    for (p = id.data; p < last; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "ldseg: \"ldseg_client_side_id\" evaluated to a "
+                          "value that is not a plain token");
+
+            err->code = "invalid_client_side_id";
+            err->message = "the configured LaunchDarkly client-side ID is "
+                           "invalid";
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    url->len = lcf->events_url.len + sizeof("/events/bulk/") - 1 + id.len;
+    url->data = ngx_pnalloc(r->pool, url->len);
+    if (url->data == NULL) {
+        err->code = "internal_error";
+        err->message = "internal error";
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(url->data, lcf->events_url.data, lcf->events_url.len);
+    p = ngx_cpymem(p, "/events/bulk/", sizeof("/events/bulk/") - 1);
+    ngx_memcpy(p, id.data, id.len);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats, ldseg_result_t *res)
+{
+    ngx_uint_t  i;
+
+    if (stats == NULL) {
+        return;
+    }
+
+    if (res == NULL) {
+        /* an unusable request counts as one rejected message */
+        (void) ngx_atomic_fetch_add(&stats->received, 1);
+        (void) ngx_atomic_fetch_add(&stats->rejected, 1);
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&stats->received, res->n);
+    (void) ngx_atomic_fetch_add(&stats->accepted,
+                                res->nevents + res->nskipped);
+    (void) ngx_atomic_fetch_add(&stats->translated, res->nevents);
+
+    if (res->nskipped) {
+        (void) ngx_atomic_fetch_add(&stats->skipped, res->nskipped);
+    }
+
+    if (res->nrejected == 0) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&stats->rejected, res->nrejected);
+
+    for (i = 0; i < res->n; i++) {
+        if (res->msgs[i].status == LDSEG_MSG_REJECTED) {
+            (void) ngx_atomic_fetch_add(&stats->rejected_reasons[
+                               ngx_http_ldseg_reason(res->msgs[i].err.code)],
+                               1);
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_unavailable(ngx_http_request_t *r,
+    ngx_http_ldseg_loc_conf_t *lcf, ngx_http_ldseg_main_conf_t *lmcf,
+    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res)
+{
+    ngx_uint_t        n;
+    ngx_table_elt_t  *h;
+
+    /*
+     * Never 200 followed by a drop: the client is told to keep the events
+     * and retry, which Segment's libraries do on 503.
+     */
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "ldseg zone \"%V\" is full, %ui events refused with 503",
+                  &lmcf->shm_zone->shm.name, res->nevents);
+
+    n = res->nevents + res->nskipped;
+
+    res->nrejected += n;
+    res->nevents = 0;
+    res->nskipped = 0;
+
+    ngx_http_ldseg_count(stats, res);
+
+    (void) ngx_atomic_fetch_add(
+                &stats->rejected_reasons[NGX_HTTP_LDSEG_REASON_FULL], n);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+
+    h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (h->value.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->value.len = ngx_sprintf(h->value.data, "%T", lcf->retry_after)
+                   - h->value.data;
+
+    return ngx_http_ldseg_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "queue_full",
+                                "the event queue is full, retry later");
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    u_char  *body, *p;
+    size_t   len, clen, mlen;
+
+    clen = ngx_strlen(code);
+    mlen = ngx_strlen(message);
+
+    len = sizeof("{\"success\":false,\"code\":\"\",\"message\":\"\"}") - 1
+          + clen + ngx_escape_json(NULL, (u_char *) code, clen)
+          + mlen + ngx_escape_json(NULL, (u_char *) message, mlen);
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(body, "{\"success\":false,\"code\":\"",
+                   sizeof("{\"success\":false,\"code\":\"") - 1);
+    p = (u_char *) ngx_escape_json(p, (u_char *) code, clen);
+    p = ngx_cpymem(p, "\",\"message\":\"", sizeof("\",\"message\":\"") - 1);
+    p = (u_char *) ngx_escape_json(p, (u_char *) message, mlen);
+    p = ngx_cpymem(p, "\"}", 2);
+
+    return ngx_http_ldseg_send_json(r, status, body, p - body);
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_accepted(ngx_http_request_t *r, ldseg_result_t *res)
+{
+    u_char         *body, *p;
+    size_t          len, clen, mlen;
+    ngx_uint_t      i, first;
+    ldseg_error_t  *err;
+
+    if (res->nrejected == 0) {
+        return ngx_http_ldseg_send_json(r, NGX_HTTP_OK,
+                                        (u_char *) "{\"success\":true}",
+                                        sizeof("{\"success\":true}") - 1);
+    }
+
+    /* a batch: valid messages were accepted, the others are listed */
+
+    len = sizeof("{\"success\":true,\"rejected\":[]}") - 1;
+
+    for (i = 0; i < res->n; i++) {
+        if (res->msgs[i].status != LDSEG_MSG_REJECTED) {
+            continue;
+        }
+
+        err = &res->msgs[i].err;
+        clen = ngx_strlen(err->code);
+        mlen = ngx_strlen(err->message);
+
+        len += sizeof(",{\"index\":,\"code\":\"\",\"message\":\"\"}") - 1
+               + NGX_INT_T_LEN
+               + clen + ngx_escape_json(NULL, (u_char *) err->code, clen)
+               + mlen + ngx_escape_json(NULL, (u_char *) err->message, mlen);
+    }
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(body, "{\"success\":true,\"rejected\":[",
+                   sizeof("{\"success\":true,\"rejected\":[") - 1);
+
+    first = 1;
+
+    for (i = 0; i < res->n; i++) {
+        if (res->msgs[i].status != LDSEG_MSG_REJECTED) {
+            continue;
+        }
+
+        err = &res->msgs[i].err;
+
+        if (!first) {
+            *p++ = ',';
+        }
+
+        first = 0;
+
+        p = ngx_sprintf(p, "{\"index\":%ui,\"code\":\"", i);
+        p = (u_char *) ngx_escape_json(p, (u_char *) err->code,
+                                       ngx_strlen(err->code));
+        p = ngx_cpymem(p, "\",\"message\":\"",
+                       sizeof("\",\"message\":\"") - 1);
+        p = (u_char *) ngx_escape_json(p, (u_char *) err->message,
+                                       ngx_strlen(err->message));
+        p = ngx_cpymem(p, "\"}", 2);
+    }
+
+    p = ngx_cpymem(p, "]}", 2);
+
+    return ngx_http_ldseg_send_json(r, NGX_HTTP_OK, body, p - body);
+}
+
+
+ngx_int_t
+ngx_http_ldseg_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len)
+{
+    static ngx_str_t  type = ngx_string("application/json");
+
+    return ngx_http_ldseg_send(r, status, &type, body, len);
+}
+
+
+ngx_int_t
+ngx_http_ldseg_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *body, size_t len)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (r->method == NGX_HTTP_HEAD) {
+        return ngx_http_send_header(r);
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body;
+    b->last = body + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_ldseg_write_key_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                *p, *last;
+    ngx_str_t              user;
+    ngx_http_ldseg_ctx_t  *ctx;
+
+    /* server libraries: HTTP Basic auth, the write key as the user */
+
+    if (r->headers_in.authorization
+        && ngx_http_auth_basic_user(r) == NGX_OK
+        && r->headers_in.user.len)
+    {
+        user = r->headers_in.user;
+        goto found;
+    }
+
+    /* analytics.js: "writeKey" in the body */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ldseg_module);
+
+    if (ctx && ctx->write_key_set) {
+        user = ctx->write_key;
+        goto found;
+    }
+
+    v->not_found = 1;
+
+    return NGX_OK;
+
+found:
+
+    /* a write key that is not a plain token cannot select anything */
+
+    last = user.data + user.len;
+
+    for (p = user.data; p < last; p++) {
+        if (*p <= ' ' || *p == '"' || *p == '\\' || *p >= 0x7f) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+    }
+
+    v->data = user.data;
+    v->len = user.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_ldseg_pool_alloc(void *ctx, size_t size)
+{
+    return ngx_palloc(ctx, size);
+}
+
+
+static void
+ngx_http_ldseg_pool_free(void *ctx, void *p)
+{
+    /* the request pool frees everything at once */
+}

@@ -1,0 +1,73 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * Declarations shared by the glue files: configuration structures, the
+ * module itself and the functions one glue file calls in another.
+ */
+
+
+#ifndef _NGX_HTTP_LDSEG_MODULE_H_INCLUDED_
+#define _NGX_HTTP_LDSEG_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ldseg.h"
+
+
+#define NGX_HTTP_LDSEG_DEFAULT_URL    "https://events.launchdarkly.com"
+#define NGX_HTTP_LDSEG_USER_AGENT     "ldseg/" LDSEG_VERSION
+
+
+typedef struct {
+    ngx_shm_zone_t               *shm_zone;
+    ngx_msec_t                    flush_interval;
+    ngx_uint_t                    batch_size;
+    size_t                        max_payload;
+    ngx_msec_t                    timeout;
+    ngx_msec_t                    connect_timeout;
+    ngx_uint_t                    max_inflight;
+    ngx_msec_t                    max_backoff;
+    ngx_msec_t                    shutdown_timeout;
+    ngx_flag_t                    gzip;
+
+    /* set when some location has "ldseg on" */
+    ngx_uint_t                    enabled;
+} ngx_http_ldseg_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                    enable;
+    ngx_uint_t                    format;
+    ngx_http_complex_value_t     *client_side_id;
+    ngx_str_t                     events_url;
+    ngx_str_t                     pass;
+    time_t                        retry_after;
+} ngx_http_ldseg_loc_conf_t;
+
+
+typedef struct {
+    ldseg_endpoint_e              endpoint;
+    ngx_str_t                     write_key;
+    unsigned                      write_key_set:1;
+} ngx_http_ldseg_ctx_t;
+
+
+extern ngx_module_t  ngx_http_ldseg_module;
+
+
+ngx_int_t ngx_http_ldseg_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_ldseg_status_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_ldseg_write_key_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+ngx_int_t ngx_http_ldseg_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *body, size_t len);
+ngx_int_t ngx_http_ldseg_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len);
+
+
+#endif /* _NGX_HTTP_LDSEG_MODULE_H_INCLUDED_ */

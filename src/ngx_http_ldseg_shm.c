@@ -1,0 +1,799 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * The shared-memory queue.  Every worker appends the events of a request in
+ * one lock round, and every worker's flush timer leases whole payloads from
+ * it.  A payload is leased, not popped: it stays in the queue until its POST
+ * is acknowledged, so a worker that dies mid-POST loses nothing; when the
+ * lease deadline passes another worker sends the same payload again, under
+ * the same payload ID.  Everything lives inside the zone and is stored by
+ * value, so the zone survives "nginx -s reload" with its contents.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_ldseg_module.h"
+#include "ngx_http_ldseg_shm.h"
+
+
+static ngx_int_t ngx_http_ldseg_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_http_ldseg_dest_t *ngx_http_ldseg_dest(ngx_http_ldseg_shctx_t *ctx,
+    ngx_str_t *url);
+static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_new(
+    ngx_http_ldseg_shctx_t *ctx, ngx_http_ldseg_dest_t *dest);
+static void ngx_http_ldseg_payload_free(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_payload_t *p);
+static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_find(
+    ngx_http_ldseg_dest_t *dest, uint64_t seq);
+static ngx_int_t ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *p);
+
+
+const char  *ngx_http_ldseg_reasons[NGX_HTTP_LDSEG_NREASONS] = {
+    "invalid_json",
+    "not_an_object",
+    "too_large",
+    "too_many_messages",
+    "too_deep",
+    "invalid_batch",
+    "invalid_type",
+    "missing_event",
+    "missing_identity",
+    "invalid_properties",
+    "invalid_timestamp",
+    "missing_user_id",
+    "missing_previous_id",
+    "invalid_metric",
+    "queue_full",
+    "other"
+};
+
+
+char *
+ngx_http_ldseg_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_main_conf_t  *lmcf = conf;
+
+    ssize_t                  size;
+    ngx_str_t               *value;
+    ngx_shm_zone_t          *shm_zone;
+    ngx_http_ldseg_shctx_t  *ctx;
+
+    if (lmcf->shm_zone != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone name \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    size = ngx_parse_size(&value[2]);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ldseg_zone \"%V\" is too small", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_http_ldseg_shctx_t));
+    if (ctx == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ctx->size = size;
+
+    shm_zone = ngx_shared_memory_add(cf, &value[1], size,
+                                     &ngx_http_ldseg_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ldseg_zone \"%V\" is already used", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone->init = ngx_http_ldseg_init_zone;
+    shm_zone->data = ctx;
+
+    lmcf->shm_zone = shm_zone;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_ldseg_shctx_t  *octx = data;
+
+    size_t                   len;
+    ngx_http_ldseg_shctx_t  *ctx;
+
+    ctx = shm_zone->data;
+
+    if (octx) {
+        /* reload: the same zone, with its queue, stays in use */
+
+        if (octx->sh->layout != NGX_HTTP_LDSEG_LAYOUT) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "ldseg_zone \"%V\" has an incompatible layout, "
+                          "restart nginx to use it",
+                          &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        ctx->sh = octx->sh;
+        ctx->shpool = octx->shpool;
+
+        return NGX_OK;
+    }
+
+    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        ctx->sh = ctx->shpool->data;
+        return NGX_OK;
+    }
+
+    ctx->sh = ngx_slab_calloc(ctx->shpool, sizeof(ngx_http_ldseg_sh_t));
+    if (ctx->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->shpool->data = ctx->sh;
+
+    ctx->sh->layout = NGX_HTTP_LDSEG_LAYOUT;
+    ngx_queue_init(&ctx->sh->dests);
+
+    len = sizeof(" in ldseg zone \"\"") + shm_zone->shm.name.len;
+
+    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
+    if (ctx->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(ctx->shpool->log_ctx, " in ldseg zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone is answered with 503 and logged by the caller */
+    ctx->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_http_ldseg_stats_t *
+ngx_http_ldseg_shm_stats(ngx_shm_zone_t *zone)
+{
+    ngx_http_ldseg_shctx_t  *ctx;
+
+    if (zone == NULL) {
+        return NULL;
+    }
+
+    ctx = zone->data;
+
+    if (ctx == NULL || ctx->sh == NULL) {
+        return NULL;
+    }
+
+    return &ctx->sh->stats;
+}
+
+
+void
+ngx_http_ldseg_shm_usage(ngx_shm_zone_t *zone, ngx_uint_t *events,
+    size_t *bytes, size_t *size)
+{
+    ngx_http_ldseg_shctx_t  *ctx;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    *events = ctx->sh->events;
+    *bytes = ctx->sh->bytes;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    *size = ctx->size;
+}
+
+
+ngx_uint_t
+ngx_http_ldseg_reason(const char *code)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_LDSEG_NREASONS - 1; i++) {
+        if (ngx_strcmp(code, ngx_http_ldseg_reasons[i]) == 0) {
+            return i;
+        }
+    }
+
+    return NGX_HTTP_LDSEG_REASON_OTHER;
+}
+
+
+ngx_int_t
+ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
+    ldseg_result_t *res, ngx_uint_t batch_size, size_t max_payload,
+    ngx_uint_t *full)
+{
+    size_t                     len, start, end, olen;
+    uint32_t                   n;
+    ngx_uint_t                 i, j, count, onevents;
+    ngx_queue_t               *q;
+    ngx_http_ldseg_chunk_t    *chunk, *next, *otail;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_shctx_t    *ctx;
+    ngx_http_ldseg_payload_t  *p, *first, *op;
+
+    ctx = zone->data;
+    *full = 0;
+
+    otail = NULL;
+    onevents = 0;
+    olen = 0;
+    op = NULL;
+    first = NULL;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    dest = ngx_http_ldseg_dest(ctx, url);
+    if (dest == NULL) {
+        goto full;
+    }
+
+    /* remember the open payload as it was, to undo on a full zone */
+
+    if (!ngx_queue_empty(&dest->payloads)) {
+        q = ngx_queue_last(&dest->payloads);
+        op = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+        if (op->leased || op->closed) {
+            op = NULL;
+
+        } else {
+            otail = op->tail;
+            onevents = op->nevents;
+            olen = op->len;
+        }
+    }
+
+    p = op;
+    i = 0;
+
+    while (i < res->n) {
+
+        if (res->msgs[i].status != LDSEG_MSG_EVENT) {
+            i++;
+            continue;
+        }
+
+        if (p == NULL || p->closed) {
+            p = ngx_http_ldseg_payload_new(ctx, dest);
+            if (p == NULL) {
+                goto undo;
+            }
+
+            if (first == NULL) {
+                first = p;
+            }
+        }
+
+        /* take events i.. while the payload has room; at least one */
+
+        start = res->msgs[i].event_off;
+        end = start;
+        count = 0;
+        len = p->len;
+
+        for (j = i; j < res->n; j++) {
+            if (res->msgs[j].status != LDSEG_MSG_EVENT) {
+                continue;
+            }
+
+            if (count > 0
+                && (p->nevents + count >= batch_size
+                    || len + res->msgs[j].event_len + 1 > max_payload))
+            {
+                break;
+            }
+
+            len += res->msgs[j].event_len + (len ? 1 : 0);
+            end = res->msgs[j].event_off + res->msgs[j].event_len;
+            count++;
+        }
+
+        n = (uint32_t) (end - start);
+
+        chunk = ngx_slab_alloc_locked(ctx->shpool,
+                                 offsetof(ngx_http_ldseg_chunk_t, data) + n);
+        if (chunk == NULL) {
+            goto undo;
+        }
+
+        chunk->next = NULL;
+        chunk->nevents = (uint32_t) count;
+        chunk->len = n;
+        ngx_memcpy(chunk->data, res->events + start, n);
+
+        if (p->tail) {
+            p->tail->next = chunk;
+            p->len += 1 + n;
+
+        } else {
+            p->head = chunk;
+            p->len = n;
+        }
+
+        p->tail = chunk;
+        p->nevents += count;
+
+        ctx->sh->events += count;
+        ctx->sh->bytes += n;
+
+        if (p->nevents >= batch_size || p->len >= max_payload) {
+            p->closed = 1;
+            *full = 1;
+        }
+
+        i = j;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+
+undo:
+
+    /* drop what this request added: new payloads, then the open one's tail */
+
+    if (first) {
+        for ( ;; ) {
+            q = ngx_queue_last(&dest->payloads);
+            p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            ctx->sh->events -= p->nevents;
+            for (chunk = p->head; chunk; chunk = chunk->next) {
+                ctx->sh->bytes -= chunk->len;
+            }
+
+            ngx_http_ldseg_payload_free(ctx, p);
+
+            if (p == first) {
+                break;
+            }
+        }
+    }
+
+    if (op) {
+        chunk = otail ? otail->next : op->head;
+
+        while (chunk) {
+            next = chunk->next;
+            ctx->sh->events -= chunk->nevents;
+            ctx->sh->bytes -= chunk->len;
+            ngx_slab_free_locked(ctx->shpool, chunk);
+            chunk = next;
+        }
+
+        if (otail) {
+            otail->next = NULL;
+
+        } else {
+            op->head = NULL;
+        }
+
+        op->tail = otail;
+        op->nevents = onevents;
+        op->len = olen;
+        op->closed = 0;
+    }
+
+full:
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_http_ldseg_dest_t *
+ngx_http_ldseg_dest(ngx_http_ldseg_shctx_t *ctx, ngx_str_t *url)
+{
+    ngx_queue_t            *q;
+    ngx_http_ldseg_dest_t  *dest;
+
+    for (q = ngx_queue_head(&ctx->sh->dests);
+         q != ngx_queue_sentinel(&ctx->sh->dests);
+         q = ngx_queue_next(q))
+    {
+        dest = ngx_queue_data(q, ngx_http_ldseg_dest_t, queue);
+
+        if (dest->url_len == url->len
+            && ngx_memcmp(dest->url, url->data, url->len) == 0)
+        {
+            return dest;
+        }
+    }
+
+    dest = ngx_slab_calloc_locked(ctx->shpool,
+                           offsetof(ngx_http_ldseg_dest_t, url) + url->len);
+    if (dest == NULL) {
+        return NULL;
+    }
+
+    ngx_queue_init(&dest->payloads);
+    dest->url_len = url->len;
+    ngx_memcpy(dest->url, url->data, url->len);
+
+    ngx_queue_insert_tail(&ctx->sh->dests, &dest->queue);
+    ctx->sh->ndests++;
+
+    return dest;
+}
+
+
+static ngx_http_ldseg_payload_t *
+ngx_http_ldseg_payload_new(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_dest_t *dest)
+{
+    ngx_http_ldseg_payload_t  *p;
+
+    p = ngx_slab_calloc_locked(ctx->shpool, sizeof(ngx_http_ldseg_payload_t));
+    if (p == NULL) {
+        return NULL;
+    }
+
+    p->seq = ++ctx->sh->seq;
+    ngx_queue_insert_tail(&dest->payloads, &p->queue);
+
+    return p;
+}
+
+
+static void
+ngx_http_ldseg_payload_free(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_payload_t *p)
+{
+    ngx_http_ldseg_chunk_t  *chunk, *next;
+
+    ngx_queue_remove(&p->queue);
+
+    for (chunk = p->head; chunk; chunk = next) {
+        next = chunk->next;
+        ngx_slab_free_locked(ctx->shpool, chunk);
+    }
+
+    ngx_slab_free_locked(ctx->shpool, p);
+}
+
+
+static ngx_http_ldseg_payload_t *
+ngx_http_ldseg_payload_find(ngx_http_ldseg_dest_t *dest, uint64_t seq)
+{
+    ngx_queue_t               *q;
+    ngx_http_ldseg_payload_t  *p;
+
+    for (q = ngx_queue_head(&dest->payloads);
+         q != ngx_queue_sentinel(&dest->payloads);
+         q = ngx_queue_next(q))
+    {
+        p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+        if (p->seq == seq) {
+            return p;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_ldseg_shm_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
+    ngx_msec_t lease_time, u_char *rnd, ngx_http_ldseg_lease_t *l)
+{
+    ngx_queue_t               *dq, *q;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_shctx_t    *ctx;
+    ngx_http_ldseg_payload_t  *p;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (dq = ngx_queue_head(&ctx->sh->dests);
+         dq != ngx_queue_sentinel(&ctx->sh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        dest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        if ((ngx_msec_int_t) (dest->not_before - now) > 0) {
+            continue;
+        }
+
+        for (q = ngx_queue_head(&dest->payloads);
+             q != ngx_queue_sentinel(&dest->payloads);
+             q = ngx_queue_next(q))
+        {
+            p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            if (p->done || p->nevents == 0) {
+                continue;
+            }
+
+            if (p->leased) {
+                if ((ngx_msec_int_t) (p->lease_until - now) > 0) {
+                    continue;
+                }
+
+                /* the worker that leased it died or hangs: send it again */
+
+                p->leased = 0;
+                dest->inflight--;
+                (void) ngx_atomic_fetch_add(&ctx->sh->stats.lease_expired, 1);
+            }
+
+            /* after a failure, probe with one payload at a time */
+
+            if (dest->failures && dest->inflight) {
+                break;
+            }
+
+            p->leased = 1;
+            p->closed = 1;
+            p->lease_until = now + lease_time;
+            p->lease_gen++;
+            p->owner = ngx_pid;
+
+            if (!p->has_id) {
+                ngx_memcpy(p->id, rnd, 16);
+                p->has_id = 1;
+            }
+
+            dest->inflight++;
+
+            l->dest = dest;
+            l->payload = p;
+            l->seq = p->seq;
+            l->lease_gen = p->lease_gen;
+            l->nevents = p->nevents;
+            l->len = p->len;
+            l->attempts = p->attempts;
+            ngx_memcpy(l->id, p->id, 16);
+
+            /* round robin between destinations */
+            ngx_queue_remove(dq);
+            ngx_queue_insert_tail(&ctx->sh->dests, dq);
+
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+            return NGX_OK;
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_DECLINED;
+}
+
+
+u_char *
+ngx_http_ldseg_shm_copy(ngx_http_ldseg_lease_t *l, u_char *buf)
+{
+    u_char                  *p;
+    ngx_http_ldseg_chunk_t  *chunk;
+
+    /*
+     * No lock: a leased payload is neither changed nor freed by others
+     * until the lease deadline, which is far beyond a memory copy.
+     */
+
+    p = buf;
+    *p++ = '[';
+
+    for (chunk = l->payload->head; chunk; chunk = chunk->next) {
+        if (chunk != l->payload->head) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, chunk->data, chunk->len);
+    }
+
+    *p++ = ']';
+
+    return p;
+}
+
+
+void
+ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
+    ngx_http_ldseg_outcome_e outcome, ngx_uint_t status, ngx_msec_t now,
+    ngx_msec_t delay)
+{
+    ngx_http_ldseg_chunk_t    *chunk;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_shctx_t    *ctx;
+    ngx_http_ldseg_payload_t  *p;
+
+    ctx = zone->data;
+    dest = l->dest;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    dest->last_status = status;
+
+    p = ngx_http_ldseg_payload_find(dest, l->seq);
+
+    if (p == NULL) {
+        /* the lease expired and another worker delivered it */
+        goto done;
+    }
+
+    if (p->leased && p->lease_gen != l->lease_gen) {
+        /* the lease expired and another worker sends it now */
+
+        if (outcome == NGX_HTTP_LDSEG_DELIVERED) {
+            p->done = 1;
+        }
+
+        goto done;
+    }
+
+    if (p->leased) {
+        p->leased = 0;
+        dest->inflight--;
+    }
+
+    if (outcome == NGX_HTTP_LDSEG_DELIVERED || p->done) {
+        dest->failures = 0;
+
+        ctx->sh->events -= p->nevents;
+        for (chunk = p->head; chunk; chunk = chunk->next) {
+            ctx->sh->bytes -= chunk->len;
+        }
+
+        ngx_http_ldseg_payload_free(ctx, p);
+
+        goto done;
+    }
+
+    p->attempts++;
+
+    if (outcome == NGX_HTTP_LDSEG_SPLIT
+        && ngx_http_ldseg_payload_split(ctx, dest, p) == NGX_OK)
+    {
+        goto done;
+    }
+
+    dest->failures++;
+    dest->not_before = now + delay;
+
+done:
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *p)
+{
+    ngx_uint_t                 nchunks, i;
+    ngx_http_ldseg_chunk_t    *chunk, *prev;
+    ngx_http_ldseg_payload_t  *np;
+
+    /*
+     * A payload too large for LaunchDarkly is split between its chunks;
+     * both halves are new payloads with new IDs.  A single chunk cannot
+     * be split here: the caller then treats the answer as a retry.
+     */
+
+    nchunks = 0;
+    for (chunk = p->head; chunk; chunk = chunk->next) {
+        nchunks++;
+    }
+
+    if (nchunks < 2) {
+        return NGX_DECLINED;
+    }
+
+    np = ngx_slab_calloc_locked(ctx->shpool, sizeof(ngx_http_ldseg_payload_t));
+    if (np == NULL) {
+        return NGX_DECLINED;
+    }
+
+    prev = NULL;
+    chunk = p->head;
+
+    for (i = 0; i < nchunks / 2; i++) {
+        prev = chunk;
+        chunk = chunk->next;
+    }
+
+    np->seq = ++ctx->sh->seq;
+    np->head = chunk;
+    np->tail = p->tail;
+    np->closed = 1;
+
+    for ( /* void */ ; chunk; chunk = chunk->next) {
+        np->nevents += chunk->nevents;
+        np->len += chunk->len + (np->len ? 1 : 0);
+    }
+
+    prev->next = NULL;
+    p->tail = prev;
+    p->nevents -= np->nevents;
+    p->len = 0;
+
+    for (chunk = p->head; chunk; chunk = chunk->next) {
+        p->len += chunk->len + (p->len ? 1 : 0);
+    }
+
+    p->has_id = 0;
+
+    ngx_queue_insert_after(&p->queue, &np->queue);
+
+    (void) dest;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_ldseg_shm_release(ngx_shm_zone_t *zone)
+{
+    ngx_queue_t               *dq, *q;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_shctx_t    *ctx;
+    ngx_http_ldseg_payload_t  *p;
+
+    ctx = zone->data;
+
+    if (ctx == NULL || ctx->sh == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (dq = ngx_queue_head(&ctx->sh->dests);
+         dq != ngx_queue_sentinel(&ctx->sh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        dest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        for (q = ngx_queue_head(&dest->payloads);
+             q != ngx_queue_sentinel(&dest->payloads);
+             q = ngx_queue_next(q))
+        {
+            p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            if (p->leased && p->owner == ngx_pid) {
+                p->leased = 0;
+                dest->inflight--;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}

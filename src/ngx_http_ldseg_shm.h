@@ -1,0 +1,172 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * The shared-memory queue: destinations (one per events URL and client-side
+ * ID), payloads (the events of one future POST) and chunks (the events one
+ * request added to a payload), plus the counters every worker bumps.
+ */
+
+
+#ifndef _NGX_HTTP_LDSEG_SHM_H_INCLUDED_
+#define _NGX_HTTP_LDSEG_SHM_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ldseg.h"
+
+
+#define NGX_HTTP_LDSEG_LAYOUT         1
+
+
+/* reasons a message is rejected; the order is that of ngx_http_ldseg_reasons */
+#define NGX_HTTP_LDSEG_NREASONS       16
+#define NGX_HTTP_LDSEG_REASON_FULL    14
+#define NGX_HTTP_LDSEG_REASON_OTHER   15
+
+
+typedef struct {
+    ngx_atomic_t                  requests;
+    ngx_atomic_t                  received;
+    ngx_atomic_t                  accepted;
+    ngx_atomic_t                  rejected;
+    ngx_atomic_t                  skipped;
+    ngx_atomic_t                  translated;
+    ngx_atomic_t                  queued;
+    ngx_atomic_t                  delivered;
+    ngx_atomic_t                  failed;
+    ngx_atomic_t                  dropped;
+    ngx_atomic_t                  posts_sent;
+    ngx_atomic_t                  posts_succeeded;
+    ngx_atomic_t                  posts_failed;
+    ngx_atomic_t                  lease_expired;
+    ngx_atomic_t                  rejected_reasons[NGX_HTTP_LDSEG_NREASONS];
+} ngx_http_ldseg_stats_t;
+
+
+typedef struct ngx_http_ldseg_chunk_s  ngx_http_ldseg_chunk_t;
+
+struct ngx_http_ldseg_chunk_s {
+    ngx_http_ldseg_chunk_t       *next;
+    uint32_t                      nevents;
+    uint32_t                      len;
+    u_char                        data[1];
+};
+
+
+typedef struct {
+    ngx_queue_t                   queue;
+    ngx_http_ldseg_chunk_t       *head;
+    ngx_http_ldseg_chunk_t       *tail;
+    uint64_t                      seq;
+    ngx_msec_t                    lease_until;
+    ngx_uint_t                    lease_gen;
+    ngx_uint_t                    nevents;
+    size_t                        len;
+    ngx_uint_t                    attempts;
+    ngx_pid_t                     owner;
+    u_char                        id[16];
+    unsigned                      leased:1;
+    unsigned                      closed:1;
+    unsigned                      has_id:1;
+    unsigned                      done:1;
+} ngx_http_ldseg_payload_t;
+
+
+typedef struct {
+    ngx_queue_t                   queue;
+    ngx_queue_t                   payloads;
+    ngx_msec_t                    not_before;
+    ngx_uint_t                    failures;
+    ngx_uint_t                    inflight;
+    ngx_uint_t                    last_status;
+    size_t                        url_len;
+    u_char                        url[1];
+} ngx_http_ldseg_dest_t;
+
+
+typedef struct {
+    ngx_uint_t                    layout;
+    ngx_queue_t                   dests;
+    ngx_uint_t                    ndests;
+    ngx_uint_t                    events;
+    size_t                        bytes;
+    uint64_t                      seq;
+    ngx_http_ldseg_stats_t        stats;
+} ngx_http_ldseg_sh_t;
+
+
+typedef struct {
+    ngx_http_ldseg_sh_t          *sh;
+    ngx_slab_pool_t              *shpool;
+    size_t                        size;
+} ngx_http_ldseg_shctx_t;
+
+
+/* what a worker holds while it POSTs a payload */
+typedef struct {
+    ngx_http_ldseg_dest_t        *dest;
+    ngx_http_ldseg_payload_t     *payload;
+    uint64_t                      seq;
+    ngx_uint_t                    lease_gen;
+    ngx_uint_t                    nevents;
+    size_t                        len;
+    ngx_uint_t                    attempts;
+    u_char                        id[16];
+} ngx_http_ldseg_lease_t;
+
+
+typedef enum {
+    NGX_HTTP_LDSEG_DELIVERED = 0,
+    NGX_HTTP_LDSEG_RETRY,
+    NGX_HTTP_LDSEG_SPLIT
+} ngx_http_ldseg_outcome_e;
+
+
+/* "ldseg_zone" directive handler */
+char *ngx_http_ldseg_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* the counters, or NULL when the zone is not yet usable */
+ngx_http_ldseg_stats_t *ngx_http_ldseg_shm_stats(ngx_shm_zone_t *zone);
+
+/* events and bytes waiting, and the zone size, read under the lock */
+void ngx_http_ldseg_shm_usage(ngx_shm_zone_t *zone, ngx_uint_t *events,
+    size_t *bytes, size_t *size);
+
+/*
+ * Appends the events of res for the destination url (copied by value) in
+ * one lock round.  NGX_OK: all queued, *full is set when a payload reached
+ * the batch size; NGX_DECLINED: the zone is full and nothing was queued.
+ */
+ngx_int_t ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
+    ldseg_result_t *res, ngx_uint_t batch_size, size_t max_payload,
+    ngx_uint_t *full);
+
+/*
+ * Leases the next payload ready to send.  NGX_OK: l is filled and the
+ * caller must end the lease with ngx_http_ldseg_shm_complete(); rnd gives
+ * the payload ID when the payload has none yet.  NGX_DECLINED: nothing.
+ */
+ngx_int_t ngx_http_ldseg_shm_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
+    ngx_msec_t lease_time, u_char *rnd, ngx_http_ldseg_lease_t *l);
+
+/* copies the leased payload as a JSON array into buf (l->len + 2 bytes) */
+u_char *ngx_http_ldseg_shm_copy(ngx_http_ldseg_lease_t *l, u_char *buf);
+
+/* ends a lease; delay is the pause for the destination on RETRY */
+void ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_lease_t *l, ngx_http_ldseg_outcome_e outcome,
+    ngx_uint_t status, ngx_msec_t now, ngx_msec_t delay);
+
+/* gives back every lease this process holds (worker exit) */
+void ngx_http_ldseg_shm_release(ngx_shm_zone_t *zone);
+
+/* index of a rejection code in ngx_http_ldseg_reasons */
+ngx_uint_t ngx_http_ldseg_reason(const char *code);
+
+extern const char  *ngx_http_ldseg_reasons[NGX_HTTP_LDSEG_NREASONS];
+
+
+#endif /* _NGX_HTTP_LDSEG_SHM_H_INCLUDED_ */

@@ -1,0 +1,234 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * "ldseg_status": the zone's counters as JSON, or in Prometheus text
+ * exposition format with "?format=prometheus".  The counters are read
+ * without the lock (they are atomics); the queue gauges under it.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_ldseg_module.h"
+#include "ngx_http_ldseg_shm.h"
+
+
+typedef struct {
+    const char                   *name;
+    const char                   *help;
+    size_t                        offset;
+} ngx_http_ldseg_counter_t;
+
+
+static u_char *ngx_http_ldseg_status_json(u_char *p,
+    ngx_http_ldseg_stats_t *st, ngx_uint_t events, size_t bytes,
+    size_t size);
+static u_char *ngx_http_ldseg_status_prometheus(u_char *p,
+    ngx_http_ldseg_stats_t *st, ngx_uint_t events, size_t bytes,
+    size_t size);
+
+
+#define ngx_http_ldseg_stat(st, c)                                           \
+    (*(ngx_atomic_t *) ((u_char *) (st) + (c)->offset))
+
+
+static ngx_str_t  ngx_http_ldseg_text =
+    ngx_string("text/plain; version=0.0.4");
+
+
+/* the message and event counters, in the order they are shown */
+static ngx_http_ldseg_counter_t  ngx_http_ldseg_counters[] = {
+    { "requests", "Tracking API requests handled.",
+      offsetof(ngx_http_ldseg_stats_t, requests) },
+    { "received", "Segment messages received.",
+      offsetof(ngx_http_ldseg_stats_t, received) },
+    { "accepted", "Segment messages accepted (answered 2xx).",
+      offsetof(ngx_http_ldseg_stats_t, accepted) },
+    { "rejected", "Segment messages rejected.",
+      offsetof(ngx_http_ldseg_stats_t, rejected) },
+    { "skipped", "Accepted messages that map to no LaunchDarkly event.",
+      offsetof(ngx_http_ldseg_stats_t, skipped) },
+    { "translated", "LaunchDarkly events produced.",
+      offsetof(ngx_http_ldseg_stats_t, translated) },
+    { "queued", "LaunchDarkly events queued.",
+      offsetof(ngx_http_ldseg_stats_t, queued) },
+    { "delivered", "LaunchDarkly events acknowledged by LaunchDarkly.",
+      offsetof(ngx_http_ldseg_stats_t, delivered) },
+    { "failed", "LaunchDarkly events in POSTs that failed (kept, retried).",
+      offsetof(ngx_http_ldseg_stats_t, failed) },
+    { "dropped", "LaunchDarkly events given up on.",
+      offsetof(ngx_http_ldseg_stats_t, dropped) },
+    { "lease_expired", "Payloads taken over after a lease expired.",
+      offsetof(ngx_http_ldseg_stats_t, lease_expired) },
+    { NULL, NULL, 0 }
+};
+
+
+static ngx_http_ldseg_counter_t  ngx_http_ldseg_post_counters[] = {
+    { "sent", "POSTs to LaunchDarkly started.",
+      offsetof(ngx_http_ldseg_stats_t, posts_sent) },
+    { "succeeded", "POSTs LaunchDarkly answered with 2xx.",
+      offsetof(ngx_http_ldseg_stats_t, posts_succeeded) },
+    { "failed", "POSTs that failed and were given back to the queue.",
+      offsetof(ngx_http_ldseg_stats_t, posts_failed) },
+    { NULL, NULL, 0 }
+};
+
+
+ngx_int_t
+ngx_http_ldseg_status_handler(ngx_http_request_t *r)
+{
+    u_char                      *body, *last;
+    size_t                       len, bytes, size;
+    ngx_int_t                    rc;
+    ngx_str_t                    format;
+    ngx_uint_t                   events, prometheus;
+    ngx_http_ldseg_stats_t      *st;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+
+    st = ngx_http_ldseg_shm_stats(lmcf->shm_zone);
+    if (st == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    prometheus = 0;
+
+    if (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
+        && format.len == 10
+        && ngx_strncmp(format.data, "prometheus", 10) == 0)
+    {
+        prometheus = 1;
+    }
+
+    ngx_http_ldseg_shm_usage(lmcf->shm_zone, &events, &bytes, &size);
+
+    /* a generous fixed bound: every line is short and their count known */
+
+    len = 16384;
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (prometheus) {
+        last = ngx_http_ldseg_status_prometheus(body, st, events, bytes, size);
+
+    } else {
+        last = ngx_http_ldseg_status_json(body, st, events, bytes, size);
+    }
+
+    if (prometheus) {
+        return ngx_http_ldseg_send(r, NGX_HTTP_OK, &ngx_http_ldseg_text,
+                                   body, last - body);
+    }
+
+    return ngx_http_ldseg_send_json(r, NGX_HTTP_OK, body, last - body);
+}
+
+
+static u_char *
+ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
+    ngx_uint_t events, size_t bytes, size_t size)
+{
+    ngx_uint_t                 i, sent, done;
+    ngx_http_ldseg_counter_t  *c;
+
+    p = ngx_sprintf(p, "{\"version\":\"%s\"", LDSEG_VERSION);
+
+    for (c = ngx_http_ldseg_counters; c->name; c++) {
+        p = ngx_sprintf(p, ",\"%s\":%uA", c->name, ngx_http_ldseg_stat(st, c));
+    }
+
+    p = ngx_sprintf(p, ",\"rejected_reasons\":{");
+
+    for (i = 0; i < NGX_HTTP_LDSEG_NREASONS; i++) {
+        p = ngx_sprintf(p, "%s\"%s\":%uA", i ? "," : "",
+                        ngx_http_ldseg_reasons[i], st->rejected_reasons[i]);
+    }
+
+    p = ngx_sprintf(p, "},\"queue\":{\"events\":%ui,\"bytes\":%uz,"
+                    "\"size\":%uz}", events, bytes, size);
+
+    p = ngx_sprintf(p, ",\"posts\":{");
+
+    for (c = ngx_http_ldseg_post_counters; c->name; c++) {
+        p = ngx_sprintf(p, "%s\"%s\":%uA",
+                        c == ngx_http_ldseg_post_counters ? "" : ",",
+                        c->name, ngx_http_ldseg_stat(st, c));
+    }
+
+    sent = st->posts_sent;
+    done = st->posts_succeeded + st->posts_failed;
+
+    p = ngx_sprintf(p, ",\"in_flight\":%ui}}\n", sent > done ? sent - done : 0);
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
+    ngx_uint_t events, size_t bytes, size_t size)
+{
+    ngx_uint_t                 i;
+    ngx_http_ldseg_counter_t  *c;
+
+    for (c = ngx_http_ldseg_counters; c->name; c++) {
+
+        if (ngx_strcmp(c->name, "rejected") == 0) {
+            p = ngx_sprintf(p, "# HELP ldseg_rejected_total %s\n"
+                            "# TYPE ldseg_rejected_total counter\n", c->help);
+
+            for (i = 0; i < NGX_HTTP_LDSEG_NREASONS; i++) {
+                p = ngx_sprintf(p, "ldseg_rejected_total{reason=\"%s\"} %uA\n",
+                                ngx_http_ldseg_reasons[i],
+                                st->rejected_reasons[i]);
+            }
+
+            continue;
+        }
+
+        p = ngx_sprintf(p, "# HELP ldseg_%s_total %s\n"
+                        "# TYPE ldseg_%s_total counter\n"
+                        "ldseg_%s_total %uA\n",
+                        c->name, c->help, c->name, c->name,
+                        ngx_http_ldseg_stat(st, c));
+    }
+
+    for (c = ngx_http_ldseg_post_counters; c->name; c++) {
+        p = ngx_sprintf(p, "# HELP ldseg_posts_%s_total %s\n"
+                        "# TYPE ldseg_posts_%s_total counter\n"
+                        "ldseg_posts_%s_total %uA\n",
+                        c->name, c->help, c->name, c->name,
+                        ngx_http_ldseg_stat(st, c));
+    }
+
+    p = ngx_sprintf(p, "# HELP ldseg_queue_events LaunchDarkly events waiting "
+                    "or in flight.\n"
+                    "# TYPE ldseg_queue_events gauge\n"
+                    "ldseg_queue_events %ui\n"
+                    "# HELP ldseg_queue_bytes Bytes of queued events.\n"
+                    "# TYPE ldseg_queue_bytes gauge\n"
+                    "ldseg_queue_bytes %uz\n"
+                    "# HELP ldseg_queue_size_bytes Size of the ldseg zone.\n"
+                    "# TYPE ldseg_queue_size_bytes gauge\n"
+                    "ldseg_queue_size_bytes %uz\n",
+                    events, bytes, size);
+
+    return p;
+}
