@@ -265,9 +265,7 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
             return ngx_http_ldseg_unavailable(r, lcf, lmcf, stats, &res);
         }
 
-        if (full) {
-            ngx_http_ldseg_sender_kick();
-        }
+        ngx_http_ldseg_sender_queued(full);
 
         (void) ngx_atomic_fetch_add(&stats->queued, res.nevents);
     }

@@ -165,17 +165,20 @@ ngx_http_ldseg_sender_exit(ngx_cycle_t *cycle)
 
 
 void
-ngx_http_ldseg_sender_kick(void)
+ngx_http_ldseg_sender_queued(ngx_uint_t full)
 {
     ngx_http_ldseg_sender_t  *s;
 
     s = ngx_http_ldseg_sender;
 
-    if (s == NULL || s->flush.posted) {
+    if (s == NULL) {
         return;
     }
 
-    if (s->inflight >= s->lmcf->max_inflight) {
+    /* events wait: a graceful exit now waits for the next flush */
+    s->flush.cancelable = 0;
+
+    if (!full || s->flush.posted || s->inflight >= s->lmcf->max_inflight) {
         return;
     }
 
@@ -208,8 +211,8 @@ ngx_http_ldseg_random(u_char *buf, size_t len)
 static void
 ngx_http_ldseg_flush_handler(ngx_event_t *ev)
 {
-    ngx_uint_t                events;
     size_t                    bytes, size;
+    ngx_uint_t                events;
     ngx_http_ldseg_sender_t  *s;
 
     s = ngx_http_ldseg_sender;
@@ -221,29 +224,34 @@ ngx_http_ldseg_flush_handler(ngx_event_t *ev)
     if (ngx_exiting) {
 
         /*
-         * On reload and quit, keep sending what is queued for a bounded
-         * time: the timer stays non-cancelable until the queue is empty
-         * or ldseg_shutdown_timeout has passed.
+         * On reload and quit, go on sending what is queued for at most
+         * ldseg_shutdown_timeout; what is left then stays in the zone for
+         * the new workers, or for the next start when a spool is used.
          */
 
         if (!s->exiting) {
             s->exiting = 1;
-            s->exit_deadline = ngx_current_msec
-                               + s->lmcf->shutdown_timeout;
+            s->exit_deadline = ngx_current_msec + s->lmcf->shutdown_timeout;
         }
 
-        ngx_http_ldseg_shm_usage(s->lmcf->shm_zone, &events, &bytes, &size);
-
-        if ((events == 0 && s->inflight == 0)
-            || (ngx_msec_int_t) (ngx_current_msec - s->exit_deadline) >= 0)
-        {
+        if ((ngx_msec_int_t) (ngx_current_msec - s->exit_deadline) >= 0) {
+            ngx_http_ldseg_abort_all(s);
             return;
         }
-
-        ev->cancelable = 0;
     }
 
-    /* re-arm first: a failure below must not stop the flushes */
+    ngx_http_ldseg_shm_usage(s->lmcf->shm_zone, &events, &bytes, &size);
+
+    if (ngx_exiting && events == 0 && s->inflight == 0) {
+        return;
+    }
+
+    /*
+     * Re-arm first.  While events wait, the timer keeps an exiting worker
+     * alive; an idle worker exits at once.
+     */
+
+    ev->cancelable = (events == 0);
 
     if (!ev->timer_set) {
         ngx_add_timer(ev, ngx_exiting ? 100 : s->lmcf->flush_interval);

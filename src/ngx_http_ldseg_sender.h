@@ -25,8 +25,8 @@ ngx_int_t ngx_http_ldseg_sender_init(ngx_cycle_t *cycle,
 /* aborts transfers, gives back leases and frees libcurl */
 void ngx_http_ldseg_sender_exit(ngx_cycle_t *cycle);
 
-/* asks for a flush as soon as possible: a payload is full */
-void ngx_http_ldseg_sender_kick(void);
+/* events were queued; full: a payload is full, flush it now */
+void ngx_http_ldseg_sender_queued(ngx_uint_t full);
 
 /* POSTs in flight in this worker */
 ngx_uint_t ngx_http_ldseg_sender_inflight(void);

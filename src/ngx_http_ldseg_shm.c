@@ -32,6 +32,8 @@ static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_find(
     ngx_http_ldseg_dest_t *dest, uint64_t seq);
 static ngx_int_t ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
     ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *p);
+static ngx_int_t ngx_http_ldseg_chunk_split(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_chunk_t *chunk);
 
 
 const char  *ngx_http_ldseg_reasons[NGX_HTTP_LDSEG_NREASONS] = {
@@ -631,6 +633,7 @@ ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
     ngx_http_ldseg_outcome_e outcome, ngx_uint_t status, ngx_msec_t now,
     ngx_msec_t delay)
 {
+    ngx_int_t                  rc;
     ngx_http_ldseg_chunk_t    *chunk;
     ngx_http_ldseg_dest_t     *dest;
     ngx_http_ldseg_shctx_t    *ctx;
@@ -680,10 +683,31 @@ ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
 
     p->attempts++;
 
-    if (outcome == NGX_HTTP_LDSEG_SPLIT
-        && ngx_http_ldseg_payload_split(ctx, dest, p) == NGX_OK)
-    {
-        goto done;
+    if (outcome == NGX_HTTP_LDSEG_SPLIT) {
+        rc = ngx_http_ldseg_payload_split(ctx, dest, p);
+
+        if (rc == NGX_OK) {
+            goto done;
+        }
+
+        if (rc == NGX_DECLINED) {
+            /* one event LaunchDarkly will never take: count and drop it */
+
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "ldseg: LaunchDarkly refused an event as too "
+                          "large (413), %ui event dropped", p->nevents);
+
+            (void) ngx_atomic_fetch_add(&ctx->sh->stats.dropped, p->nevents);
+
+            ctx->sh->events -= p->nevents;
+            for (chunk = p->head; chunk; chunk = chunk->next) {
+                ctx->sh->bytes -= chunk->len;
+            }
+
+            ngx_http_ldseg_payload_free(ctx, p);
+
+            goto done;
+        }
     }
 
     dest->failures++;
@@ -704,23 +728,33 @@ ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
     ngx_http_ldseg_payload_t  *np;
 
     /*
-     * A payload too large for LaunchDarkly is split between its chunks;
-     * both halves are new payloads with new IDs.  A single chunk cannot
-     * be split here: the caller then treats the answer as a retry.
+     * A payload too large for LaunchDarkly is split in two halves, both
+     * new payloads with new IDs: between its chunks, or, for a payload of
+     * one chunk, between the events of that chunk.
      */
+
+    if (p->nevents < 2) {
+        return NGX_DECLINED;
+    }
+
+    if (p->head == p->tail
+        && ngx_http_ldseg_chunk_split(ctx, p->head) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (p->head->next != NULL && p->tail == p->head) {
+        p->tail = p->head->next;
+    }
 
     nchunks = 0;
     for (chunk = p->head; chunk; chunk = chunk->next) {
         nchunks++;
     }
 
-    if (nchunks < 2) {
-        return NGX_DECLINED;
-    }
-
     np = ngx_slab_calloc_locked(ctx->shpool, sizeof(ngx_http_ldseg_payload_t));
     if (np == NULL) {
-        return NGX_DECLINED;
+        return NGX_ERROR;
     }
 
     prev = NULL;
@@ -755,6 +789,94 @@ ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
     ngx_queue_insert_after(&p->queue, &np->queue);
 
     (void) dest;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_chunk_split(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_chunk_t *chunk)
+{
+    u_char                  *p, *last;
+    uint32_t                 n, len;
+    ngx_uint_t               depth, string, escape;
+    ngx_http_ldseg_chunk_t  *second;
+
+    /*
+     * The events are JSON objects joined by ",": the separator between
+     * two events is a comma outside any string at depth 0.
+     */
+
+    p = chunk->data;
+    last = p + chunk->len;
+    depth = 0;
+    string = 0;
+    escape = 0;
+    n = 0;
+
+    for ( /* void */ ; p < last; p++) {
+
+        if (string) {
+            if (escape) {
+                escape = 0;
+
+            } else if (*p == '\\') {
+                escape = 1;
+
+            } else if (*p == '"') {
+                string = 0;
+            }
+
+            continue;
+        }
+
+        switch (*p) {
+
+        case '"':
+            string = 1;
+            break;
+
+        case '{':
+        case '[':
+            depth++;
+            break;
+
+        case '}':
+        case ']':
+            depth--;
+            break;
+
+        case ',':
+            if (depth == 0 && ++n == chunk->nevents / 2) {
+                goto found;
+            }
+            break;
+        }
+    }
+
+    return NGX_ERROR;
+
+found:
+
+    len = (uint32_t) (last - p - 1);
+
+    second = ngx_slab_alloc_locked(ctx->shpool,
+                               offsetof(ngx_http_ldseg_chunk_t, data) + len);
+    if (second == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(second->data, p + 1, len);
+    second->len = len;
+    second->nevents = chunk->nevents - n;
+    second->next = chunk->next;
+
+    /* the first half stays in place: its slab block is merely longer */
+
+    chunk->len = (uint32_t) (p - chunk->data);
+    chunk->nevents = n;
+    chunk->next = second;
 
     return NGX_OK;
 }
