@@ -1,0 +1,134 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * Measures ldseg_process() per message: a ~500-byte track and a
+ * 20-message batch.  Not part of the Makefile; build and run with
+ *
+ *   cc -std=c99 -D_DEFAULT_SOURCE -O2 -Isrc -o build/core_bench \
+ *       bench/core_bench.c src/ldseg_*.c -lm && build/core_bench
+ */
+
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <ldseg.h>
+
+
+#define BENCH_ROUNDS  200000
+
+
+static void *bench_alloc(void *ctx, size_t size);
+static void bench_free(void *ctx, void *p);
+static double bench_now(void);
+static double bench_run(const char *body, size_t len, ldseg_endpoint_e ep,
+    size_t rounds);
+
+
+static const char  bench_track[] =
+    "{\"type\":\"track\",\"userId\":\"customer-1001\",\"anonymousId\":"
+    "\"3a1f0c2e-5b7d-4e21-9c44-0d6b1f2a7e90\",\"event\":\"Order Completed\","
+    "\"properties\":{\"order_id\":\"A-1001\",\"revenue\":64.5,\"currency\":"
+    "\"EUR\",\"products\":[{\"sku\":\"TEE-M\",\"price\":21.5,\"quantity\":3}"
+    "]},\"context\":{\"library\":{\"name\":\"analytics.js\",\"version\":"
+    "\"npm:next-1.64.0\"},\"page\":{\"path\":\"/pricing\",\"url\":"
+    "\"https://shop.example.com/pricing\"},\"userAgent\":\"Mozilla/5.0 "
+    "(Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36\"},"
+    "\"messageId\":\"ajs-next-e11453548bde06d4e563a3065c7b2ff4\","
+    "\"timestamp\":\"2022-10-25T08:27:00.124Z\",\"writeKey\":"
+    "\"pubWriteKey5598ms25\"}";
+
+
+static void *
+bench_alloc(void *ctx, size_t size)
+{
+    return malloc(size);
+}
+
+
+static void
+bench_free(void *ctx, void *p)
+{
+    free(p);
+}
+
+
+static double
+bench_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+
+static double
+bench_run(const char *body, size_t len, ldseg_endpoint_e ep, size_t rounds)
+{
+    size_t              i;
+    double              t0;
+    ldseg_error_t       err;
+    ldseg_result_t      res;
+    ldseg_options_t     opt;
+    ldseg_allocator_t   a;
+
+    a.alloc = bench_alloc;
+    a.free = bench_free;
+    a.ctx = NULL;
+
+    ldseg_options_init(&opt);
+    opt.now_ms = 1700000000000LL;
+
+    t0 = bench_now();
+
+    for (i = 0; i < rounds; i++) {
+        if (ldseg_process(body, len, ep, &opt, &a, &res, &err) != LDSEG_OK
+            || res.nevents == 0)
+        {
+            fprintf(stderr, "ldseg_process failed\n");
+            exit(1);
+        }
+
+        ldseg_result_free(&res, &a);
+    }
+
+    return (bench_now() - t0) / rounds;
+}
+
+
+int
+main(void)
+{
+    char    *batch, *p;
+    size_t   i, len;
+    double   ns;
+
+    len = strlen(bench_track);
+
+    ns = bench_run(bench_track, len, LDSEG_EP_TRACK, BENCH_ROUNDS);
+    printf("track (%zu bytes): %.0f ns per message\n", len, ns);
+
+    batch = malloc(20 * (len + 1) + 64);
+    p = batch;
+    p += sprintf(p, "{\"batch\":[");
+
+    for (i = 0; i < 20; i++) {
+        p += sprintf(p, "%s%s", i == 0 ? "" : ",", bench_track);
+    }
+
+    p += sprintf(p, "],\"sentAt\":\"2022-10-25T08:27:01.000Z\"}");
+
+    ns = bench_run(batch, (size_t) (p - batch), LDSEG_EP_BATCH,
+                   BENCH_ROUNDS / 20);
+    printf("batch of 20 (%zu bytes): %.0f ns per batch, %.0f ns per "
+           "message\n", (size_t) (p - batch), ns, ns / 20);
+
+    free(batch);
+
+    return 0;
+}

@@ -1,0 +1,37 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * ISO-8601 timestamps to epoch milliseconds, as Segment's destination
+ * reads them.  Pure civil-date arithmetic: no TZ, no libc time functions.
+ */
+
+
+#ifndef _LDSEG_TIME_H_INCLUDED_
+#define _LDSEG_TIME_H_INCLUDED_
+
+
+#include <ldseg.h>
+
+
+/* the largest |time| a JavaScript Date holds, in milliseconds */
+#define LDSEG_TIME_MAX_MS  8640000000000000LL
+
+
+/*
+ * Parses s (not NUL-terminated) into *ms.  Accepted:
+ *   YYYY[-MM[-DD]] [(T|t|' ')hh[:mm[:ss[.fraction]]]] [Z|z|(+|-)hh[:]mm]
+ * With a zone (JavaScript Date rules): two-digit fields, month 1-12,
+ * day 1-31 (rolling over the month end), hh 0-24 (24:00 only), mm and ss
+ * 0-59, a time needs minutes.  Without a zone (dayjs rules, UTC): one or
+ * two digit fields, any values roll over, years 0-99 mean 1900-1999.
+ * Fractions of any length are truncated to milliseconds.
+ * Returns LDSEG_OK or LDSEG_EINVAL.
+ */
+ldseg_rc_t ldseg_time_parse(const char *s, size_t len, int64_t *ms);
+
+/* days from 1970-01-01 to the proleptic Gregorian date y-m-d (m 1-12) */
+int64_t ldseg_time_days(int64_t y, int64_t m, int64_t d);
+
+
+#endif /* _LDSEG_TIME_H_INCLUDED_ */

@@ -1,0 +1,670 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * Segment messages to LaunchDarkly events, reproducing Segment's
+ * "LaunchDarkly (Actions)" destination (presets "Track Event" and "Alias
+ * User") and its classic one.  The reference maps fields, drops null and
+ * "" values, then validates with ajv's coerceTypes "array"; the id, event
+ * name and metric rules below are those coercions.  Values are copied as
+ * their raw JSON tokens wherever the reference keeps them unchanged, so
+ * escapes (even \u0000) and number spellings survive.
+ */
+
+
+#include <math.h>
+#include <string.h>
+
+#include <ldseg_number.h>
+#include <ldseg_time.h>
+#include <ldseg_translate.h>
+
+
+/* longest string we coerce to a number or read as a timestamp */
+#define LDSEG_TRANSLATE_STR_MAX  1024
+
+
+typedef enum {
+    LDSEG_ID_MISSING = 0,
+    LDSEG_ID_OK,
+    LDSEG_ID_INVALID
+} ldseg_id_e;
+
+
+typedef struct {
+    char                         *p;         /* NULL: count only */
+    size_t                        n;
+} ldseg_out_t;
+
+
+static int ldseg_exists(const ldseg_json_val_t *v);
+static ldseg_id_e ldseg_translate_id(const ldseg_json_val_t *v,
+    ldseg_json_val_t *id);
+static ldseg_rc_t ldseg_translate_time(const ldseg_json_val_t *v,
+    const ldseg_options_t *opt, int64_t *ms);
+static ldseg_rc_t ldseg_translate_metric(const ldseg_json_val_t *v,
+    ldseg_event_t *ev);
+static ldseg_rc_t ldseg_translate_number_string(const ldseg_json_val_t *v,
+    double *d);
+static void ldseg_reject(ldseg_event_t *ev, const char *code,
+    const char *message);
+static void ldseg_skip(ldseg_event_t *ev, const char *code,
+    const char *message);
+static void ldseg_out(ldseg_out_t *o, const char *s, size_t len);
+static void ldseg_out_id(ldseg_out_t *o, const ldseg_json_val_t *id);
+static void ldseg_out_number(ldseg_out_t *o, double v);
+static void ldseg_out_int(ldseg_out_t *o, int64_t v);
+static void ldseg_out_js_string(ldseg_out_t *o, const ldseg_json_val_t *v,
+    int nested);
+
+
+#define ldseg_out_lit(o, s)  ldseg_out(o, s, sizeof(s) - 1)
+
+
+static int
+ldseg_exists(const ldseg_json_val_t *v)
+{
+    /* mapping-kit's "exists": neither missing nor null */
+    return v->type != LDSEG_JSON_NONE && v->type != LDSEG_JSON_NULL;
+}
+
+
+/*
+ * A string field after removeEmptyValues() and ajv: null and "" are
+ * missing; numbers and booleans become strings; a one-element array is
+ * unwrapped once if its element is a scalar ([null] gives "").
+ */
+
+static ldseg_id_e
+ldseg_translate_id(const ldseg_json_val_t *v, ldseg_json_val_t *id)
+{
+    const char        *p;
+    ldseg_json_val_t   e, e2;
+
+    switch (v->type) {
+
+    case LDSEG_JSON_NONE:
+    case LDSEG_JSON_NULL:
+        return LDSEG_ID_MISSING;
+
+    case LDSEG_JSON_STRING:
+        if (v->len == 2) {
+            return LDSEG_ID_MISSING;
+        }
+
+        *id = *v;
+        return LDSEG_ID_OK;
+
+    case LDSEG_JSON_NUMBER:
+    case LDSEG_JSON_TRUE:
+    case LDSEG_JSON_FALSE:
+        *id = *v;
+        return LDSEG_ID_OK;
+
+    case LDSEG_JSON_ARRAY:
+        p = v->p;
+
+        if (ldseg_json_array_next(&p, v->p + v->len, &e) == 0
+            || ldseg_json_array_next(&p, v->p + v->len, &e2) != 0
+            || e.type == LDSEG_JSON_ARRAY || e.type == LDSEG_JSON_OBJECT)
+        {
+            return LDSEG_ID_INVALID;
+        }
+
+        *id = e;
+        return LDSEG_ID_OK;
+
+    default:
+        return LDSEG_ID_INVALID;
+    }
+}
+
+
+static ldseg_rc_t
+ldseg_translate_time(const ldseg_json_val_t *v, const ldseg_options_t *opt,
+    int64_t *ms)
+{
+    char        buf[LDSEG_TRANSLATE_STR_MAX];
+    double      d;
+    size_t      len;
+    const char  *s;
+
+    switch (v->type) {
+
+    case LDSEG_JSON_NONE:
+    case LDSEG_JSON_NULL:
+        *ms = opt->now_ms;
+        return LDSEG_OK;
+
+    case LDSEG_JSON_NUMBER:
+        d = ldseg_number_parse(v->p, v->len);
+
+        /*
+         * Epoch milliseconds, truncated like Date's TimeClip; a number
+         * out of Date's range is not checked by the reference, whose
+         * dayjs then falls back to the current time.
+         */
+
+        if (d > (double) LDSEG_TIME_MAX_MS
+            || d < -(double) LDSEG_TIME_MAX_MS)
+        {
+            *ms = opt->now_ms;
+
+        } else {
+            *ms = (int64_t) d;
+        }
+
+        return LDSEG_OK;
+
+    case LDSEG_JSON_STRING:
+        if (v->len == 2) {
+            *ms = opt->now_ms;
+            return LDSEG_OK;
+        }
+
+        if (v->len > sizeof(buf)) {
+            return LDSEG_EINVAL;
+        }
+
+        if (memchr(v->p, '\\', v->len) != NULL) {
+            len = ldseg_json_string_decode(v->p, v->len, buf);
+            s = buf;
+
+        } else {
+            s = v->p + 1;
+            len = v->len - 2;
+        }
+
+        return ldseg_time_parse(s, len, ms);
+
+    default:
+        return LDSEG_EINVAL;
+    }
+}
+
+
+static ldseg_rc_t
+ldseg_translate_number_string(const ldseg_json_val_t *v, double *d)
+{
+    char    buf[LDSEG_TRANSLATE_STR_MAX];
+    size_t  len;
+
+    if (v->len > sizeof(buf)) {
+        return LDSEG_EINVAL;
+    }
+
+    len = ldseg_json_string_decode(v->p, v->len, buf);
+
+    if (ldseg_number_from_string(buf, len, d) != LDSEG_OK) {
+        return LDSEG_EINVAL;
+    }
+
+    return LDSEG_OK;
+}
+
+
+/*
+ * ajv coerceTypes "array" to "number": a numeric string (JS ToNumber, ""
+ * excluded), true/false as 1/0, null as 0, a one-element array of one of
+ * these.  The reference lets Infinity through and LaunchDarkly receives
+ * null; we refuse it.
+ */
+
+static ldseg_rc_t
+ldseg_translate_metric(const ldseg_json_val_t *v, ldseg_event_t *ev)
+{
+    double             d;
+    const char        *p;
+    ldseg_json_val_t   e, e2;
+
+    ev->has_metric = 1;
+    ev->metric.type = LDSEG_JSON_NONE;
+
+    if (v->type == LDSEG_JSON_ARRAY) {
+        p = v->p;
+
+        if (ldseg_json_array_next(&p, v->p + v->len, &e) == 0
+            || ldseg_json_array_next(&p, v->p + v->len, &e2) != 0)
+        {
+            return LDSEG_EINVAL;
+        }
+
+        if (e.type == LDSEG_JSON_NULL) {
+            ev->metric_v = 0;
+            return LDSEG_OK;
+        }
+
+        if (e.type == LDSEG_JSON_STRING && e.len == 2) {
+            return LDSEG_EINVAL;
+        }
+
+        v = &e;
+    }
+
+    switch (v->type) {
+
+    case LDSEG_JSON_NUMBER:
+        d = ldseg_number_parse(v->p, v->len);
+
+        if (isinf(d)) {
+            return LDSEG_EINVAL;
+        }
+
+        ev->metric = *v;
+        return LDSEG_OK;
+
+    case LDSEG_JSON_STRING:
+        if (ldseg_translate_number_string(v, &d) != LDSEG_OK || isinf(d)) {
+            return LDSEG_EINVAL;
+        }
+
+        ev->metric_v = d;
+        return LDSEG_OK;
+
+    case LDSEG_JSON_TRUE:
+        ev->metric_v = 1;
+        return LDSEG_OK;
+
+    case LDSEG_JSON_FALSE:
+        ev->metric_v = 0;
+        return LDSEG_OK;
+
+    default:
+        return LDSEG_EINVAL;
+    }
+}
+
+
+static void
+ldseg_reject(ldseg_event_t *ev, const char *code, const char *message)
+{
+    ev->status = LDSEG_MSG_REJECTED;
+    ev->err.code = code;
+    ev->err.message = message;
+}
+
+
+static void
+ldseg_skip(ldseg_event_t *ev, const char *code, const char *message)
+{
+    ev->status = LDSEG_MSG_SKIPPED;
+    ev->err.code = code;
+    ev->err.message = message;
+}
+
+
+void
+ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
+    const ldseg_options_t *opt, ldseg_event_t *ev)
+{
+    const ldseg_json_val_t  *f, *src, *props;
+
+    f = m->f;
+
+    memset(ev, 0, sizeof(ldseg_event_t));
+    ev->status = LDSEG_MSG_EVENT;
+
+    /* identity, for every type: userId ?? anonymousId as a context key */
+
+    src = ldseg_exists(&f[LDSEG_F_USER_ID]) ? &f[LDSEG_F_USER_ID]
+                                            : &f[LDSEG_F_ANONYMOUS_ID];
+
+    switch (ldseg_translate_id(src, &ev->user)) {
+
+    case LDSEG_ID_MISSING:
+        ldseg_reject(ev, "missing_identity",
+                     "message needs a non-empty \"userId\" or "
+                     "\"anonymousId\"");
+        return;
+
+    case LDSEG_ID_INVALID:
+        ldseg_reject(ev, "missing_identity",
+                     "\"userId\" or \"anonymousId\" is not a usable id");
+        return;
+
+    default:
+        break;
+    }
+
+    if (type == LDSEG_EP_TRACK) {
+        switch (ldseg_translate_id(&f[LDSEG_F_EVENT], &ev->key)) {
+
+        case LDSEG_ID_MISSING:
+            ldseg_reject(ev, "missing_event",
+                         "track message needs a non-empty \"event\"");
+            return;
+
+        case LDSEG_ID_INVALID:
+            ldseg_reject(ev, "missing_event",
+                         "\"event\" must be a string");
+            return;
+
+        default:
+            break;
+        }
+    }
+
+    if (type != LDSEG_EP_IDENTIFY && type != LDSEG_EP_ALIAS) {
+        props = &f[LDSEG_F_PROPERTIES];
+
+        switch (props->type) {
+
+        case LDSEG_JSON_OBJECT:
+            ev->data = *props;
+            break;
+
+        case LDSEG_JSON_NONE:
+        case LDSEG_JSON_NULL:
+            break;
+
+        case LDSEG_JSON_STRING:
+            if (props->len == 2) {
+                /* the reference drops "" before validating */
+                break;
+            }
+
+            /* fall through */
+
+        default:
+            ldseg_reject(ev, "invalid_properties",
+                         "\"properties\" must be an object");
+            return;
+        }
+    }
+
+    if (ldseg_translate_time(&f[LDSEG_F_TIMESTAMP], opt, &ev->ms)
+        != LDSEG_OK)
+    {
+        ldseg_reject(ev, "invalid_timestamp",
+                     "\"timestamp\" is not a valid ISO-8601 date");
+        return;
+    }
+
+    switch (type) {
+
+    case LDSEG_EP_TRACK:
+        if (opt->format == LDSEG_FORMAT_CLASSIC) {
+            ev->kind = LDSEG_EVENT_CLASSIC;
+            src = &f[LDSEG_F_VALUE];
+
+        } else {
+            ev->kind = LDSEG_EVENT_CUSTOM;
+            ev->anon = f[LDSEG_F_ANONYMOUS_ID];
+            src = ldseg_exists(&f[LDSEG_F_REVENUE]) ? &f[LDSEG_F_REVENUE]
+                                                    : &f[LDSEG_F_VALUE];
+        }
+
+        if (ev->data.type != LDSEG_JSON_OBJECT
+            || !ldseg_exists(src)
+            || (src->type == LDSEG_JSON_STRING && src->len == 2))
+        {
+            return;
+        }
+
+        if (ldseg_translate_metric(src, ev) != LDSEG_OK) {
+            ldseg_reject(ev, "invalid_metric",
+                         "\"revenue\" or \"value\" is not a finite number");
+        }
+
+        return;
+
+    case LDSEG_EP_IDENTIFY:
+    case LDSEG_EP_ALIAS:
+        ev->kind = LDSEG_EVENT_ALIAS;
+
+        if (ldseg_translate_id(&f[LDSEG_F_USER_ID], &ev->key)
+            != LDSEG_ID_OK)
+        {
+            if (type == LDSEG_EP_IDENTIFY) {
+                ldseg_skip(ev, "identify_without_user_id",
+                           "identify without \"userId\" maps to no event");
+
+            } else {
+                ldseg_reject(ev, "missing_user_id",
+                             "alias message needs a non-empty \"userId\"");
+            }
+
+            return;
+        }
+
+        src = ldseg_exists(&f[LDSEG_F_PREVIOUS_ID])
+              ? &f[LDSEG_F_PREVIOUS_ID] : &f[LDSEG_F_ANONYMOUS_ID];
+
+        switch (ldseg_translate_id(src, &ev->prev)) {
+
+        case LDSEG_ID_MISSING:
+            if (type == LDSEG_EP_IDENTIFY) {
+                ldseg_skip(ev, "identify_without_previous_id",
+                           "identify without \"previousId\" or "
+                           "\"anonymousId\" maps to no event");
+
+            } else {
+                ldseg_reject(ev, "missing_previous_id",
+                             "alias message needs a non-empty "
+                             "\"previousId\" or \"anonymousId\"");
+            }
+
+            return;
+
+        case LDSEG_ID_INVALID:
+            ldseg_reject(ev, "missing_identity",
+                         "\"previousId\" or \"anonymousId\" is not a "
+                         "usable id");
+            return;
+
+        default:
+            return;
+        }
+
+    default:
+        ldseg_skip(ev, "no_event_for_type",
+                   "page, screen and group map to no event");
+        return;
+    }
+}
+
+
+static void
+ldseg_out(ldseg_out_t *o, const char *s, size_t len)
+{
+    if (o->p != NULL) {
+        memcpy(o->p + o->n, s, len);
+    }
+
+    o->n += len;
+}
+
+
+static void
+ldseg_out_number(ldseg_out_t *o, double v)
+{
+    char    buf[LDSEG_NUMBER_LEN];
+    size_t  len;
+
+    len = ldseg_number_format(v, buf);
+    ldseg_out(o, buf, len);
+}
+
+
+static void
+ldseg_out_int(ldseg_out_t *o, int64_t v)
+{
+    char      buf[24], *p;
+    uint64_t  u;
+
+    p = buf + sizeof(buf);
+    u = (v < 0) ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
+
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+
+    if (v < 0) {
+        *--p = '-';
+    }
+
+    ldseg_out(o, p, (size_t) (buf + sizeof(buf) - p));
+}
+
+
+/* an id scalar as a JSON string */
+
+static void
+ldseg_out_id(ldseg_out_t *o, const ldseg_json_val_t *id)
+{
+    switch (id->type) {
+
+    case LDSEG_JSON_STRING:
+        ldseg_out(o, id->p, id->len);
+        return;
+
+    case LDSEG_JSON_NUMBER:
+        ldseg_out_lit(o, "\"");
+        ldseg_out_number(o, ldseg_number_parse(id->p, id->len));
+        ldseg_out_lit(o, "\"");
+        return;
+
+    case LDSEG_JSON_TRUE:
+        ldseg_out_lit(o, "\"true\"");
+        return;
+
+    case LDSEG_JSON_FALSE:
+        ldseg_out_lit(o, "\"false\"");
+        return;
+
+    default:
+        ldseg_out_lit(o, "\"\"");
+        return;
+    }
+}
+
+
+/* the contents of the JSON string String(v) gives in JavaScript */
+
+static void
+ldseg_out_js_string(ldseg_out_t *o, const ldseg_json_val_t *v, int nested)
+{
+    int                first;
+    const char        *p;
+    ldseg_json_val_t   e;
+
+    switch (v->type) {
+
+    case LDSEG_JSON_STRING:
+        ldseg_out(o, v->p + 1, v->len - 2);
+        return;
+
+    case LDSEG_JSON_NUMBER:
+        ldseg_out_number(o, ldseg_number_parse(v->p, v->len));
+        return;
+
+    case LDSEG_JSON_TRUE:
+        ldseg_out_lit(o, "true");
+        return;
+
+    case LDSEG_JSON_FALSE:
+        ldseg_out_lit(o, "false");
+        return;
+
+    case LDSEG_JSON_NULL:
+        if (!nested) {
+            ldseg_out_lit(o, "null");
+        }
+
+        return;
+
+    case LDSEG_JSON_OBJECT:
+        ldseg_out_lit(o, "[object Object]");
+        return;
+
+    case LDSEG_JSON_ARRAY:
+        p = v->p;
+        first = 1;
+
+        while (ldseg_json_array_next(&p, v->p + v->len, &e)) {
+            if (!first) {
+                ldseg_out_lit(o, ",");
+            }
+
+            first = 0;
+            ldseg_out_js_string(o, &e, 1);
+        }
+
+        return;
+
+    default:
+        return;
+    }
+}
+
+
+size_t
+ldseg_translate_write(const ldseg_event_t *ev, char *dst)
+{
+    ldseg_out_t  o;
+
+    o.p = dst;
+    o.n = 0;
+
+    if (ev->kind == LDSEG_EVENT_ALIAS) {
+        ldseg_out_lit(&o, "{\"kind\":\"alias\",\"key\":");
+        ldseg_out_id(&o, &ev->key);
+        ldseg_out_lit(&o, ",\"previousKey\":");
+        ldseg_out_id(&o, &ev->prev);
+        ldseg_out_lit(&o, ",\"contextKind\":\"user\","
+                      "\"previousContextKind\":\"anonymousUser\","
+                      "\"creationDate\":");
+        ldseg_out_int(&o, ev->ms);
+        ldseg_out_lit(&o, "}");
+
+        return o.n;
+    }
+
+    ldseg_out_lit(&o, "{\"kind\":\"custom\",\"key\":");
+    ldseg_out_id(&o, &ev->key);
+
+    if (ev->kind == LDSEG_EVENT_CLASSIC) {
+        ldseg_out_lit(&o, ",\"userKey\":");
+        ldseg_out_id(&o, &ev->user);
+
+    } else {
+        ldseg_out_lit(&o, ",\"contextKeys\":{\"user\":");
+        ldseg_out_id(&o, &ev->user);
+
+        if (ev->anon.type != LDSEG_JSON_NONE) {
+            ldseg_out_lit(&o, ",\"unauthenticatedUser\":\"");
+            ldseg_out_js_string(&o, &ev->anon, 0);
+            ldseg_out_lit(&o, "\"");
+        }
+
+        ldseg_out_lit(&o, "}");
+    }
+
+    ldseg_out_lit(&o, ",\"creationDate\":");
+    ldseg_out_int(&o, ev->ms);
+
+    if (ev->has_metric) {
+        ldseg_out_lit(&o, ",\"metricValue\":");
+
+        if (ev->metric.type == LDSEG_JSON_NUMBER) {
+            ldseg_out(&o, ev->metric.p, ev->metric.len);
+
+        } else {
+            ldseg_out_number(&o, ev->metric_v);
+        }
+    }
+
+    ldseg_out_lit(&o, ",\"data\":");
+
+    if (ev->data.type == LDSEG_JSON_OBJECT) {
+        ldseg_out(&o, ev->data.p, ev->data.len);
+
+    } else {
+        ldseg_out_lit(&o, "{}");
+    }
+
+    ldseg_out_lit(&o, "}");
+
+    return o.n;
+}

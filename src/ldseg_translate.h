@@ -1,0 +1,62 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * One Segment message to one LaunchDarkly event, in two steps: prepare
+ * validates and decides (event, skip or reject), write serializes the
+ * event as compact JSON.
+ */
+
+
+#ifndef _LDSEG_TRANSLATE_H_INCLUDED_
+#define _LDSEG_TRANSLATE_H_INCLUDED_
+
+
+#include <ldseg.h>
+#include <ldseg_json.h>
+#include <ldseg_segment.h>
+
+
+typedef enum {
+    LDSEG_EVENT_CUSTOM = 0,       /* actions "custom" */
+    LDSEG_EVENT_CLASSIC,          /* classic "custom" with "userKey" */
+    LDSEG_EVENT_ALIAS
+} ldseg_event_kind_e;
+
+
+/*
+ * A prepared event: spans into the request body plus the few computed
+ * values.  Valid only while the body is.
+ */
+typedef struct {
+    ldseg_msg_status_e            status;
+    ldseg_error_t                 err;
+    ldseg_event_kind_e            kind;
+    ldseg_json_val_t              key;       /* event name or user key */
+    ldseg_json_val_t              user;      /* context key (custom) */
+    ldseg_json_val_t              anon;      /* anonymousId as sent */
+    ldseg_json_val_t              prev;      /* previous key (alias) */
+    ldseg_json_val_t              data;      /* properties object */
+    ldseg_json_val_t              metric;    /* a number token, if raw */
+    double                        metric_v;  /* otherwise this */
+    unsigned                      has_metric;
+    int64_t                       ms;
+} ldseg_event_t;
+
+
+/*
+ * Decides what message m of type "type" becomes under opt; fills ev
+ * (ev->status, ev->err).  Allocates nothing.
+ */
+void ldseg_translate_prepare(const ldseg_segment_msg_t *m,
+    ldseg_endpoint_e type, const ldseg_options_t *opt, ldseg_event_t *ev);
+
+/*
+ * Serializes a prepared LDSEG_MSG_EVENT as compact JSON into dst and
+ * returns its length; with dst NULL only the length is computed, which is
+ * exactly what a later call writes.
+ */
+size_t ldseg_translate_write(const ldseg_event_t *ev, char *dst);
+
+
+#endif /* _LDSEG_TRANSLATE_H_INCLUDED_ */

@@ -1,0 +1,417 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * Runs every case of t/conformance/ (and the oracle-verified extra cases
+ * of t/unit/oracle_cases.json) through ldseg_process() and compares the
+ * answer and the events, as parsed JSON, with what Segment's own
+ * destination produced.
+ */
+
+
+#include <math.h>
+
+#include <cjson/cJSON.h>
+
+#include "unit.h"
+
+
+#define TEST_NOW_MS  1700000000123LL
+
+
+static char *test_read(const char *path, size_t *len);
+static cJSON *test_load(const char *path);
+static int test_equal(const cJSON *a, const cJSON *b, int now);
+static ldseg_endpoint_e test_endpoint(const char *path);
+static int test_status_ok(const cJSON *expect, int status);
+static void test_case(const char *id, const char *path, const char *body,
+    size_t len, const cJSON *expect_status, const cJSON *events, int now);
+static void test_batch(const cJSON *b);
+static const char *test_dir(void);
+
+
+static const char *
+test_dir(void)
+{
+    const char  *d;
+
+    d = getenv("LDSEG_TEST_DIR");
+
+    return (d != NULL) ? d : ".";
+}
+
+
+static char *
+test_read(const char *path, size_t *len)
+{
+    FILE    *f;
+    char    *buf, full[1024];
+    long     size;
+
+    snprintf(full, sizeof(full), "%s/%s", test_dir(), path);
+
+    f = fopen(full, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+
+    buf = malloc((size_t) size + 1);
+    if (buf == NULL || fread(buf, 1, (size_t) size, f) != (size_t) size) {
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
+
+    fclose(f);
+    buf[size] = '\0';
+    *len = (size_t) size;
+
+    return buf;
+}
+
+
+static cJSON *
+test_load(const char *path)
+{
+    char    *s;
+    size_t   len;
+    cJSON   *j;
+
+    s = test_read(path, &len);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    j = cJSON_ParseWithLength(s, len);
+    free(s);
+
+    return j;
+}
+
+
+/* key order ignored, numbers as doubles, absent differs from null */
+
+static int
+test_equal(const cJSON *a, const cJSON *b, int now)
+{
+    int           n;
+    const cJSON  *x, *y;
+
+    if (a == NULL || b == NULL) {
+        return a == b;
+    }
+
+    if (cJSON_IsNumber(a) && cJSON_IsNumber(b)) {
+        return a->valuedouble == b->valuedouble;
+    }
+
+    if ((a->type & 0xff) != (b->type & 0xff)) {
+        return 0;
+    }
+
+    if (cJSON_IsString(a)) {
+        return strcmp(a->valuestring, b->valuestring) == 0;
+    }
+
+    if (cJSON_IsArray(a)) {
+        if (cJSON_GetArraySize(a) != cJSON_GetArraySize(b)) {
+            return 0;
+        }
+
+        for (x = a->child, y = b->child; x != NULL; x = x->next, y = y->next)
+        {
+            if (!test_equal(x, y, now)) {
+                return 0;
+            }
+        }
+
+        return 1;
+    }
+
+    if (cJSON_IsObject(a)) {
+        n = 0;
+
+        for (x = a->child; x != NULL; x = x->next) {
+            n++;
+            y = cJSON_GetObjectItemCaseSensitive(b, x->string);
+
+            if (y == NULL) {
+                return 0;
+            }
+
+            if (now && strcmp(x->string, "creationDate") == 0) {
+                /* a: ours; the expectation is "the time of processing" */
+                if (x->valuedouble != (double) TEST_NOW_MS) {
+                    return 0;
+                }
+
+                continue;
+            }
+
+            if (!test_equal(x, y, 0)) {
+                return 0;
+            }
+        }
+
+        return n == cJSON_GetArraySize(b);
+    }
+
+    return 1;
+}
+
+
+static ldseg_endpoint_e
+test_endpoint(const char *path)
+{
+    const char  *s;
+
+    s = strrchr(path, '/');
+    s = (s == NULL) ? path : s + 1;
+
+    return ldseg_endpoint(s, strlen(s));
+}
+
+
+static int
+test_status_ok(const cJSON *expect, int status)
+{
+    const cJSON  *s;
+
+    if (expect == NULL) {
+        return status == 200;
+    }
+
+    if (cJSON_IsNumber(expect)) {
+        return expect->valueint == status;
+    }
+
+    cJSON_ArrayForEach(s, expect) {
+        if (s->valueint == status) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+test_case(const char *id, const char *path, const char *body, size_t len,
+    const cJSON *expect_status, const cJSON *events, int now)
+{
+    int                 status, eq;
+    char               *arr;
+    cJSON              *got;
+    ldseg_rc_t          rc;
+    unit_alloc_t        ua;
+    ldseg_error_t       err;
+    ldseg_result_t      res;
+    ldseg_options_t     opt;
+    ldseg_allocator_t   a;
+
+    unit_allocator(&a, &ua);
+    ldseg_options_init(&opt);
+    opt.now_ms = TEST_NOW_MS;
+
+    rc = ldseg_process(body, len, test_endpoint(path), &opt, &a, &res, &err);
+
+    status = 200;
+
+    if (rc != LDSEG_OK
+        || (res.n == 1 && res.msgs[0].status == LDSEG_MSG_REJECTED))
+    {
+        status = 400;
+    }
+
+    ok(test_status_ok(expect_status, status), "%s: status %d", id, status);
+
+    arr = malloc(res.events_len + 3);
+    arr[0] = '[';
+    memcpy(arr + 1, res.events == NULL ? "" : res.events, res.events_len);
+    arr[res.events_len + 1] = ']';
+    arr[res.events_len + 2] = '\0';
+
+    got = cJSON_Parse(arr);
+    eq = test_equal(got, events, now);
+
+    if (!ok(eq, "%s: events", id)) {
+        unit_diag("got %s", arr);
+
+        if (rc != LDSEG_OK) {
+            unit_diag("rc %d %s", (int) rc, err.code);
+
+        } else if (res.n == 1 && res.msgs[0].status != LDSEG_MSG_EVENT) {
+            unit_diag("%s", res.msgs[0].err.code);
+        }
+    }
+
+    cJSON_Delete(got);
+    free(arr);
+
+    if (rc == LDSEG_OK) {
+        ldseg_result_free(&res, &a);
+    }
+
+    ok(ua.live == 0, "%s: all memory returned", id);
+}
+
+
+static void
+test_batch(const cJSON *b)
+{
+    int                 eq;
+    char               *body, *arr;
+    size_t              i, len;
+    cJSON              *got, *e, *idx, *events;
+    ldseg_rc_t          rc;
+    const char         *id;
+    unit_alloc_t        ua;
+    ldseg_error_t       err;
+    ldseg_result_t      res;
+    ldseg_options_t     opt;
+    ldseg_allocator_t   a;
+
+    id = cJSON_GetObjectItem(b, "id")->valuestring;
+    body = cJSON_PrintUnformatted(cJSON_GetObjectItem(b, "body"));
+    len = strlen(body);
+
+    unit_allocator(&a, &ua);
+    ldseg_options_init(&opt);
+    opt.now_ms = TEST_NOW_MS;
+
+    rc = ldseg_process(body, len,
+                       test_endpoint(cJSON_GetObjectItem(b, "path")
+                                     ->valuestring),
+                       &opt, &a, &res, &err);
+
+    ok(rc == LDSEG_OK, "%s: batch accepted", id);
+
+    if (rc != LDSEG_OK) {
+        free(body);
+        return;
+    }
+
+    ok(res.n == (size_t) cJSON_GetArraySize(cJSON_GetObjectItem(b,
+                                                                 "expected")),
+       "%s: %zu messages", id, res.n);
+
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(b, "expected")) {
+        idx = cJSON_GetObjectItem(e, "index");
+        events = cJSON_GetObjectItem(e, "events");
+        i = (size_t) idx->valueint;
+
+        if (i >= res.n) {
+            ok(0, "%s[%zu]: present", id, i);
+            continue;
+        }
+
+        if (res.msgs[i].status == LDSEG_MSG_EVENT) {
+            len = res.msgs[i].event_len;
+            arr = malloc(len + 3);
+            arr[0] = '[';
+            memcpy(arr + 1, res.events + res.msgs[i].event_off, len);
+            arr[len + 1] = ']';
+            arr[len + 2] = '\0';
+
+        } else {
+            arr = strdup("[]");
+        }
+
+        got = cJSON_Parse(arr);
+        eq = test_equal(got, events,
+                        cJSON_IsTrue(cJSON_GetObjectItem(e, "now")));
+
+        if (!ok(eq, "%s[%zu]: events", id, i)) {
+            unit_diag("got %s (%s)", arr, res.msgs[i].err.code);
+        }
+
+        cJSON_Delete(got);
+        free(arr);
+    }
+
+    ldseg_result_free(&res, &a);
+    ok(ua.live == 0, "%s: all memory returned", id);
+
+    free(body);
+}
+
+
+int
+main(void)
+{
+    int          i, n;
+    char        *body;
+    cJSON       *cases, *expected, *batches, *extra, *c, *r, *raw, *st;
+    const char  *id;
+
+    cases = test_load("t/conformance/cases.json");
+    expected = test_load("t/conformance/expected.json");
+    batches = test_load("t/conformance/batches.json");
+    extra = test_load("t/unit/oracle_cases.json");
+
+    if (!ok(cases != NULL && expected != NULL && batches != NULL,
+            "conformance files read (run from the repository root)"))
+    {
+        return done();
+    }
+
+    c = cJSON_GetObjectItem(cases, "cases");
+    r = cJSON_GetObjectItem(expected, "results");
+    n = cJSON_GetArraySize(c);
+
+    ok(n == cJSON_GetArraySize(r), "%d cases, %d results", n,
+       cJSON_GetArraySize(r));
+
+    for (i = 0; i < n; i++) {
+        const cJSON  *cs, *rs;
+
+        cs = cJSON_GetArrayItem(c, i);
+        rs = cJSON_GetArrayItem(r, i);
+        id = cJSON_GetObjectItem(cs, "id")->valuestring;
+
+        raw = cJSON_GetObjectItem(cs, "raw");
+        body = cJSON_IsString(raw)
+               ? strdup(raw->valuestring)
+               : cJSON_PrintUnformatted(cJSON_GetObjectItem(cs, "body"));
+
+        st = cJSON_GetObjectItem(cs, "status");
+        if (st == NULL) {
+            st = cJSON_GetObjectItem(rs, "status");
+        }
+
+        test_case(id, cJSON_GetObjectItem(cs, "path")->valuestring, body,
+                  strlen(body), st, cJSON_GetObjectItem(rs, "events"),
+                  cJSON_IsTrue(cJSON_GetObjectItem(rs, "now")));
+        free(body);
+    }
+
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(batches, "batches")) {
+        test_batch(c);
+    }
+
+    if (extra != NULL) {
+        cJSON_ArrayForEach(c, extra) {
+            body = cJSON_GetObjectItem(c, "raw")->valuestring;
+
+            test_case(cJSON_GetObjectItem(c, "id")->valuestring,
+                      cJSON_GetObjectItem(c, "path")->valuestring,
+                      body, strlen(body), cJSON_GetObjectItem(c, "status"),
+                      cJSON_GetObjectItem(c, "events"),
+                      cJSON_IsTrue(cJSON_GetObjectItem(c, "now")));
+        }
+
+    } else {
+        ok(0, "t/unit/oracle_cases.json read");
+    }
+
+    cJSON_Delete(cases);
+    cJSON_Delete(expected);
+    cJSON_Delete(batches);
+    cJSON_Delete(extra);
+
+    return done();
+}
