@@ -171,6 +171,20 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
       offsetof(ngx_http_ldseg_main_conf_t, shutdown_timeout),
       NULL },
 
+    { ngx_string("ldseg_queue_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, queue_limit),
+      NULL },
+
+    { ngx_string("ldseg_spool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ldseg_spool_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, spool),
+      NULL },
+
     { ngx_string("ldseg_gzip"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -248,6 +262,7 @@ ngx_http_ldseg_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     lmcf->shm_zone = NULL;
+     *     lmcf->spool.path = { 0, NULL };
      *     lmcf->enabled = 0;
      */
 
@@ -260,6 +275,10 @@ ngx_http_ldseg_create_main_conf(ngx_conf_t *cf)
     lmcf->max_backoff = NGX_CONF_UNSET_MSEC;
     lmcf->shutdown_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->gzip = NGX_CONF_UNSET;
+    lmcf->queue_limit = NGX_CONF_UNSET_SIZE;
+    lmcf->spool.max_size = NGX_CONF_UNSET;
+    lmcf->spool.delay = NGX_CONF_UNSET_MSEC;
+    lmcf->spool.fsync = NGX_CONF_UNSET;
 
     return lmcf;
 }
@@ -279,6 +298,10 @@ ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(lmcf->max_backoff, 60000);
     ngx_conf_init_msec_value(lmcf->shutdown_timeout, 5000);
     ngx_conf_init_value(lmcf->gzip, 1);
+    ngx_conf_init_size_value(lmcf->queue_limit, 0);
+    ngx_conf_init_value(lmcf->spool.max_size, 1024 * 1024 * 1024);
+    ngx_conf_init_msec_value(lmcf->spool.delay, 1000);
+    ngx_conf_init_value(lmcf->spool.fsync, 1);
 
     if (lmcf->flush_interval == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -304,6 +327,17 @@ ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf)
                            "\"ldseg\" and \"ldseg_status\" require "
                            "\"ldseg_zone\" in the http block");
         return NGX_CONF_ERROR;
+    }
+
+    if (lmcf->spool.path.data && lmcf->shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_spool\" requires \"ldseg_zone\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (lmcf->shm_zone) {
+        ((ngx_http_ldseg_shctx_t *) lmcf->shm_zone->data)->spool =
+                                                               &lmcf->spool;
     }
 
     return NGX_CONF_OK;

@@ -259,7 +259,7 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
 
         rc = ngx_http_ldseg_shm_enqueue(lmcf->shm_zone, &url, &res,
                                         lmcf->batch_size, lmcf->max_payload,
-                                        &full);
+                                        lmcf->queue_limit, &full);
 
         if (rc == NGX_DECLINED) {
             return ngx_http_ldseg_unavailable(r, lcf, lmcf, stats, &res);

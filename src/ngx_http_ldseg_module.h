@@ -16,6 +16,7 @@
 #include <ngx_http.h>
 
 #include "ldseg.h"
+#include "ngx_http_ldseg_spool.h"
 
 
 #define NGX_HTTP_LDSEG_DEFAULT_URL    "https://events.launchdarkly.com"
@@ -33,6 +34,8 @@ typedef struct {
     ngx_msec_t                    max_backoff;
     ngx_msec_t                    shutdown_timeout;
     ngx_flag_t                    gzip;
+    size_t                        queue_limit;
+    ngx_http_ldseg_spool_conf_t   spool;
 
     /* set when some location has "ldseg on" */
     ngx_uint_t                    enabled;

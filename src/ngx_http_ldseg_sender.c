@@ -26,6 +26,7 @@
 #include "ngx_http_ldseg_module.h"
 #include "ngx_http_ldseg_shm.h"
 #include "ngx_http_ldseg_sender.h"
+#include "ngx_http_ldseg_spool.h"
 
 
 #define NGX_HTTP_LDSEG_BACKOFF_BASE   1000
@@ -151,6 +152,10 @@ ngx_http_ldseg_sender_exit(ngx_cycle_t *cycle)
 
     ngx_http_ldseg_abort_all(s);
 
+    /* what could not be delivered goes to the spool, if there is one */
+    ngx_http_ldseg_spool_write(s->lmcf->shm_zone, s->log, 1);
+    ngx_http_ldseg_spool_close(s->lmcf->shm_zone, s->log);
+
     /* the socket callback may still run here; it must find s */
     s->cleaning = 1;
     curl_multi_cleanup(s->multi);
@@ -211,8 +216,7 @@ ngx_http_ldseg_random(u_char *buf, size_t len)
 static void
 ngx_http_ldseg_flush_handler(ngx_event_t *ev)
 {
-    size_t                    bytes, size;
-    ngx_uint_t                events;
+    ngx_http_ldseg_usage_t    u;
     ngx_http_ldseg_sender_t  *s;
 
     s = ngx_http_ldseg_sender;
@@ -236,13 +240,14 @@ ngx_http_ldseg_flush_handler(ngx_event_t *ev)
 
         if ((ngx_msec_int_t) (ngx_current_msec - s->exit_deadline) >= 0) {
             ngx_http_ldseg_abort_all(s);
+            ngx_http_ldseg_spool_write(s->lmcf->shm_zone, ev->log, 1);
             return;
         }
     }
 
-    ngx_http_ldseg_shm_usage(s->lmcf->shm_zone, &events, &bytes, &size);
+    ngx_http_ldseg_shm_usage(s->lmcf->shm_zone, &u);
 
-    if (ngx_exiting && events == 0 && s->inflight == 0) {
+    if (ngx_exiting && u.events == 0 && s->inflight == 0) {
         return;
     }
 
@@ -251,13 +256,16 @@ ngx_http_ldseg_flush_handler(ngx_event_t *ev)
      * alive; an idle worker exits at once.
      */
 
-    ev->cancelable = (events == 0);
+    ev->cancelable = (u.events == 0);
 
     if (!ev->timer_set) {
         ngx_add_timer(ev, ngx_exiting ? 100 : s->lmcf->flush_interval);
     }
 
     ngx_http_ldseg_flush(s);
+
+    /* what waited longer than the spool delay is written to disk */
+    ngx_http_ldseg_spool_write(s->lmcf->shm_zone, ev->log, 0);
 }
 
 
@@ -265,6 +273,8 @@ static void
 ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s)
 {
     u_char                   rnd[16];
+    uint32_t                 unlink;
+    ngx_int_t                rc;
     ngx_msec_t               lease_time;
     ngx_http_ldseg_lease_t   l;
 
@@ -281,11 +291,21 @@ ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s)
             return;
         }
 
-        if (ngx_http_ldseg_post(s, &l) != NGX_OK) {
-            ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, &l,
-                                        NGX_HTTP_LDSEG_RETRY, 0,
-                                        ngx_current_msec,
-                                        NGX_HTTP_LDSEG_BACKOFF_BASE);
+        rc = ngx_http_ldseg_post(s, &l);
+
+        if (rc == NGX_OK) {
+            continue;
+        }
+
+        unlink = ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, &l,
+                                 rc == NGX_DECLINED ? NGX_HTTP_LDSEG_CORRUPT
+                                                    : NGX_HTTP_LDSEG_RETRY,
+                                 0, ngx_current_msec,
+                                 NGX_HTTP_LDSEG_BACKOFF_BASE);
+
+        ngx_http_ldseg_spool_unlink(s->lmcf->shm_zone, unlink, s->log);
+
+        if (rc == NGX_ERROR) {
             return;
         }
     }
@@ -297,6 +317,7 @@ ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
 {
     u_char                 *body, *last, *gz, *url;
     size_t                  len, gzlen;
+    ngx_int_t               rc;
     CURL                   *easy;
     ngx_pool_t             *pool;
     struct curl_slist      *h;
@@ -304,13 +325,14 @@ ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
     u_char                  id[sizeof("X-LaunchDarkly-Payload-ID: ")
                                + LDSEG_UUID_LEN];
 
-    pool = ngx_create_pool(l->len + 2 + l->dest->url_len + 2048, s->log);
+    pool = ngx_create_pool(l->len + l->slen + l->dest->url_len + 2048,
+                           s->log);
     if (pool == NULL) {
         return NGX_ERROR;
     }
 
     post = ngx_pcalloc(pool, sizeof(ngx_http_ldseg_post_t));
-    body = ngx_pnalloc(pool, l->len + 2);
+    body = ngx_pnalloc(pool, l->sfile ? 1 : l->len + 2);
     url = ngx_pnalloc(pool, l->dest->url_len + 1);
 
     if (post == NULL || body == NULL || url == NULL) {
@@ -321,8 +343,20 @@ ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
     post->pool = pool;
     post->lease = *l;
 
-    last = ngx_http_ldseg_shm_copy(l, body);
-    len = last - body;
+    if (l->sfile) {
+        /* the payload is on disk only */
+
+        rc = ngx_http_ldseg_spool_read(s->lmcf->shm_zone, l, pool, &body,
+                                       &len, s->log);
+        if (rc != NGX_OK) {
+            ngx_destroy_pool(pool);
+            return rc;
+        }
+
+    } else {
+        last = ngx_http_ldseg_shm_copy(l, body);
+        len = last - body;
+    }
 
     ngx_memcpy(url, l->dest->url, l->dest->url_len);
     url[l->dest->url_len] = '\0';
@@ -488,6 +522,7 @@ ngx_http_ldseg_post_done(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_post_t *post, CURLcode result)
 {
     long                       code;
+    uint32_t                   unlink;
     curl_off_t                 retry_after;
     ngx_msec_t                 delay;
     ngx_uint_t                 attempts, shift;
@@ -574,8 +609,11 @@ ngx_http_ldseg_post_done(ngx_http_ldseg_sender_t *s,
         }
     }
 
-    ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, l, outcome,
-                                (ngx_uint_t) code, ngx_current_msec, delay);
+    unlink = ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, l, outcome,
+                                         (ngx_uint_t) code, ngx_current_msec,
+                                         delay);
+
+    ngx_http_ldseg_spool_unlink(s->lmcf->shm_zone, unlink, s->log);
 
     ngx_http_ldseg_post_free(s, post);
 }
@@ -591,9 +629,13 @@ ngx_http_ldseg_abort_all(ngx_http_ldseg_sender_t *s)
         q = ngx_queue_head(&s->posts);
         post = ngx_queue_data(q, ngx_http_ldseg_post_t, queue);
 
-        ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, &post->lease,
-                                    NGX_HTTP_LDSEG_RETRY, 0,
-                                    ngx_current_msec, 0);
+        (void) ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, &post->lease,
+                                           NGX_HTTP_LDSEG_RETRY, 0,
+                                           ngx_current_msec, 0);
+
+        (void) ngx_atomic_fetch_add(
+                   &ngx_http_ldseg_shm_stats(s->lmcf->shm_zone)->posts_failed,
+                   1);
 
         ngx_http_ldseg_post_free(s, post);
     }

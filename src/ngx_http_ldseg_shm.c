@@ -18,22 +18,29 @@
 
 #include "ngx_http_ldseg_module.h"
 #include "ngx_http_ldseg_shm.h"
+#include "ngx_http_ldseg_spool.h"
+#include "ngx_http_ldseg_sender.h"
 
 
 static ngx_int_t ngx_http_ldseg_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static ngx_http_ldseg_dest_t *ngx_http_ldseg_dest(ngx_http_ldseg_shctx_t *ctx,
-    ngx_str_t *url);
-static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_new(
-    ngx_http_ldseg_shctx_t *ctx, ngx_http_ldseg_dest_t *dest);
-static void ngx_http_ldseg_payload_free(ngx_http_ldseg_shctx_t *ctx,
-    ngx_http_ldseg_payload_t *p);
+static void ngx_http_ldseg_migrate(ngx_shm_zone_t *shm_zone,
+    ngx_http_ldseg_shctx_t *ctx);
+static ngx_uint_t ngx_http_ldseg_evict_locked(ngx_http_ldseg_shctx_t *ctx);
+static ngx_uint_t ngx_http_ldseg_pid_dead(ngx_pid_t pid);
 static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_find(
     ngx_http_ldseg_dest_t *dest, uint64_t seq);
 static ngx_int_t ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
     ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *p);
 static ngx_int_t ngx_http_ldseg_chunk_split(ngx_http_ldseg_shctx_t *ctx,
     ngx_http_ldseg_chunk_t *chunk);
+
+
+const char  *ngx_http_ldseg_drops[NGX_HTTP_LDSEG_NDROPS] = {
+    "too_large_for_launchdarkly",
+    "spool_corrupt",
+    "no_room"
+};
 
 
 const char  *ngx_http_ldseg_reasons[NGX_HTTP_LDSEG_NREASONS] = {
@@ -163,6 +170,7 @@ ngx_http_ldseg_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ctx->sh->layout = NGX_HTTP_LDSEG_LAYOUT;
     ngx_queue_init(&ctx->sh->dests);
+    ngx_queue_init(&ctx->sh->sfiles);
 
     len = sizeof(" in ldseg zone \"\"") + shm_zone->shm.name.len;
 
@@ -177,7 +185,252 @@ ngx_http_ldseg_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     /* a full zone is answered with 503 and logged by the caller */
     ctx->shpool->log_nomem = 0;
 
+    if (ngx_test_config || ngx_process == NGX_PROCESS_SIGNALLER) {
+        return NGX_OK;
+    }
+
+    /*
+     * A reload that changed the zone size gets a new zone: the queue of
+     * the old one is copied over.  On a start, the spool is replayed.
+     */
+
+    ngx_http_ldseg_migrate(shm_zone, ctx);
+
+    if (ngx_http_ldseg_spool_load(shm_zone, shm_zone->shm.log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_ldseg_migrate(ngx_shm_zone_t *shm_zone, ngx_http_ldseg_shctx_t *ctx)
+{
+    u_char                     rnd[16];
+    ngx_uint_t                 i, copied, lost;
+    ngx_queue_t               *dq, *q, *next, *fq;
+    ngx_list_part_t           *part;
+    ngx_shm_zone_t            *ozone;
+    ngx_http_ldseg_sh_t       *osh;
+    ngx_http_ldseg_dest_t     *odest, *dest;
+    ngx_http_ldseg_chunk_t    *chunk, *nc;
+    ngx_http_ldseg_sfile_t    *osf, *sf;
+    ngx_http_ldseg_shctx_t    *octx;
+    ngx_http_ldseg_payload_t  *op, *p;
+    ngx_str_t                  url;
+
+    /* during ngx_init_cycle(), ngx_cycle is still the old cycle */
+
+    part = &((ngx_cycle_t *) ngx_cycle)->shared_memory.part;
+    ozone = part->elts;
+    octx = NULL;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            ozone = part->elts;
+            i = 0;
+        }
+
+        if (ozone[i].tag == &ngx_http_ldseg_module
+            && ozone[i].shm.addr != NULL
+            && ozone[i].shm.name.len == shm_zone->shm.name.len
+            && ngx_strncmp(ozone[i].shm.name.data, shm_zone->shm.name.data,
+                           shm_zone->shm.name.len) == 0)
+        {
+            octx = ozone[i].data;
+            break;
+        }
+    }
+
+    if (octx == NULL || octx->sh == NULL
+        || octx->sh->layout != NGX_HTTP_LDSEG_LAYOUT)
+    {
+        return;
+    }
+
+    osh = octx->sh;
+    copied = 0;
+    lost = 0;
+
+    ngx_shmtx_lock(&octx->shpool->mutex);
+
+    for (fq = ngx_queue_head(&osh->sfiles);
+         fq != ngx_queue_sentinel(&osh->sfiles);
+         fq = ngx_queue_next(fq))
+    {
+        osf = ngx_queue_data(fq, ngx_http_ldseg_sfile_t, queue);
+
+        sf = ngx_http_ldseg_sfile_new(ctx, osf->number);
+        if (sf == NULL) {
+            break;
+        }
+
+        sf->writer = osf->writer;
+        sf->size = osf->size;
+        ctx->sh->spool_bytes += osf->size;
+    }
+
+    ctx->sh->spool_seq = osh->spool_seq;
+    ctx->sh->stats = osh->stats;
+
+    for (dq = ngx_queue_head(&osh->dests);
+         dq != ngx_queue_sentinel(&osh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        odest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        url.data = odest->url;
+        url.len = odest->url_len;
+
+        dest = ngx_http_ldseg_dest_locked(ctx, &url);
+
+        for (q = ngx_queue_head(&odest->payloads);
+             q != ngx_queue_sentinel(&odest->payloads);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            op = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            if (op->done || op->nevents == 0) {
+                continue;
+            }
+
+            /* the old workers may still send it: under the same ID */
+
+            if (!op->has_id) {
+                ngx_http_ldseg_random(rnd, 16);
+                ngx_memcpy(op->id, rnd, 16);
+                op->has_id = 1;
+            }
+
+            p = (dest != NULL) ? ngx_http_ldseg_payload_new(ctx, dest) : NULL;
+
+            if (p == NULL) {
+                lost += op->nevents;
+                continue;
+            }
+
+            p->nevents = op->nevents;
+            p->len = op->len;
+            p->attempts = op->attempts;
+            p->closed = 1;
+            p->has_id = 1;
+            ngx_memcpy(p->id, op->id, 16);
+
+            if (op->sfile) {
+                for (fq = ngx_queue_head(&ctx->sh->sfiles);
+                     fq != ngx_queue_sentinel(&ctx->sh->sfiles);
+                     fq = ngx_queue_next(fq))
+                {
+                    sf = ngx_queue_data(fq, ngx_http_ldseg_sfile_t, queue);
+
+                    if (sf->number == op->sfile->number) {
+                        p->sfile = sf;
+                        p->soff = op->soff;
+                        p->slen = op->slen;
+                        sf->live++;
+                        ctx->sh->spool_events += p->nevents;
+                        break;
+                    }
+                }
+            }
+
+            for (chunk = op->head; chunk; chunk = chunk->next) {
+                nc = ngx_slab_alloc_locked(ctx->shpool,
+                           offsetof(ngx_http_ldseg_chunk_t, data) + chunk->len);
+                if (nc == NULL) {
+                    break;
+                }
+
+                nc->next = NULL;
+                nc->nevents = chunk->nevents;
+                nc->len = chunk->len;
+                ngx_memcpy(nc->data, chunk->data, chunk->len);
+
+                if (p->tail) {
+                    p->tail->next = nc;
+
+                } else {
+                    p->head = nc;
+                }
+
+                p->tail = nc;
+                ctx->sh->bytes += nc->len;
+            }
+
+            if (chunk != NULL) {
+                /* no room: a spooled payload stays on disk, else it is lost */
+
+                for (chunk = p->head; chunk; chunk = nc) {
+                    nc = chunk->next;
+                    ctx->sh->bytes -= chunk->len;
+                    ngx_slab_free_locked(ctx->shpool, chunk);
+                }
+
+                p->head = NULL;
+                p->tail = NULL;
+
+                if (p->sfile == NULL) {
+                    lost += p->nevents;
+                    ngx_queue_remove(&p->queue);
+                    ngx_slab_free_locked(ctx->shpool, p);
+                    continue;
+                }
+            }
+
+            ctx->sh->events += p->nevents;
+            copied += p->nevents;
+
+            /* the old zone keeps only what the old workers send now */
+
+            op->done = 1;
+
+            if (!op->leased && !op->spooling) {
+                osh->events -= op->nevents;
+                for (chunk = op->head; chunk; chunk = chunk->next) {
+                    osh->bytes -= chunk->len;
+                }
+
+                ngx_http_ldseg_payload_free(octx, op);
+            }
+        }
+    }
+
+    /*
+     * The spool files now belong to the new zone: the old one neither
+     * unlinks them nor reuses their numbers.
+     */
+
+    osh->spool_migrated = 1;
+    osh->spool_seq += 0x1000000;
+
+    ngx_shmtx_unlock(&octx->shpool->mutex);
+
+    if (lost) {
+        (void) ngx_atomic_fetch_add(
+                &ctx->sh->stats.dropped_reasons[NGX_HTTP_LDSEG_DROP_NO_ROOM],
+                lost);
+        (void) ngx_atomic_fetch_add(&ctx->sh->stats.dropped, lost);
+    }
+
+    if (lost) {
+        ngx_log_error(NGX_LOG_ERR, shm_zone->shm.log, 0,
+                      "ldseg_zone \"%V\" resized: %ui queued events moved, "
+                      "%ui lost for lack of room", &shm_zone->shm.name,
+                      copied, lost);
+
+    } else {
+        ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
+                      "ldseg_zone \"%V\" resized: %ui queued events moved",
+                      &shm_zone->shm.name, copied);
+    }
 }
 
 
@@ -201,8 +454,7 @@ ngx_http_ldseg_shm_stats(ngx_shm_zone_t *zone)
 
 
 void
-ngx_http_ldseg_shm_usage(ngx_shm_zone_t *zone, ngx_uint_t *events,
-    size_t *bytes, size_t *size)
+ngx_http_ldseg_shm_usage(ngx_shm_zone_t *zone, ngx_http_ldseg_usage_t *u)
 {
     ngx_http_ldseg_shctx_t  *ctx;
 
@@ -210,12 +462,14 @@ ngx_http_ldseg_shm_usage(ngx_shm_zone_t *zone, ngx_uint_t *events,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    *events = ctx->sh->events;
-    *bytes = ctx->sh->bytes;
+    u->events = ctx->sh->events;
+    u->bytes = ctx->sh->bytes;
+    u->spool_events = ctx->sh->spool_events;
+    u->spool_bytes = ctx->sh->spool_bytes;
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-    *size = ctx->size;
+    u->size = ctx->size;
 }
 
 
@@ -237,7 +491,7 @@ ngx_http_ldseg_reason(const char *code)
 ngx_int_t
 ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     ldseg_result_t *res, ngx_uint_t batch_size, size_t max_payload,
-    ngx_uint_t *full)
+    size_t limit, ngx_uint_t *full)
 {
     size_t                     len, start, end, olen;
     uint32_t                   n;
@@ -259,7 +513,14 @@ ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    dest = ngx_http_ldseg_dest(ctx, url);
+    if (limit && ctx->sh->bytes + res->events_len > limit
+        && (ngx_http_ldseg_evict_locked(ctx) == 0
+            || ctx->sh->bytes + res->events_len > limit))
+    {
+        goto full;
+    }
+
+    dest = ngx_http_ldseg_dest_locked(ctx, url);
     if (dest == NULL) {
         goto full;
     }
@@ -292,6 +553,11 @@ ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
 
         if (p == NULL || p->closed) {
             p = ngx_http_ldseg_payload_new(ctx, dest);
+
+            if (p == NULL && ngx_http_ldseg_evict_locked(ctx)) {
+                p = ngx_http_ldseg_payload_new(ctx, dest);
+            }
+
             if (p == NULL) {
                 goto undo;
             }
@@ -329,6 +595,12 @@ ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
 
         chunk = ngx_slab_alloc_locked(ctx->shpool,
                                  offsetof(ngx_http_ldseg_chunk_t, data) + n);
+
+        if (chunk == NULL && ngx_http_ldseg_evict_locked(ctx)) {
+            chunk = ngx_slab_alloc_locked(ctx->shpool,
+                                 offsetof(ngx_http_ldseg_chunk_t, data) + n);
+        }
+
         if (chunk == NULL) {
             goto undo;
         }
@@ -419,8 +691,8 @@ full:
 }
 
 
-static ngx_http_ldseg_dest_t *
-ngx_http_ldseg_dest(ngx_http_ldseg_shctx_t *ctx, ngx_str_t *url)
+ngx_http_ldseg_dest_t *
+ngx_http_ldseg_dest_locked(ngx_http_ldseg_shctx_t *ctx, ngx_str_t *url)
 {
     ngx_queue_t            *q;
     ngx_http_ldseg_dest_t  *dest;
@@ -455,7 +727,7 @@ ngx_http_ldseg_dest(ngx_http_ldseg_shctx_t *ctx, ngx_str_t *url)
 }
 
 
-static ngx_http_ldseg_payload_t *
+ngx_http_ldseg_payload_t *
 ngx_http_ldseg_payload_new(ngx_http_ldseg_shctx_t *ctx,
     ngx_http_ldseg_dest_t *dest)
 {
@@ -467,13 +739,14 @@ ngx_http_ldseg_payload_new(ngx_http_ldseg_shctx_t *ctx,
     }
 
     p->seq = ++ctx->sh->seq;
+    p->created = ngx_current_msec;
     ngx_queue_insert_tail(&dest->payloads, &p->queue);
 
     return p;
 }
 
 
-static void
+void
 ngx_http_ldseg_payload_free(ngx_http_ldseg_shctx_t *ctx,
     ngx_http_ldseg_payload_t *p)
 {
@@ -487,6 +760,122 @@ ngx_http_ldseg_payload_free(ngx_http_ldseg_shctx_t *ctx,
     }
 
     ngx_slab_free_locked(ctx->shpool, p);
+}
+
+
+uint32_t
+ngx_http_ldseg_payload_unspool(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_payload_t *p)
+{
+    ngx_http_ldseg_sfile_t  *sf;
+
+    sf = p->sfile;
+
+    if (sf == NULL) {
+        return 0;
+    }
+
+    p->sfile = NULL;
+    sf->live--;
+    ctx->sh->spool_events -= p->nevents;
+
+    return ngx_http_ldseg_sfile_release(ctx, sf);
+}
+
+
+ngx_http_ldseg_sfile_t *
+ngx_http_ldseg_sfile_new(ngx_http_ldseg_shctx_t *ctx, uint32_t number)
+{
+    ngx_http_ldseg_sfile_t  *sf;
+
+    sf = ngx_slab_calloc_locked(ctx->shpool, sizeof(ngx_http_ldseg_sfile_t));
+    if (sf == NULL) {
+        return NULL;
+    }
+
+    sf->number = number;
+    ngx_queue_insert_tail(&ctx->sh->sfiles, &sf->queue);
+
+    return sf;
+}
+
+
+uint32_t
+ngx_http_ldseg_sfile_release(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_sfile_t *sf)
+{
+    uint32_t  number;
+
+    /* a closed file that holds nothing live is unlinked by the caller */
+
+    if (sf->live || sf->writer || ctx->sh->spool_migrated) {
+        return 0;
+    }
+
+    number = sf->number;
+    ctx->sh->spool_bytes -= sf->size;
+
+    ngx_queue_remove(&sf->queue);
+    ngx_slab_free_locked(ctx->shpool, sf);
+
+    return number;
+}
+
+
+static ngx_uint_t
+ngx_http_ldseg_evict_locked(ngx_http_ldseg_shctx_t *ctx)
+{
+    ngx_uint_t                 freed;
+    ngx_queue_t               *dq, *q;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_chunk_t    *chunk, *next;
+    ngx_http_ldseg_payload_t  *p;
+
+    /*
+     * The zone is full: payloads that are safe in the spool give their
+     * memory back and are read from disk when their turn comes.
+     */
+
+    freed = 0;
+
+    for (dq = ngx_queue_head(&ctx->sh->dests);
+         dq != ngx_queue_sentinel(&ctx->sh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        dest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        for (q = ngx_queue_last(&dest->payloads);
+             q != ngx_queue_sentinel(&dest->payloads);
+             q = ngx_queue_prev(q))
+        {
+            p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            if (p->head == NULL || p->sfile == NULL || p->leased
+                || p->spooling || p->done)
+            {
+                continue;
+            }
+
+            for (chunk = p->head; chunk; chunk = next) {
+                next = chunk->next;
+                ctx->sh->bytes -= chunk->len;
+                freed += chunk->len;
+                ngx_slab_free_locked(ctx->shpool, chunk);
+            }
+
+            p->head = NULL;
+            p->tail = NULL;
+        }
+    }
+
+    return freed;
+}
+
+
+static ngx_uint_t
+ngx_http_ldseg_pid_dead(ngx_pid_t pid)
+{
+    return pid != ngx_pid && kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH;
 }
 
 
@@ -545,7 +934,9 @@ ngx_http_ldseg_shm_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
             }
 
             if (p->leased) {
-                if ((ngx_msec_int_t) (p->lease_until - now) > 0) {
+                if ((ngx_msec_int_t) (p->lease_until - now) > 0
+                    && !ngx_http_ldseg_pid_dead(p->owner))
+                {
                     continue;
                 }
 
@@ -583,6 +974,17 @@ ngx_http_ldseg_shm_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
             l->len = p->len;
             l->attempts = p->attempts;
             ngx_memcpy(l->id, p->id, 16);
+
+            if (p->head == NULL) {
+                l->sfile = p->sfile->number;
+                l->soff = p->soff;
+                l->slen = p->slen;
+
+            } else {
+                l->sfile = 0;
+                l->soff = 0;
+                l->slen = 0;
+            }
 
             /* round robin between destinations */
             ngx_queue_remove(dq);
@@ -628,19 +1030,21 @@ ngx_http_ldseg_shm_copy(ngx_http_ldseg_lease_t *l, u_char *buf)
 }
 
 
-void
+uint32_t
 ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
     ngx_http_ldseg_outcome_e outcome, ngx_uint_t status, ngx_msec_t now,
     ngx_msec_t delay)
 {
+    uint32_t                   unlink;
     ngx_int_t                  rc;
-    ngx_http_ldseg_chunk_t    *chunk;
+    ngx_uint_t                 drop;
     ngx_http_ldseg_dest_t     *dest;
     ngx_http_ldseg_shctx_t    *ctx;
     ngx_http_ldseg_payload_t  *p;
 
     ctx = zone->data;
     dest = l->dest;
+    unlink = 0;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -668,54 +1072,81 @@ ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
         dest->inflight--;
     }
 
-    if (outcome == NGX_HTTP_LDSEG_DELIVERED || p->done) {
-        dest->failures = 0;
+    drop = NGX_HTTP_LDSEG_NDROPS;
 
-        ctx->sh->events -= p->nevents;
-        for (chunk = p->head; chunk; chunk = chunk->next) {
-            ctx->sh->bytes -= chunk->len;
+    if (outcome == NGX_HTTP_LDSEG_CORRUPT) {
+        drop = NGX_HTTP_LDSEG_DROP_CORRUPT;
+
+    } else if (outcome == NGX_HTTP_LDSEG_SPLIT) {
+        rc = ngx_http_ldseg_payload_split(ctx, dest, p);
+
+        if (rc == NGX_OK) {
+            p->attempts++;
+            unlink = ngx_http_ldseg_payload_unspool(ctx, p);
+            goto done;
         }
 
-        ngx_http_ldseg_payload_free(ctx, p);
+        if (rc == NGX_DECLINED) {
+            /* one event LaunchDarkly will never take */
+            drop = NGX_HTTP_LDSEG_DROP_TOO_LARGE;
+        }
+    }
+
+    if (drop != NGX_HTTP_LDSEG_NDROPS) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "ldseg: %ui events dropped: %s", p->nevents,
+                      ngx_http_ldseg_drops[drop]);
+
+        (void) ngx_atomic_fetch_add(&ctx->sh->stats.dropped, p->nevents);
+        (void) ngx_atomic_fetch_add(&ctx->sh->stats.dropped_reasons[drop],
+                                    p->nevents);
+
+        outcome = NGX_HTTP_LDSEG_DELIVERED;
+    }
+
+    if (outcome == NGX_HTTP_LDSEG_DELIVERED || p->done) {
+        if (outcome == NGX_HTTP_LDSEG_DELIVERED) {
+            dest->failures = 0;
+        }
+
+        if (p->spooling) {
+            /* the spooler reads it now and frees it when done */
+            p->done = 1;
+            goto done;
+        }
+
+        ngx_http_ldseg_payload_drop_locked(ctx, p, &unlink);
 
         goto done;
     }
 
     p->attempts++;
-
-    if (outcome == NGX_HTTP_LDSEG_SPLIT) {
-        rc = ngx_http_ldseg_payload_split(ctx, dest, p);
-
-        if (rc == NGX_OK) {
-            goto done;
-        }
-
-        if (rc == NGX_DECLINED) {
-            /* one event LaunchDarkly will never take: count and drop it */
-
-            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                          "ldseg: LaunchDarkly refused an event as too "
-                          "large (413), %ui event dropped", p->nevents);
-
-            (void) ngx_atomic_fetch_add(&ctx->sh->stats.dropped, p->nevents);
-
-            ctx->sh->events -= p->nevents;
-            for (chunk = p->head; chunk; chunk = chunk->next) {
-                ctx->sh->bytes -= chunk->len;
-            }
-
-            ngx_http_ldseg_payload_free(ctx, p);
-
-            goto done;
-        }
-    }
-
     dest->failures++;
     dest->not_before = now + delay;
 
 done:
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return unlink;
+}
+
+
+void
+ngx_http_ldseg_payload_drop_locked(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_payload_t *p, uint32_t *unlink)
+{
+    ngx_http_ldseg_chunk_t  *chunk;
+
+    ctx->sh->events -= p->nevents;
+
+    for (chunk = p->head; chunk; chunk = chunk->next) {
+        ctx->sh->bytes -= chunk->len;
+    }
+
+    *unlink = ngx_http_ldseg_payload_unspool(ctx, p);
+
+    ngx_http_ldseg_payload_free(ctx, p);
 }
 
 
@@ -735,6 +1166,11 @@ ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
 
     if (p->nevents < 2) {
         return NGX_DECLINED;
+    }
+
+    if (p->head == NULL) {
+        /* on disk only: sent again as it is */
+        return NGX_ERROR;
     }
 
     if (p->head == p->tail

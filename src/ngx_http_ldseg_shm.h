@@ -18,13 +18,19 @@
 #include "ldseg.h"
 
 
-#define NGX_HTTP_LDSEG_LAYOUT         1
+#define NGX_HTTP_LDSEG_LAYOUT         2
 
 
 /* reasons a message is rejected; the order is that of ngx_http_ldseg_reasons */
 #define NGX_HTTP_LDSEG_NREASONS       16
 #define NGX_HTTP_LDSEG_REASON_FULL    14
 #define NGX_HTTP_LDSEG_REASON_OTHER   15
+
+/* reasons an accepted event is given up on */
+#define NGX_HTTP_LDSEG_NDROPS         3
+#define NGX_HTTP_LDSEG_DROP_TOO_LARGE 0
+#define NGX_HTTP_LDSEG_DROP_CORRUPT   1
+#define NGX_HTTP_LDSEG_DROP_NO_ROOM   2
 
 
 typedef struct {
@@ -42,8 +48,21 @@ typedef struct {
     ngx_atomic_t                  posts_succeeded;
     ngx_atomic_t                  posts_failed;
     ngx_atomic_t                  lease_expired;
+    ngx_atomic_t                  spooled;
+    ngx_atomic_t                  replayed;
     ngx_atomic_t                  rejected_reasons[NGX_HTTP_LDSEG_NREASONS];
+    ngx_atomic_t                  dropped_reasons[NGX_HTTP_LDSEG_NDROPS];
 } ngx_http_ldseg_stats_t;
+
+
+/* a spool file: payloads whose durable copy it holds are "live" */
+typedef struct {
+    ngx_queue_t                   queue;
+    uint32_t                      number;
+    ngx_pid_t                     writer;
+    ngx_uint_t                    live;
+    off_t                         size;
+} ngx_http_ldseg_sfile_t;
 
 
 typedef struct ngx_http_ldseg_chunk_s  ngx_http_ldseg_chunk_t;
@@ -67,11 +86,20 @@ typedef struct {
     size_t                        len;
     ngx_uint_t                    attempts;
     ngx_pid_t                     owner;
+    ngx_msec_t                    created;
+
+    /* the durable copy, when spooled; head == NULL: on disk only */
+    ngx_http_ldseg_sfile_t       *sfile;
+    off_t                         soff;
+    size_t                        slen;
+    ngx_msec_t                    spool_until;
+
     u_char                        id[16];
     unsigned                      leased:1;
     unsigned                      closed:1;
     unsigned                      has_id:1;
     unsigned                      done:1;
+    unsigned                      spooling:1;
 } ngx_http_ldseg_payload_t;
 
 
@@ -94,6 +122,11 @@ typedef struct {
     ngx_uint_t                    events;
     size_t                        bytes;
     uint64_t                      seq;
+    ngx_queue_t                   sfiles;
+    uint32_t                      spool_seq;
+    ngx_uint_t                    spool_migrated;
+    off_t                         spool_bytes;
+    ngx_uint_t                    spool_events;
     ngx_http_ldseg_stats_t        stats;
 } ngx_http_ldseg_sh_t;
 
@@ -102,6 +135,7 @@ typedef struct {
     ngx_http_ldseg_sh_t          *sh;
     ngx_slab_pool_t              *shpool;
     size_t                        size;
+    void                         *spool;   /* ngx_http_ldseg_spool_conf_t */
 } ngx_http_ldseg_shctx_t;
 
 
@@ -114,6 +148,9 @@ typedef struct {
     ngx_uint_t                    nevents;
     size_t                        len;
     ngx_uint_t                    attempts;
+    uint32_t                      sfile;    /* number, 0: in memory */
+    off_t                         soff;
+    size_t                        slen;
     u_char                        id[16];
 } ngx_http_ldseg_lease_t;
 
@@ -121,7 +158,8 @@ typedef struct {
 typedef enum {
     NGX_HTTP_LDSEG_DELIVERED = 0,
     NGX_HTTP_LDSEG_RETRY,
-    NGX_HTTP_LDSEG_SPLIT
+    NGX_HTTP_LDSEG_SPLIT,
+    NGX_HTTP_LDSEG_CORRUPT
 } ngx_http_ldseg_outcome_e;
 
 
@@ -131,18 +169,27 @@ char *ngx_http_ldseg_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 /* the counters, or NULL when the zone is not yet usable */
 ngx_http_ldseg_stats_t *ngx_http_ldseg_shm_stats(ngx_shm_zone_t *zone);
 
-/* events and bytes waiting, and the zone size, read under the lock */
-void ngx_http_ldseg_shm_usage(ngx_shm_zone_t *zone, ngx_uint_t *events,
-    size_t *bytes, size_t *size);
+typedef struct {
+    ngx_uint_t                    events;
+    size_t                        bytes;
+    size_t                        size;
+    ngx_uint_t                    spool_events;
+    off_t                         spool_bytes;
+} ngx_http_ldseg_usage_t;
+
+
+/* the queue's gauges, read under the lock */
+void ngx_http_ldseg_shm_usage(ngx_shm_zone_t *zone, ngx_http_ldseg_usage_t *u);
 
 /*
  * Appends the events of res for the destination url (copied by value) in
  * one lock round.  NGX_OK: all queued, *full is set when a payload reached
- * the batch size; NGX_DECLINED: the zone is full and nothing was queued.
+ * the batch size; NGX_DECLINED: the zone is full, or holds limit bytes
+ * (0: no limit), and nothing was queued.
  */
 ngx_int_t ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     ldseg_result_t *res, ngx_uint_t batch_size, size_t max_payload,
-    ngx_uint_t *full);
+    size_t limit, ngx_uint_t *full);
 
 /*
  * Leases the next payload ready to send.  NGX_OK: l is filled and the
@@ -155,18 +202,39 @@ ngx_int_t ngx_http_ldseg_shm_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
 /* copies the leased payload as a JSON array into buf (l->len + 2 bytes) */
 u_char *ngx_http_ldseg_shm_copy(ngx_http_ldseg_lease_t *l, u_char *buf);
 
-/* ends a lease; delay is the pause for the destination on RETRY */
-void ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone,
+/*
+ * Ends a lease; delay is the pause for the destination on RETRY.  Returns
+ * the number of a spool file that no longer holds anything and must be
+ * unlinked by the caller, or 0.
+ */
+uint32_t ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone,
     ngx_http_ldseg_lease_t *l, ngx_http_ldseg_outcome_e outcome,
     ngx_uint_t status, ngx_msec_t now, ngx_msec_t delay);
 
 /* gives back every lease this process holds (worker exit) */
 void ngx_http_ldseg_shm_release(ngx_shm_zone_t *zone);
 
+/* for the spool: queue internals, called with the zone locked */
+ngx_http_ldseg_dest_t *ngx_http_ldseg_dest_locked(ngx_http_ldseg_shctx_t *ctx,
+    ngx_str_t *url);
+ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_new(
+    ngx_http_ldseg_shctx_t *ctx, ngx_http_ldseg_dest_t *dest);
+void ngx_http_ldseg_payload_free(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_payload_t *p);
+uint32_t ngx_http_ldseg_payload_unspool(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_payload_t *p);
+void ngx_http_ldseg_payload_drop_locked(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_payload_t *p, uint32_t *unlink);
+ngx_http_ldseg_sfile_t *ngx_http_ldseg_sfile_new(ngx_http_ldseg_shctx_t *ctx,
+    uint32_t number);
+uint32_t ngx_http_ldseg_sfile_release(ngx_http_ldseg_shctx_t *ctx,
+    ngx_http_ldseg_sfile_t *sf);
+
 /* index of a rejection code in ngx_http_ldseg_reasons */
 ngx_uint_t ngx_http_ldseg_reason(const char *code);
 
 extern const char  *ngx_http_ldseg_reasons[NGX_HTTP_LDSEG_NREASONS];
+extern const char  *ngx_http_ldseg_drops[NGX_HTTP_LDSEG_NDROPS];
 
 
 #endif /* _NGX_HTTP_LDSEG_SHM_H_INCLUDED_ */

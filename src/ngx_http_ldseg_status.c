@@ -24,11 +24,9 @@ typedef struct {
 
 
 static u_char *ngx_http_ldseg_status_json(u_char *p,
-    ngx_http_ldseg_stats_t *st, ngx_uint_t events, size_t bytes,
-    size_t size);
+    ngx_http_ldseg_stats_t *st, ngx_http_ldseg_usage_t *u);
 static u_char *ngx_http_ldseg_status_prometheus(u_char *p,
-    ngx_http_ldseg_stats_t *st, ngx_uint_t events, size_t bytes,
-    size_t size);
+    ngx_http_ldseg_stats_t *st, ngx_http_ldseg_usage_t *u);
 
 
 #define ngx_http_ldseg_stat(st, c)                                           \
@@ -63,6 +61,10 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_counters[] = {
       offsetof(ngx_http_ldseg_stats_t, dropped) },
     { "lease_expired", "Payloads taken over after a lease expired.",
       offsetof(ngx_http_ldseg_stats_t, lease_expired) },
+    { "spooled", "LaunchDarkly events written to the spool.",
+      offsetof(ngx_http_ldseg_stats_t, spooled) },
+    { "replayed", "LaunchDarkly events loaded from the spool at start.",
+      offsetof(ngx_http_ldseg_stats_t, replayed) },
     { NULL, NULL, 0 }
 };
 
@@ -82,10 +84,11 @@ ngx_int_t
 ngx_http_ldseg_status_handler(ngx_http_request_t *r)
 {
     u_char                      *body, *last;
-    size_t                       len, bytes, size;
+    size_t                       len;
     ngx_int_t                    rc;
     ngx_str_t                    format;
-    ngx_uint_t                   events, prometheus;
+    ngx_uint_t                   prometheus;
+    ngx_http_ldseg_usage_t       u;
     ngx_http_ldseg_stats_t      *st;
     ngx_http_ldseg_main_conf_t  *lmcf;
 
@@ -114,7 +117,7 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
         prometheus = 1;
     }
 
-    ngx_http_ldseg_shm_usage(lmcf->shm_zone, &events, &bytes, &size);
+    ngx_http_ldseg_shm_usage(lmcf->shm_zone, &u);
 
     /* a generous fixed bound: every line is short and their count known */
 
@@ -126,10 +129,10 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     }
 
     if (prometheus) {
-        last = ngx_http_ldseg_status_prometheus(body, st, events, bytes, size);
+        last = ngx_http_ldseg_status_prometheus(body, st, &u);
 
     } else {
-        last = ngx_http_ldseg_status_json(body, st, events, bytes, size);
+        last = ngx_http_ldseg_status_json(body, st, &u);
     }
 
     if (prometheus) {
@@ -143,7 +146,7 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
 
 static u_char *
 ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
-    ngx_uint_t events, size_t bytes, size_t size)
+    ngx_http_ldseg_usage_t *u)
 {
     ngx_uint_t                 i, sent, done;
     ngx_http_ldseg_counter_t  *c;
@@ -161,8 +164,17 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
                         ngx_http_ldseg_reasons[i], st->rejected_reasons[i]);
     }
 
+    p = ngx_sprintf(p, "},\"dropped_reasons\":{");
+
+    for (i = 0; i < NGX_HTTP_LDSEG_NDROPS; i++) {
+        p = ngx_sprintf(p, "%s\"%s\":%uA", i ? "," : "",
+                        ngx_http_ldseg_drops[i], st->dropped_reasons[i]);
+    }
+
     p = ngx_sprintf(p, "},\"queue\":{\"events\":%ui,\"bytes\":%uz,"
-                    "\"size\":%uz}", events, bytes, size);
+                    "\"size\":%uz},\"spool\":{\"events\":%ui,"
+                    "\"bytes\":%O}", u->events, u->bytes, u->size,
+                    u->spool_events, u->spool_bytes);
 
     p = ngx_sprintf(p, ",\"posts\":{");
 
@@ -183,7 +195,7 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
 
 static u_char *
 ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
-    ngx_uint_t events, size_t bytes, size_t size)
+    ngx_http_ldseg_usage_t *u)
 {
     ngx_uint_t                 i;
     ngx_http_ldseg_counter_t  *c;
@@ -198,6 +210,19 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
                 p = ngx_sprintf(p, "ldseg_rejected_total{reason=\"%s\"} %uA\n",
                                 ngx_http_ldseg_reasons[i],
                                 st->rejected_reasons[i]);
+            }
+
+            continue;
+        }
+
+        if (ngx_strcmp(c->name, "dropped") == 0) {
+            p = ngx_sprintf(p, "# HELP ldseg_dropped_total %s\n"
+                            "# TYPE ldseg_dropped_total counter\n", c->help);
+
+            for (i = 0; i < NGX_HTTP_LDSEG_NDROPS; i++) {
+                p = ngx_sprintf(p, "ldseg_dropped_total{reason=\"%s\"} %uA\n",
+                                ngx_http_ldseg_drops[i],
+                                st->dropped_reasons[i]);
             }
 
             continue;
@@ -227,8 +252,16 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
                     "ldseg_queue_bytes %uz\n"
                     "# HELP ldseg_queue_size_bytes Size of the ldseg zone.\n"
                     "# TYPE ldseg_queue_size_bytes gauge\n"
-                    "ldseg_queue_size_bytes %uz\n",
-                    events, bytes, size);
+                    "ldseg_queue_size_bytes %uz\n"
+                    "# HELP ldseg_spool_events LaunchDarkly events with a "
+                    "copy in the spool.\n"
+                    "# TYPE ldseg_spool_events gauge\n"
+                    "ldseg_spool_events %ui\n"
+                    "# HELP ldseg_spool_bytes Size of the spool files.\n"
+                    "# TYPE ldseg_spool_bytes gauge\n"
+                    "ldseg_spool_bytes %O\n",
+                    u->events, u->bytes, u->size, u->spool_events,
+                    u->spool_bytes);
 
     return p;
 }
