@@ -36,6 +36,10 @@ static char *ngx_http_ldseg_events_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ldseg_pass(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ldseg_set_format(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ldseg_set_bounded(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_ldseg_init_process(ngx_cycle_t *cycle);
 static void ngx_http_ldseg_exit_process(ngx_cycle_t *cycle);
 
@@ -48,12 +52,12 @@ static ngx_conf_enum_t  ngx_http_ldseg_formats[] = {
 
 
 static ngx_conf_num_bounds_t  ngx_http_ldseg_batch_bounds = {
-    ngx_conf_check_num_bounds, 1, 10000
+    NULL, 1, 10000
 };
 
 
 static ngx_conf_num_bounds_t  ngx_http_ldseg_inflight_bounds = {
-    ngx_conf_check_num_bounds, 1, 1024
+    NULL, 1, 1024
 };
 
 
@@ -89,7 +93,7 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
 
     { ngx_string("ldseg_format"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_ldseg_set_format,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ldseg_loc_conf_t, format),
       &ngx_http_ldseg_formats },
@@ -124,7 +128,7 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
 
     { ngx_string("ldseg_batch_size"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_ldseg_set_bounded,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_ldseg_main_conf_t, batch_size),
       &ngx_http_ldseg_batch_bounds },
@@ -152,7 +156,7 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
 
     { ngx_string("ldseg_max_inflight"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_ldseg_set_bounded,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_ldseg_main_conf_t, max_inflight),
       &ngx_http_ldseg_inflight_bounds },
@@ -628,6 +632,72 @@ ngx_http_ldseg_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     lcf->pass = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ldseg_set_format(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_loc_conf_t *lcf = conf;
+
+    ngx_str_t        *value;
+    ngx_conf_enum_t  *e;
+
+    if (lcf->format != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (e = cmd->post; e->name.len; e++) {
+        if (e->name.len == value[1].len
+            && ngx_strcmp(e->name.data, value[1].data) == 0)
+        {
+            lcf->format = e->value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid \"ldseg_format\" \"%V\", it must be "
+                       "\"actions\" or \"classic\"", &value[1]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_ldseg_set_bounded(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_int_t               n;
+    ngx_str_t              *value;
+    ngx_uint_t             *np;
+    ngx_conf_num_bounds_t  *bounds;
+
+    /* ngx_conf_set_num_slot() with bounds, naming the directive on error */
+
+    np = (ngx_uint_t *) ((u_char *) conf + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    bounds = cmd->post;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n == NGX_ERROR || n < bounds->low || n > bounds->high) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\" \"%V\", it must be a number "
+                           "from %i to %i", &cmd->name, &value[1],
+                           bounds->low, bounds->high);
+        return NGX_CONF_ERROR;
+    }
+
+    *np = (ngx_uint_t) n;
 
     return NGX_CONF_OK;
 }
