@@ -60,7 +60,8 @@ $(NGX_BUILD)/Makefile: config
 $(MODULE): $(NGX_BUILD)/Makefile $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) \
            $(GLUE_HDRS) check-core
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
-	cp $(NGX_BUILD)/objs/ngx_http_ldseg_module.so $@
+	cp $(NGX_BUILD)/objs/ngx_http_ldseg_module.so $@.tmp
+	mv -f $@.tmp $@
 
 $(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)

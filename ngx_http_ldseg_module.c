@@ -92,7 +92,7 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
       NULL },
 
     { ngx_string("ldseg_format"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_ldseg_set_format,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ldseg_loc_conf_t, format),

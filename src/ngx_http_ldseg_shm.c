@@ -81,7 +81,7 @@ ngx_http_ldseg_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (value[1].len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone name \"%V\"", &value[1]);
+                           "invalid \"ldseg_zone\" name \"%V\"", &value[1]);
         return NGX_CONF_ERROR;
     }
 
@@ -89,7 +89,7 @@ ngx_http_ldseg_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (size == NGX_ERROR) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\"", &value[2]);
+                           "invalid \"ldseg_zone\" size \"%V\"", &value[2]);
         return NGX_CONF_ERROR;
     }
 

@@ -1,0 +1,280 @@
+#!/usr/bin/perl
+
+# Configuration: every ldseg directive, valid and invalid, at every level.
+# "nginx -t" must accept the valid configurations and refuse the invalid
+# ones with an [emerg] line that names the directive.
+
+use strict;
+use warnings;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Ldseg;
+
+###############################################################################
+
+my $t = Test::Ldseg->new()->plan(54);
+
+# a configuration with placeholders for each level
+
+sub conf {
+    my (%c) = @_;
+
+    my $zone = exists $c{zone} ? $c{zone} : 'ldseg_zone ldseg 1m;';
+    my $http = $c{http} // '';
+    my $server = $c{server} // '';
+    my $loc = exists $c{loc} ? $c{loc} : 'ldseg on;';
+    my $extra = $c{extra} // '';
+    my $id = exists $c{id} ? $c{id} : 'ldseg_client_side_id cfg-test;';
+
+    return <<"EOF";
+%%TEST_GLOBALS%%
+
+events {
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    $zone
+    $id
+    $http
+
+    server {
+        listen 127.0.0.1:%%PORT_8080%%;
+        $server
+
+        location /v1/ {
+            $loc
+        }
+
+        $extra
+    }
+}
+EOF
+}
+
+sub fails {
+    my ($re, $name, %c) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    $t->conf_fails(conf(%c), $re, $name);
+}
+
+sub valid {
+    my ($name, %c) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    $t->conf_ok(conf(%c), $name);
+}
+
+###############################################################################
+
+# everything at once, at every level it is allowed
+
+valid('all directives', id => '',
+    http => <<'EOF',
+    ldseg_client_side_id http-level-id;
+    ldseg_events_url http://127.0.0.1:9;
+    ldseg_flush_interval 250ms;
+    ldseg_batch_size 50;
+
+    map $ldseg_write_key $ld_id {
+        default      default-id;
+        key-a        id-a;
+    }
+EOF
+    server => <<'EOF',
+    ldseg_client_side_id server_level_ID_1;
+    ldseg_events_url https://events.example.com:8443;
+EOF
+    loc => <<'EOF',
+    ldseg on;
+    ldseg_format classic;
+    ldseg_pass @up;
+    ldseg_client_side_id $ld_id;
+    ldseg_events_url http://localhost;
+EOF
+    extra => <<'EOF');
+    location @up {
+        return 204;
+    }
+
+    location /status {
+        ldseg_status;
+    }
+
+    location /off {
+        ldseg off;
+        ldseg_format actions;
+    }
+EOF
+
+valid('defaults only');
+valid('ldseg off without a zone', zone => '', loc => 'ldseg off;');
+valid('ldseg_format actions', loc => 'ldseg on; ldseg_format actions;');
+valid('ldseg_flush_interval 2s', http => 'ldseg_flush_interval 2s;');
+valid('ldseg_batch_size 1', http => 'ldseg_batch_size 1;');
+valid('events url https without port',
+      http => 'ldseg_events_url https://events.launchdarkly.com;');
+valid('events url http with port',
+      server => 'ldseg_events_url http://127.0.0.1:8081;');
+valid('client side id with - and _',
+      server => 'ldseg_client_side_id 5f3a-B_9;');
+valid('$ldseg_write_key in a map and in a variable id',
+      http => 'map $ldseg_write_key $id { default x; }',
+      loc => 'ldseg on; ldseg_client_side_id $id;');
+valid('ldseg_status alone', extra => 'location /s { ldseg_status; }');
+
+# ldseg_zone
+
+fails(qr/ldseg_zone/, 'zone too small', zone => 'ldseg_zone z 16k;');
+fails(qr/ldseg_zone/, 'zone size not a size', zone => 'ldseg_zone z big;');
+fails(qr/ldseg_zone/, 'zone without size', zone => 'ldseg_zone z;');
+fails(qr/ldseg_zone.*is duplicate|is duplicate.*ldseg_zone/,
+      'same zone twice', zone => 'ldseg_zone z 1m; ldseg_zone z 1m;');
+fails(qr/ldseg_zone/, 'a second zone',
+      zone => 'ldseg_zone z 1m; ldseg_zone y 1m;');
+fails(qr/"ldseg_zone" directive is not allowed here/, 'zone in server',
+      server => 'ldseg_zone z2 1m;');
+fails(qr/ldseg_zone|"ldseg"/, 'ldseg on without a zone', zone => '');
+
+# ldseg
+
+fails(qr/"ldseg"/, 'ldseg maybe', loc => 'ldseg maybe;');
+fails(qr/"ldseg"/, 'ldseg without argument', loc => 'ldseg;');
+fails(qr/"ldseg" directive is not allowed here/, 'ldseg in server',
+      server => 'ldseg on;');
+fails(qr/"ldseg" directive is not allowed here/, 'ldseg in http',
+      http => 'ldseg on;');
+
+# ldseg_client_side_id
+
+fails(qr/ldseg_client_side_id/, 'client side id with a space',
+      server => 'ldseg_client_side_id "a b";');
+fails(qr/ldseg_client_side_id/, 'client side id with a slash',
+      server => 'ldseg_client_side_id a/b;');
+fails(qr/ldseg_client_side_id/, 'client side id with a dot', id => '',
+      http => 'ldseg_client_side_id a.b;');
+fails(qr/ldseg_client_side_id/, 'empty client side id',
+      loc => 'ldseg on; ldseg_client_side_id "";');
+fails(qr/ldseg_client_side_id/, 'client side id with two arguments',
+      server => 'ldseg_client_side_id a b;');
+
+# ldseg_events_url
+
+fails(qr/ldseg_events_url/, 'events url with a path',
+      http => 'ldseg_events_url http://127.0.0.1:9/events;');
+fails(qr/ldseg_events_url/, 'events url with a query',
+      http => 'ldseg_events_url http://127.0.0.1:9?x=1;');
+fails(qr/ldseg_events_url/, 'events url ftp',
+      server => 'ldseg_events_url ftp://127.0.0.1;');
+fails(qr/ldseg_events_url/, 'events url without scheme',
+      server => 'ldseg_events_url events.launchdarkly.com;');
+fails(qr/ldseg_events_url/, 'events url without host',
+      loc => 'ldseg on; ldseg_events_url http://;');
+fails(qr/ldseg_events_url/, 'events url with a bad port',
+      loc => 'ldseg on; ldseg_events_url http://127.0.0.1:99999;');
+
+# ldseg_flush_interval
+
+fails(qr/ldseg_flush_interval/, 'flush interval not a time',
+      http => 'ldseg_flush_interval soon;');
+fails(qr/"ldseg_flush_interval" directive is not allowed here/,
+      'flush interval in server', server => 'ldseg_flush_interval 1s;');
+fails(qr/"ldseg_flush_interval" directive is not allowed here/,
+      'flush interval in location',
+      loc => 'ldseg on; ldseg_flush_interval 1s;');
+
+# ldseg_batch_size
+
+fails(qr/ldseg_batch_size/, 'batch size 0', http => 'ldseg_batch_size 0;');
+fails(qr/ldseg_batch_size/, 'batch size not a number',
+      http => 'ldseg_batch_size many;');
+fails(qr/ldseg_batch_size/, 'batch size negative',
+      http => 'ldseg_batch_size -5;');
+fails(qr/"ldseg_batch_size" directive is not allowed here/,
+      'batch size in location', loc => 'ldseg on; ldseg_batch_size 5;');
+
+# ldseg_format
+
+fails(qr/ldseg_format/, 'format fancy',
+      loc => 'ldseg on; ldseg_format fancy;');
+fails(qr/"ldseg_format" directive is not allowed here/, 'format in http',
+      http => 'ldseg_format classic;');
+
+# ldseg_pass
+
+fails(qr/ldseg_pass/, 'pass without @', loc => 'ldseg on; ldseg_pass up;',
+      extra => 'location @up { return 204; }');
+fails(qr/ldseg_pass/, 'pass without argument', loc => 'ldseg on; ldseg_pass;');
+fails(qr/"ldseg_pass" directive is not allowed here/, 'pass in server',
+      server => 'ldseg_pass @up;',
+      extra => 'location @up { return 204; }');
+
+# ldseg_status
+
+fails(qr/"ldseg_status"/, 'status with an argument',
+      extra => 'location /s { ldseg_status on; }');
+fails(qr/"ldseg_status" directive is not allowed here/, 'status in server',
+      server => 'ldseg_status;');
+
+# $ldseg_write_key is a real variable; a misspelt one is not
+
+fails(qr/ldseg_writekey/, 'unknown variable',
+      http => 'map $ldseg_writekey $id { default x; }',
+      loc => 'ldseg on; ldseg_client_side_id $id;');
+
+# unknown directive in the ldseg_ namespace
+
+fails(qr/unknown directive "ldseg_bogus"/, 'unknown ldseg directive',
+      http => 'ldseg_bogus 1;');
+
+###############################################################################
+
+# the valid configuration actually starts, with 2 workers, and answers
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+%%TEST_GLOBALS%%
+
+worker_processes 2;
+
+events {
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    ldseg_zone ldseg 1m;
+    ldseg_events_url %%MOCK%%;
+    ldseg_flush_interval 100ms;
+    ldseg_batch_size 5;
+
+    server {
+        listen 127.0.0.1:%%PORT_8080%%;
+
+        location /v1/ {
+            ldseg on;
+            ldseg_client_side_id cfg-run;
+        }
+
+        location /status {
+            ldseg_status;
+        }
+    }
+}
+EOF
+
+$t->conf_ok('nginx.conf is valid');
+$t->run;
+
+my ($code, undef, $body) = $t->http_post('/v1/track',
+    '{"userId":"u1","event":"Config Run"}');
+is($code, 200, 'configured server accepts a track');
+is($t->mock->wait_events(1, 10), 1, 'and delivers it');
+
+my ($scode, $sh, $sbody) = $t->http_get('/status');
+is($scode, 200, 'status location');
+like($sh->{'content-type'} // '', qr{^application/json}, 'status is json');
+
+###############################################################################
