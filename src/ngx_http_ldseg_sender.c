@@ -59,7 +59,8 @@ typedef struct {
 
 
 static void ngx_http_ldseg_flush_handler(ngx_event_t *ev);
-static void ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s);
+static void ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s,
+    ngx_uint_t full_only);
 static ngx_int_t ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_lease_t *l);
 static void ngx_http_ldseg_post_free(ngx_http_ldseg_sender_t *s,
@@ -262,7 +263,15 @@ ngx_http_ldseg_flush_handler(ngx_event_t *ev)
         ngx_add_timer(ev, ngx_exiting ? 100 : s->lmcf->flush_interval);
     }
 
-    ngx_http_ldseg_flush(s);
+    /*
+     * The timer sends everything; a flush posted because a payload filled
+     * up sends full payloads only, so that it does not also send the one
+     * that just started to fill.
+     */
+
+    ngx_http_ldseg_flush(s, !ev->timedout && !ngx_exiting);
+
+    ev->timedout = 0;
 
     /* what waited longer than the spool delay is written to disk */
     ngx_http_ldseg_spool_write(s->lmcf->shm_zone, ev->log, 0);
@@ -270,7 +279,7 @@ ngx_http_ldseg_flush_handler(ngx_event_t *ev)
 
 
 static void
-ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s)
+ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s, ngx_uint_t full_only)
 {
     u_char                   rnd[16];
     uint32_t                 unlink;
@@ -285,7 +294,7 @@ ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s)
         ngx_http_ldseg_random(rnd, sizeof(rnd));
 
         if (ngx_http_ldseg_shm_lease(s->lmcf->shm_zone, ngx_current_msec,
-                                     lease_time, rnd, &l)
+                                     lease_time, full_only, rnd, &l)
             != NGX_OK)
         {
             return;
@@ -512,7 +521,7 @@ ngx_http_ldseg_check_multi(ngx_http_ldseg_sender_t *s)
     }
 
     if (done && !ngx_terminate) {
-        ngx_http_ldseg_flush(s);
+        ngx_http_ldseg_flush(s, !ngx_exiting);
     }
 }
 

@@ -902,7 +902,8 @@ ngx_http_ldseg_payload_find(ngx_http_ldseg_dest_t *dest, uint64_t seq)
 
 ngx_int_t
 ngx_http_ldseg_shm_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
-    ngx_msec_t lease_time, u_char *rnd, ngx_http_ldseg_lease_t *l)
+    ngx_msec_t lease_time, ngx_uint_t full_only, u_char *rnd,
+    ngx_http_ldseg_lease_t *l)
 {
     ngx_queue_t               *dq, *q;
     ngx_http_ldseg_dest_t     *dest;
@@ -929,7 +930,7 @@ ngx_http_ldseg_shm_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
         {
             p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
 
-            if (p->done || p->nevents == 0) {
+            if (p->done || p->nevents == 0 || (full_only && !p->closed)) {
                 continue;
             }
 

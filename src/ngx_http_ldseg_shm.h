@@ -192,12 +192,14 @@ ngx_int_t ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     size_t limit, ngx_uint_t *full);
 
 /*
- * Leases the next payload ready to send.  NGX_OK: l is filled and the
+ * Leases the next payload ready to send (with full_only, one that takes
+ * no more events).  NGX_OK: l is filled and the
  * caller must end the lease with ngx_http_ldseg_shm_complete(); rnd gives
  * the payload ID when the payload has none yet.  NGX_DECLINED: nothing.
  */
 ngx_int_t ngx_http_ldseg_shm_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
-    ngx_msec_t lease_time, u_char *rnd, ngx_http_ldseg_lease_t *l);
+    ngx_msec_t lease_time, ngx_uint_t full_only, u_char *rnd,
+    ngx_http_ldseg_lease_t *l);
 
 /* copies the leased payload as a JSON array into buf (l->len + 2 bytes) */
 u_char *ngx_http_ldseg_shm_copy(ngx_http_ldseg_lease_t *l, u_char *buf);
