@@ -494,7 +494,7 @@ ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     size_t limit, ngx_uint_t *full)
 {
     size_t                     len, start, end, olen;
-    uint32_t                   n;
+    uint32_t                   n, gone;
     ngx_uint_t                 i, j, count, onevents;
     ngx_queue_t               *q;
     ngx_http_ldseg_chunk_t    *chunk, *next, *otail;
@@ -646,12 +646,7 @@ undo:
             q = ngx_queue_last(&dest->payloads);
             p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
 
-            ctx->sh->events -= p->nevents;
-            for (chunk = p->head; chunk; chunk = chunk->next) {
-                ctx->sh->bytes -= chunk->len;
-            }
-
-            ngx_http_ldseg_payload_free(ctx, p);
+            ngx_http_ldseg_payload_drop_locked(ctx, p, &gone);
 
             if (p == first) {
                 break;

@@ -66,6 +66,8 @@ static void ngx_http_ldseg_spool_name(ngx_http_ldseg_spool_conf_t *scf,
 static ngx_int_t ngx_http_ldseg_spool_load_file(ngx_http_ldseg_shctx_t *ctx,
     uint32_t n, ngx_log_t *log);
 static ngx_int_t ngx_http_ldseg_spool_check(u_char *rec, size_t avail);
+static ssize_t ngx_http_ldseg_spool_pread(u_char *name, u_char *buf,
+    size_t len, off_t off, ngx_log_t *log);
 static int ngx_libc_cdecl ngx_http_ldseg_spool_cmp(const void *a,
     const void *b);
 
@@ -306,12 +308,9 @@ ngx_http_ldseg_spool_load_file(ngx_http_ldseg_shctx_t *ctx, uint32_t n,
 {
     u_char                       *buf, *rec, name[NGX_MAX_PATH];
     size_t                        len, off, rlen;
-    ssize_t                       got;
     uint16_t                      ulen;
     uint32_t                      nevents, len32;
-    ngx_fd_t                      fd;
     ngx_str_t                     url;
-    ngx_file_t                    file;
     ngx_file_info_t               fi;
     ngx_http_ldseg_dest_t        *dest;
     ngx_http_ldseg_sfile_t       *sf;
@@ -326,38 +325,20 @@ ngx_http_ldseg_spool_load_file(ngx_http_ldseg_shctx_t *ctx, uint32_t n,
 
     ngx_http_ldseg_spool_name(scf, n, name);
 
-    fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
+    if (ngx_file_info(name, &fi) == NGX_FILE_ERROR) {
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      ngx_open_file_n " \"%s\" failed", name);
-        return NGX_OK;
-    }
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_close_file(fd);
+                      ngx_file_info_n " \"%s\" failed", name);
         return NGX_OK;
     }
 
     len = (size_t) ngx_file_size(&fi);
 
-    buf = (len > 0) ? ngx_alloc(len, log) : NULL;
-
-    if (len > 0 && buf == NULL) {
-        ngx_close_file(fd);
+    buf = ngx_alloc(len + 1, log);
+    if (buf == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.fd = fd;
-    file.name.data = name;
-    file.name.len = ngx_strlen(name);
-    file.log = log;
-
-    got = (len > 0) ? ngx_read_file(&file, buf, len, 0) : 0;
-
-    ngx_close_file(fd);
-
-    if (got != (ssize_t) len) {
+    if (ngx_http_ldseg_spool_pread(name, buf, len, 0, log) != (ssize_t) len) {
         ngx_free(buf);
         return NGX_OK;
     }
@@ -774,8 +755,6 @@ ngx_http_ldseg_spool_read(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
     u_char                       *buf, name[NGX_MAX_PATH];
     ssize_t                       n;
     uint16_t                      ulen;
-    ngx_fd_t                      fd;
-    ngx_file_t                    file;
     ngx_http_ldseg_shctx_t       *ctx;
     ngx_http_ldseg_spool_conf_t  *scf;
 
@@ -795,22 +774,7 @@ ngx_http_ldseg_spool_read(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
 
     ngx_http_ldseg_spool_name(scf, l->sfile, name);
 
-    fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      ngx_open_file_n " \"%s\" failed", name);
-        return NGX_DECLINED;
-    }
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.fd = fd;
-    file.name.data = name;
-    file.name.len = ngx_strlen(name);
-    file.log = log;
-
-    n = ngx_read_file(&file, buf, l->slen, l->soff);
-
-    ngx_close_file(fd);
+    n = ngx_http_ldseg_spool_pread(name, buf, l->slen, l->soff, log);
 
     if (n != (ssize_t) l->slen
         || ngx_http_ldseg_spool_check(buf, l->slen) != NGX_OK
@@ -828,6 +792,38 @@ ngx_http_ldseg_spool_read(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
     *len = l->slen - NGX_HTTP_LDSEG_SPOOL_HEADER - ulen;
 
     return NGX_OK;
+}
+
+
+static ssize_t
+ngx_http_ldseg_spool_pread(u_char *name, u_char *buf, size_t len, off_t off,
+    ngx_log_t *log)
+{
+    ssize_t     n;
+    ngx_fd_t    fd;
+    ngx_file_t  file;
+
+    fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      ngx_open_file_n " \"%s\" failed", name);
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name.data = name;
+    file.name.len = ngx_strlen(name);
+    file.log = log;
+
+    n = (len > 0) ? ngx_read_file(&file, buf, len, off) : 0;
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      ngx_close_file_n " \"%s\" failed", name);
+    }
+
+    return n;
 }
 
 
