@@ -32,6 +32,15 @@ procps
 curl
 "
 
+# Commands the tests need, as command:Debian-package; t/500-analytics-node.t
+# runs Segment's analytics-node library with them.  A command already on
+# PATH is enough, whatever package it came from (NodeSource's nodejs bundles
+# npm and conflicts with Debian's npm package).
+CMDS="
+node:nodejs
+npm:npm
+"
+
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null \
         | grep -q 'install ok installed'
@@ -41,6 +50,11 @@ missing=""
 for p in $PKGS "$@"; do
     if ! installed "$p"; then
         missing="$missing $p"
+    fi
+done
+for c in $CMDS; do
+    if ! command -v "${c%%:*}" >/dev/null 2>&1; then
+        missing="$missing ${c#*:}"
     fi
 done
 

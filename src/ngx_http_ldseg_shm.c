@@ -408,7 +408,7 @@ ngx_http_ldseg_migrate(ngx_shm_zone_t *shm_zone, ngx_http_ldseg_shctx_t *ctx)
      * unlinks them nor reuses their numbers.
      */
 
-    osh->spool_migrated = 1;
+    osh->migrated = 1;
     osh->spool_seq += 0x1000000;
 
     ngx_shmtx_unlock(&octx->shpool->mutex);
@@ -456,6 +456,8 @@ ngx_http_ldseg_shm_stats(ngx_shm_zone_t *zone)
 void
 ngx_http_ldseg_shm_usage(ngx_shm_zone_t *zone, ngx_http_ldseg_usage_t *u)
 {
+    ngx_queue_t             *q;
+    ngx_http_ldseg_dest_t   *dest;
     ngx_http_ldseg_shctx_t  *ctx;
 
     ctx = zone->data;
@@ -464,6 +466,16 @@ ngx_http_ldseg_shm_usage(ngx_shm_zone_t *zone, ngx_http_ldseg_usage_t *u)
 
     u->events = ctx->sh->events;
     u->bytes = ctx->sh->bytes;
+    u->inflight = 0;
+
+    for (q = ngx_queue_head(&ctx->sh->dests);
+         q != ngx_queue_sentinel(&ctx->sh->dests);
+         q = ngx_queue_next(q))
+    {
+        dest = ngx_queue_data(q, ngx_http_ldseg_dest_t, queue);
+        u->inflight += dest->inflight;
+    }
+
     u->spool_events = ctx->sh->spool_events;
     u->spool_bytes = ctx->sh->spool_bytes;
 
@@ -512,6 +524,16 @@ ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     first = NULL;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    /*
+     * A reload moved this zone's queue to a resized zone that the old
+     * workers cannot reach: they answer 503, the client retries and
+     * reaches a new worker.
+     */
+
+    if (ctx->sh->migrated) {
+        goto full;
+    }
 
     if (limit && ctx->sh->bytes + res->events_len > limit
         && (ngx_http_ldseg_evict_locked(ctx) == 0
@@ -803,7 +825,7 @@ ngx_http_ldseg_sfile_release(ngx_http_ldseg_shctx_t *ctx,
 
     /* a closed file that holds nothing live is unlinked by the caller */
 
-    if (sf->live || sf->writer || ctx->sh->spool_migrated) {
+    if (sf->live || sf->writer || ctx->sh->migrated) {
         return 0;
     }
 

@@ -124,7 +124,7 @@ typedef struct {
     uint64_t                      seq;
     ngx_queue_t                   sfiles;
     uint32_t                      spool_seq;
-    ngx_uint_t                    spool_migrated;
+    ngx_uint_t                    migrated;
     off_t                         spool_bytes;
     ngx_uint_t                    spool_events;
     ngx_http_ldseg_stats_t        stats;
@@ -173,6 +173,7 @@ typedef struct {
     ngx_uint_t                    events;
     size_t                        bytes;
     size_t                        size;
+    ngx_uint_t                    inflight;
     ngx_uint_t                    spool_events;
     off_t                         spool_bytes;
 } ngx_http_ldseg_usage_t;

@@ -148,7 +148,7 @@ static u_char *
 ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
     ngx_http_ldseg_usage_t *u)
 {
-    ngx_uint_t                 i, sent, done;
+    ngx_uint_t                 i;
     ngx_http_ldseg_counter_t  *c;
 
     p = ngx_sprintf(p, "{\"version\":\"%s\"", LDSEG_VERSION);
@@ -184,10 +184,8 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
                         c->name, ngx_http_ldseg_stat(st, c));
     }
 
-    sent = st->posts_sent;
-    done = st->posts_succeeded + st->posts_failed;
-
-    p = ngx_sprintf(p, ",\"in_flight\":%ui}}\n", sent > done ? sent - done : 0);
+    /* leases held now: a worker that died holds none once taken over */
+    p = ngx_sprintf(p, ",\"in_flight\":%ui}}\n", u->inflight);
 
     return p;
 }
@@ -253,6 +251,9 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
                     "# HELP ldseg_queue_size_bytes Size of the ldseg zone.\n"
                     "# TYPE ldseg_queue_size_bytes gauge\n"
                     "ldseg_queue_size_bytes %uz\n"
+                    "# HELP ldseg_posts_in_flight POSTs being sent now.\n"
+                    "# TYPE ldseg_posts_in_flight gauge\n"
+                    "ldseg_posts_in_flight %ui\n"
                     "# HELP ldseg_spool_events LaunchDarkly events with a "
                     "copy in the spool.\n"
                     "# TYPE ldseg_spool_events gauge\n"
@@ -260,8 +261,8 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
                     "# HELP ldseg_spool_bytes Size of the spool files.\n"
                     "# TYPE ldseg_spool_bytes gauge\n"
                     "ldseg_spool_bytes %O\n",
-                    u->events, u->bytes, u->size, u->spool_events,
-                    u->spool_bytes);
+                    u->events, u->bytes, u->size, u->inflight,
+                    u->spool_events, u->spool_bytes);
 
     return p;
 }
