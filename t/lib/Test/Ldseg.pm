@@ -430,10 +430,24 @@ sub log_problems {
     my ($self) = @_;
 
     my $log = $self->read_file('error.log');
+    my @allow = @{ $self->{_allow_log} || [] };
     return grep {
-        /\[(alert|crit|emerg)\]/
-        || /open socket/ || /Sanitizer/ || /exited on signal/
+        my $l = $_;
+        (/\[(alert|crit|emerg)\]/
+         || /open socket/ || /Sanitizer/ || /exited on signal/)
+        && !grep { $l =~ $_ } @allow
     } split /\n/, $log;
+}
+
+
+# allow_log(qr/.../, ...): error.log lines matching one of these do not fail
+# the teardown check (e.g. the "exited on signal 11" of a deliberate kill);
+# every other alert still does
+
+sub allow_log {
+    my ($self, @re) = @_;
+    push @{ $self->{_allow_log} }, @re;
+    return $self;
 }
 
 
@@ -570,6 +584,7 @@ sub http {
 
     my $port = $opts{port} // $self->port(8080);
     my $timeout = $opts{timeout} // 10;
+    my $quiet = $opts{quiet};
 
     my $s = IO::Socket::INET->new(
         Proto    => 'tcp',
@@ -577,7 +592,8 @@ sub http {
         PeerPort => $port,
         Timeout  => $timeout,
     ) or do {
-        Test::More::diag("cannot connect to 127.0.0.1:$port: $!");
+        Test::More::diag("cannot connect to 127.0.0.1:$port: $!")
+            unless $quiet;
         return '';
     };
 
@@ -612,7 +628,7 @@ sub http {
         }
     }
 
-    if (time >= $deadline) {
+    if (time >= $deadline && !$quiet) {
         Test::More::diag("http: timed out after $timeout s on port $port");
     }
 
@@ -680,7 +696,8 @@ sub http_request {
     $req .= "\r\n";
     $req .= $o{body} if defined $o{body};
 
-    my $raw = $self->http($req, port => $o{port}, timeout => $o{timeout});
+    my $raw = $self->http($req, port => $o{port}, timeout => $o{timeout},
+                          quiet => $o{quiet});
     return parse_response($raw);
 }
 
@@ -867,5 +884,395 @@ sub status {
     return $code == 200 ? json($body) : undef;
 }
 
+
+###############################################################################
+# faults: killing nginx processes
+
+# kill_all($signal): sends $signal (default KILL) to the master and every
+# worker at once, as a power loss or an OOM killer would, and waits until all
+# of them are gone.  nginx counts as stopped; run() starts it again.
+
+sub kill_all {
+    my ($self, $sig) = @_;
+
+    return $self unless $self->{_started};
+
+    $sig ||= 'KILL';
+    my $master = $self->{_master};
+    my @w = $self->workers;
+
+    $self->verbose("kill -$sig $master @w");
+    kill $sig, $master, @w;
+
+    my $gone = wait_for(sub { waitpid($master, WNOHANG) != 0 }, 10);
+    if (!$gone) {
+        kill 'KILL', $master;
+        waitpid($master, 0);
+    }
+    wait_for(sub { !grep { _alive($_) } @w }, 10)
+        or kill 'KILL', grep { _alive($_) } @w;
+
+    $self->{_started} = 0;
+    delete $self->{_master};
+
+    return $self;
+}
+
+
+# kill_worker($pid, $signal): one worker; waits until it is gone and the
+# master has started a replacement (returns the new worker list, or an empty
+# list when none appeared within 10 s)
+
+sub kill_worker {
+    my ($self, $pid, $sig) = @_;
+
+    my $n = () = $self->workers;
+    kill $sig || 'SEGV', $pid;
+
+    wait_for(sub { !_alive($pid) }, 10) or return ();
+    my @now;
+    wait_for(sub { @now = grep { $_ != $pid } $self->workers; @now >= $n },
+             10) or return ();
+
+    return @now;
+}
+
+
+# the nginx worker whose TCP socket has the local port $port (a connection
+# to the mock: the mock records the client port as "peer"), or undef
+
+sub worker_for_port {
+    my ($self, $port) = @_;
+
+    my %inode;
+    for my $f ('/proc/net/tcp', '/proc/net/tcp6') {
+        open my $fh, '<', $f or next;
+        <$fh>;
+        while (my $l = <$fh>) {
+            my @f = split ' ', $l;
+            my ($lp) = $f[1] =~ /:([0-9A-F]+)$/i or next;
+            $inode{ $f[9] } = 1 if hex($lp) == $port && $f[9];
+        }
+        close $fh;
+    }
+
+    return undef unless %inode;
+
+    for my $w ($self->workers) {
+        opendir my $dh, "/proc/$w/fd" or next;
+        for my $fd (readdir $dh) {
+            my $l = readlink "/proc/$w/fd/$fd" // next;
+            if ($l =~ /^socket:\[(\d+)\]$/ && $inode{$1}) {
+                closedir $dh;
+                return $w;
+            }
+        }
+        closedir $dh;
+    }
+
+    return undef;
+}
+
+
+###############################################################################
+# load: forked clients sending uniquely named events
+
+# my $load = $t->load(name => 'o', duration => 30, interval => 0.03,
+#                     clients => 2, per_request => 1, pad => 0,
+#                     count => 100000, timeout => 5, path => '/v1/track');
+# Each client sends requests one after the other until count requests,
+# duration seconds or $load->stop; every event is a "track" whose event name
+# (the LaunchDarkly "key") is unique: "<name>-<client>-<request>-<message>".
+# $load->wait / $load->stop return the results:
+#   { sent => [ids], acked => [ids of 2xx answers], refused => [ids of
+#     503s], noanswer => [ids of requests without an answer in time],
+#     other => [ids], codes => {status => requests}, retry_after =>
+#     {value => 503s}, requests => N, max_latency => s,
+#     info => { id => { code, time (sent), latency, pid } } }
+# (pid: the X-Pid header of the answer, when the configuration adds one,
+# e.g. "add_header X-Pid $pid always;")
+
+sub load {
+    my ($self, %o) = @_;
+    return Test::Ldseg::Load->new($self, %o);
+}
+
+
+# tally(mock => $mock, acked => [ids], maybe => [ids], sent => N,
+#       match => qr/^o-/) counts what LaunchDarkly (the mock) accepted:
+#   sent, acked, delivered (acked ids seen in a 2xx POST), seen (distinct
+#   matching keys in 2xx POSTs), duplicated (keys in more than one 2xx
+#   POST), dup_other_id [keys whose copies carry different payload IDs],
+#   dup_same_post [keys twice in one POST], missing [acked, not delivered],
+#   unacked [delivered, neither acked nor in maybe], maybe_delivered N
+
+sub tally {
+    shift if ref $_[0] && ref $_[0] eq __PACKAGE__;
+    my (%o) = @_;
+
+    my $mock = $o{mock};
+    my $match = $o{match};
+    my %acked = map { $_ => 1 } @{ $o{acked} || [] };
+    my %maybe = map { $_ => 1 } @{ $o{maybe} || [] };
+
+    my (%n, %pids, %same_post);
+
+    for my $p (grep { $_->{status} =~ /^2\d\d$/ } $mock->posts) {
+        my $pid = $p->{headers}{'x-launchdarkly-payload-id'} // '';
+        my %in;
+        for my $e (@{ $p->{events} || [] }) {
+            my $k = ref $e eq 'HASH' ? $e->{key} : undef;
+            next unless defined $k;
+            next if $match && $k !~ $match;
+            $n{$k}++;
+            $pids{$k}{$pid} = 1;
+            $same_post{$k} = 1 if $in{$k}++;
+        }
+    }
+
+    my %r = (
+        sent         => $o{sent} // scalar(keys %acked),
+        acked        => scalar(keys %acked),
+        delivered    => scalar(grep { $n{$_} } keys %acked),
+        seen         => scalar(keys %n),
+        duplicated   => scalar(grep { $n{$_} > 1 } keys %n),
+        dup_other_id => [ sort grep { keys %{ $pids{$_} } > 1 } keys %pids ],
+        dup_same_post => [ sort keys %same_post ],
+        missing      => [ sort grep { !$n{$_} } keys %acked ],
+        unacked      => [ sort grep { !$acked{$_} && !$maybe{$_} } keys %n ],
+        maybe_delivered => scalar(grep { $maybe{$_} && !$acked{$_} } keys %n),
+        maybe        => scalar(grep { !$acked{$_} } keys %maybe),
+    );
+
+    return \%r;
+}
+
+
+# wait_delivered(mock => ..., acked => [...], timeout => S, ...): tally()
+# every half second until no acked id is missing or the time is up
+
+sub wait_delivered {
+    shift if ref $_[0] && ref $_[0] eq __PACKAGE__;
+    my (%o) = @_;
+
+    my $deadline = time + ($o{timeout} // 30);
+    my $r;
+    while (1) {
+        $r = tally(%o);
+        return $r if !@{ $r->{missing} } || time >= $deadline;
+        sleep 0.5;
+    }
+}
+
+
+# one line of figures: "outage: sent=600 acked=600 delivered=600
+# duplicated=12 (same payload id)", plus what was refused or unanswered
+
+sub figures {
+    shift if ref $_[0] && ref $_[0] eq __PACKAGE__;
+    my ($name, $r, $load) = @_;
+
+    my $dup = @{ $r->{dup_other_id} }
+        ? scalar(@{ $r->{dup_other_id} }) . ' with ANOTHER payload id'
+        : 'same payload id';
+    my $s = sprintf '%s: sent=%d acked=%d delivered=%d duplicated=%d (%s)',
+        $name, $r->{sent}, $r->{acked}, $r->{delivered}, $r->{duplicated},
+        $dup;
+    if ($load) {
+        $s .= sprintf ' refused503=%d', scalar @{ $load->{refused} }
+            if @{ $load->{refused} };
+        $s .= sprintf ' other=%d', scalar @{ $load->{other} }
+            if @{ $load->{other} };
+    }
+    $s .= sprintf ' noanswer=%d (of which delivered %d)', $r->{maybe},
+        $r->{maybe_delivered} if $r->{maybe};
+    $s .= sprintf ' MISSING=%d', scalar @{ $r->{missing} }
+        if @{ $r->{missing} };
+    $s .= sprintf ' UNACKED-DELIVERED=%d', scalar @{ $r->{unacked} }
+        if @{ $r->{unacked} };
+
+    return $s;
+}
+
+
+package Test::Ldseg::Load;
+
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+
+my $LOAD_TS = '2019-02-03T04:05:06.007Z';
+
+sub new {
+    my ($class, $t, %o) = @_;
+
+    my $self = bless {
+        t           => $t,
+        name        => $o{name} || 'm',
+        clients     => $o{clients} || 1,
+        count       => $o{count} || 1_000_000,
+        duration    => $o{duration} || 3600,
+        interval    => $o{interval} // 0.02,
+        per_request => $o{per_request} || 1,
+        pad         => $o{pad} || 0,
+        timeout     => $o{timeout} || 5,
+        path        => $o{path},
+        port        => $o{port},
+        dir         => $t->testdir,
+        pids        => [],
+        owner       => $$,
+    }, $class;
+
+    unlink $self->_stopfile;
+
+    for my $c (1 .. $self->{clients}) {
+        my $file = $self->_file($c);
+        unlink $file;
+        my $pid = fork();
+        die "fork: $!\n" unless defined $pid;
+        if ($pid == 0) {
+            eval { $self->_client($c, $file) };
+            POSIX::_exit(0);
+        }
+        push @{ $self->{pids} }, $pid;
+    }
+
+    return $self;
+}
+
+
+sub _file { "$_[0]{dir}/load-$_[0]{name}-$_[1].txt" }
+sub _stopfile { "$_[0]{dir}/load-$_[0]{name}.stop" }
+
+
+sub _client {
+    my ($self, $c, $file) = @_;
+
+    $SIG{ALRM} = sub { POSIX::_exit(0) };
+    alarm int($self->{duration} + $self->{timeout} + 60);
+
+    open my $out, '>', $file or die "$file: $!";
+    $out->autoflush(1);
+
+    my $J = JSON::PP->new->utf8->canonical;
+    my $t = $self->{t};
+    my $end = time + $self->{duration};
+    my $k = $self->{per_request};
+    my $path = $self->{path} || ($k > 1 ? '/v1/batch' : '/v1/track');
+
+    for my $i (1 .. $self->{count}) {
+        last if time >= $end || -e $self->_stopfile;
+
+        my @ids = map { "$self->{name}-$c-$i-$_" } 1 .. $k;
+        my @msgs = map { {
+            type => 'track', userId => "u-$_", event => $_,
+            timestamp => $LOAD_TS,
+            properties => { n => $i,
+                            $self->{pad} ? (pad => 'x' x $self->{pad}) : () },
+        } } @ids;
+
+        my $body = $k > 1 || $path =~ m{/b(atch)?$}
+            ? $J->encode({ batch => \@msgs }) : $J->encode($msgs[0]);
+
+        my $t0 = time;
+        my ($code, $h) = $t->http_request(
+            method => 'POST', path => $path, body => $body,
+            headers => [ 'Content-Type' => 'application/json' ],
+            timeout => $self->{timeout}, quiet => 1,
+            port => $self->{port});
+        my $lat = time - $t0;
+
+        printf $out "%d\t%s\t%.3f\t%.3f\t%s\t%s\n", $code || 0,
+            $h->{'retry-after'} // '-', $lat, $t0, $h->{'x-pid'} // '-',
+            join(' ', @ids);
+
+        sleep $self->{interval} if $self->{interval};
+    }
+
+    close $out;
+}
+
+
+sub running {
+    my ($self) = @_;
+    @{ $self->{pids} } = grep { waitpid($_, WNOHANG) == 0 } @{ $self->{pids} };
+    return scalar @{ $self->{pids} };
+}
+
+
+sub stop {
+    my ($self, $timeout) = @_;
+    open my $fh, '>', $self->_stopfile;
+    close $fh if $fh;
+    return $self->wait($timeout);
+}
+
+
+sub wait {
+    my ($self, $timeout) = @_;
+
+    my $deadline = time + ($timeout // $self->{duration} + 60);
+    while ($self->running && time < $deadline) {
+        sleep 0.1;
+    }
+    if ($self->running) {
+        kill 'KILL', @{ $self->{pids} };
+        waitpid($_, 0) for @{ $self->{pids} };
+        $self->{pids} = [];
+    }
+
+    return $self->results;
+}
+
+
+# results so far (also while the clients run)
+
+sub results {
+    my ($self) = @_;
+
+    my %r = (sent => [], acked => [], refused => [], noanswer => [],
+             other => [], codes => {}, retry_after => {}, requests => 0,
+             max_latency => 0, info => {});
+
+    for my $c (1 .. $self->{clients}) {
+        open my $fh, '<', $self->_file($c) or next;
+        while (my $l = <$fh>) {
+            next unless $l =~ /\n\z/;
+            chomp $l;
+            my ($code, $ra, $lat, $t0, $pid, $ids) = split /\t/, $l, 6;
+            my @ids = split / /, $ids;
+            $r{info}{$_} = { code => $code, time => $t0, latency => $lat,
+                             pid => $pid } for @ids;
+            $r{requests}++;
+            $r{codes}{$code}++;
+            $r{max_latency} = $lat if $lat > $r{max_latency};
+            push @{ $r{sent} }, @ids;
+            if ($code =~ /^2/) {
+                push @{ $r{acked} }, @ids;
+            } elsif ($code == 503) {
+                push @{ $r{refused} }, @ids;
+                $r{retry_after}{$ra}++;
+            } elsif ($code == 0) {
+                push @{ $r{noanswer} }, @ids;
+            } else {
+                push @{ $r{other} }, @ids;
+            }
+        }
+        close $fh;
+    }
+
+    return \%r;
+}
+
+
+sub DESTROY {
+    my ($self) = @_;
+    local ($?, $@, $!);
+    return unless @{ $self->{pids} || [] } && $self->{owner} == $$;
+    kill 'KILL', @{ $self->{pids} };
+    waitpid($_, 0) for @{ $self->{pids} };
+}
+
+
+package Test::Ldseg;
 
 1;

@@ -28,7 +28,14 @@ package Test::LdsegMock;
 # Each request takes the first step with uses left whose "path" (a Perl
 # regex) matches it; failing that, the first step with uses left that has no
 # "path"; failing that, the default answer.
-# A step is {status, retry_after, delay, reset, body, path, times}.
+# A step is {status, retry_after, delay, hang, reset, body, path, times};
+# "hang" accepts the request and never answers it (until the client closes).
+#
+# A script may also limit what a POST may hold: with max_events => N (or
+# max_bytes => N, the decoded body) a bulk POST with more is answered 413
+# whatever its step says (the step is still used up):
+#
+#     $mock->script(default => { status => 202 }, max_events => 300);
 #
 # Core Perl only.
 
@@ -113,6 +120,8 @@ sub script {
         steps   => $s{steps} || [],
         serial  => ++$self->{serial},
     };
+    $script->{max_events} = $s{max_events} if defined $s{max_events};
+    $script->{max_bytes} = $s{max_bytes} if defined $s{max_bytes};
 
     my $tmp = "$self->{ctl}.tmp";
     open my $fh, '>', $tmp or croak "mock: $tmp: $!";
@@ -139,7 +148,8 @@ sub script {
 # All recorded requests, oldest first.  Each is a hashref:
 #   method, path, headers (lower-cased names), body (gunzipped), gzip (0|1),
 #   chunked (0|1), expect (0|1), time (epoch seconds, float),
-#   conn (connection number), seq, status (answer given; "reset"; or
+#   conn (connection number), peer (the client's port), seq,
+#   status (answer given; "reset"; "hang"; or
 #   "aborted" when the client closed before a delayed answer was due),
 #   client_id (for /events/bulk/<id>), events (decoded body array or undef)
 
@@ -384,6 +394,7 @@ sub _serve {
                     $a->blocking(0);
                     $conns{fileno $a} = {
                         sock => $a, in => '', out => '', id => ++$nconn,
+                        peer => $a->peerport,
                     };
                 }
                 next;
@@ -413,11 +424,31 @@ sub _serve {
                 last unless $req;
 
                 $req->{conn} = $c->{id};
+                $req->{peer} = $c->{peer};
                 $req->{seq} = ++$seq;
 
                 my $step = $choose->($req->{path});
                 my $status = $step->{status} // 202;
-                $req->{status} = $step->{reset} ? 'reset' : $status;
+
+                if ($step->{reset} || $step->{hang}) {
+                    # no answer: size limits do not matter
+
+                } elsif (defined $script->{max_bytes}
+                    && length($req->{body}) > $script->{max_bytes})
+                {
+                    $step = { %$step, status => 413 };
+                    $status = 413;
+
+                } elsif (defined $script->{max_events}) {
+                    my $ev = eval { JSON::PP->new->utf8->decode($req->{body}) };
+                    if (ref $ev eq 'ARRAY' && @$ev > $script->{max_events}) {
+                        $step = { %$step, status => 413 };
+                        $status = 413;
+                    }
+                }
+
+                $req->{status} = $step->{reset} ? 'reset'
+                               : $step->{hang} ? 'hang' : $status;
                 $req->{delay} = $step->{delay} if $step->{delay};
 
                 print $log $JSON->encode($req), "\n";
@@ -440,10 +471,11 @@ sub _serve {
 
                 $c->{close_after} = 1 if $req->{_close};
 
-                if ($step->{delay}) {
+                if ($step->{delay} || $step->{hang}) {
                     $c->{pending} = $resp;
                     $c->{pending_seq} = $req->{seq};
-                    $c->{respond_at} = time + $step->{delay};
+                    $c->{respond_at} = time
+                        + ($step->{hang} ? 1e9 : $step->{delay});
                     last;
                 }
 
