@@ -281,11 +281,11 @@ ngx_http_ldseg_flush_handler(ngx_event_t *ev)
 static void
 ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s, ngx_uint_t full_only)
 {
-    u_char                   rnd[16];
-    uint32_t                 unlink;
-    ngx_int_t                rc;
-    ngx_msec_t               lease_time;
-    ngx_http_ldseg_lease_t   l;
+    u_char                      rnd[16];
+    ngx_int_t                   rc;
+    ngx_msec_t                  lease_time;
+    ngx_http_ldseg_lease_t      l;
+    ngx_http_ldseg_spool_ref_t  ref;
 
     lease_time = s->lmcf->timeout + s->lmcf->connect_timeout + 10000;
 
@@ -306,13 +306,13 @@ ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s, ngx_uint_t full_only)
             continue;
         }
 
-        unlink = ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, &l,
-                                 rc == NGX_DECLINED ? NGX_HTTP_LDSEG_CORRUPT
-                                                    : NGX_HTTP_LDSEG_RETRY,
-                                 0, ngx_current_msec,
-                                 NGX_HTTP_LDSEG_BACKOFF_BASE);
+        ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, &l,
+                                    rc == NGX_DECLINED ? NGX_HTTP_LDSEG_CORRUPT
+                                                       : NGX_HTTP_LDSEG_RETRY,
+                                    0, ngx_current_msec,
+                                    NGX_HTTP_LDSEG_BACKOFF_BASE, &ref);
 
-        ngx_http_ldseg_spool_unlink(s->lmcf->shm_zone, unlink, s->log);
+        ngx_http_ldseg_spool_forget(s->lmcf->shm_zone, &ref, s->log);
 
         if (rc == NGX_ERROR) {
             return;
@@ -530,14 +530,14 @@ static void
 ngx_http_ldseg_post_done(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_post_t *post, CURLcode result)
 {
-    long                       code;
-    uint32_t                   unlink;
-    curl_off_t                 retry_after;
-    ngx_msec_t                 delay;
-    ngx_uint_t                 attempts, shift;
-    ngx_http_ldseg_lease_t    *l;
-    ngx_http_ldseg_stats_t    *stats;
-    ngx_http_ldseg_outcome_e   outcome;
+    long                         code;
+    curl_off_t                   retry_after;
+    ngx_msec_t                   delay;
+    ngx_uint_t                   attempts, shift;
+    ngx_http_ldseg_lease_t      *l;
+    ngx_http_ldseg_stats_t      *stats;
+    ngx_http_ldseg_outcome_e     outcome;
+    ngx_http_ldseg_spool_ref_t   ref;
 
     l = &post->lease;
     stats = ngx_http_ldseg_shm_stats(s->lmcf->shm_zone);
@@ -618,11 +618,11 @@ ngx_http_ldseg_post_done(ngx_http_ldseg_sender_t *s,
         }
     }
 
-    unlink = ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, l, outcome,
-                                         (ngx_uint_t) code, ngx_current_msec,
-                                         delay);
+    ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, l, outcome,
+                                (ngx_uint_t) code, ngx_current_msec, delay,
+                                &ref);
 
-    ngx_http_ldseg_spool_unlink(s->lmcf->shm_zone, unlink, s->log);
+    ngx_http_ldseg_spool_forget(s->lmcf->shm_zone, &ref, s->log);
 
     ngx_http_ldseg_post_free(s, post);
 }
@@ -631,16 +631,17 @@ ngx_http_ldseg_post_done(ngx_http_ldseg_sender_t *s,
 static void
 ngx_http_ldseg_abort_all(ngx_http_ldseg_sender_t *s)
 {
-    ngx_queue_t            *q;
-    ngx_http_ldseg_post_t  *post;
+    ngx_queue_t                 *q;
+    ngx_http_ldseg_post_t       *post;
+    ngx_http_ldseg_spool_ref_t   ref;
 
     while (!ngx_queue_empty(&s->posts)) {
         q = ngx_queue_head(&s->posts);
         post = ngx_queue_data(q, ngx_http_ldseg_post_t, queue);
 
-        (void) ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, &post->lease,
-                                           NGX_HTTP_LDSEG_RETRY, 0,
-                                           ngx_current_msec, 0);
+        ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, &post->lease,
+                                    NGX_HTTP_LDSEG_RETRY, 0,
+                                    ngx_current_msec, 0, &ref);
 
         (void) ngx_atomic_fetch_add(
                    &ngx_http_ldseg_shm_stats(s->lmcf->shm_zone)->posts_failed,

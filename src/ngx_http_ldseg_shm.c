@@ -506,7 +506,8 @@ ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     size_t limit, ngx_uint_t *full)
 {
     size_t                     len, start, end, olen;
-    uint32_t                   n, gone;
+    uint32_t                   n;
+    ngx_http_ldseg_spool_ref_t  ref;
     ngx_uint_t                 i, j, count, onevents;
     ngx_queue_t               *q;
     ngx_http_ldseg_chunk_t    *chunk, *next, *otail;
@@ -668,7 +669,7 @@ undo:
             q = ngx_queue_last(&dest->payloads);
             p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
 
-            ngx_http_ldseg_payload_drop_locked(ctx, p, &gone);
+            ngx_http_ldseg_payload_drop_locked(ctx, p, &ref);
 
             if (p == first) {
                 break;
@@ -1048,12 +1049,11 @@ ngx_http_ldseg_shm_copy(ngx_http_ldseg_lease_t *l, u_char *buf)
 }
 
 
-uint32_t
+void
 ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
     ngx_http_ldseg_outcome_e outcome, ngx_uint_t status, ngx_msec_t now,
-    ngx_msec_t delay)
+    ngx_msec_t delay, ngx_http_ldseg_spool_ref_t *ref)
 {
-    uint32_t                   unlink;
     ngx_int_t                  rc;
     ngx_uint_t                 drop;
     ngx_http_ldseg_dest_t     *dest;
@@ -1062,7 +1062,7 @@ ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
 
     ctx = zone->data;
     dest = l->dest;
-    unlink = 0;
+    ngx_memzero(ref, sizeof(ngx_http_ldseg_spool_ref_t));
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -1099,8 +1099,9 @@ ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
         rc = ngx_http_ldseg_payload_split(ctx, dest, p);
 
         if (rc == NGX_OK) {
+            /* the record stays valid: the halves are not on disk yet */
             p->attempts++;
-            unlink = ngx_http_ldseg_payload_unspool(ctx, p);
+            ref->unlink = ngx_http_ldseg_payload_unspool(ctx, p);
             goto done;
         }
 
@@ -1133,7 +1134,7 @@ ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
             goto done;
         }
 
-        ngx_http_ldseg_payload_drop_locked(ctx, p, &unlink);
+        ngx_http_ldseg_payload_drop_locked(ctx, p, ref);
 
         goto done;
     }
@@ -1145,14 +1146,12 @@ ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
 done:
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    return unlink;
 }
 
 
 void
 ngx_http_ldseg_payload_drop_locked(ngx_http_ldseg_shctx_t *ctx,
-    ngx_http_ldseg_payload_t *p, uint32_t *unlink)
+    ngx_http_ldseg_payload_t *p, ngx_http_ldseg_spool_ref_t *ref)
 {
     ngx_http_ldseg_chunk_t  *chunk;
 
@@ -1162,7 +1161,14 @@ ngx_http_ldseg_payload_drop_locked(ngx_http_ldseg_shctx_t *ctx,
         ctx->sh->bytes -= chunk->len;
     }
 
-    *unlink = ngx_http_ldseg_payload_unspool(ctx, p);
+    /* its record is marked, so that a replay after a crash skips it */
+
+    if (p->sfile) {
+        ref->file = p->sfile->number;
+        ref->off = p->soff;
+    }
+
+    ref->unlink = ngx_http_ldseg_payload_unspool(ctx, p);
 
     ngx_http_ldseg_payload_free(ctx, p);
 }

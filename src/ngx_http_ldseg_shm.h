@@ -155,6 +155,14 @@ typedef struct {
 } ngx_http_ldseg_lease_t;
 
 
+/* what the spool must do on disk once the zone let go of a payload */
+typedef struct {
+    uint32_t                      unlink;   /* file to unlink, or 0 */
+    uint32_t                      file;     /* file of a record to mark */
+    off_t                         off;      /* its offset */
+} ngx_http_ldseg_spool_ref_t;
+
+
 typedef enum {
     NGX_HTTP_LDSEG_DELIVERED = 0,
     NGX_HTTP_LDSEG_RETRY,
@@ -206,13 +214,13 @@ ngx_int_t ngx_http_ldseg_shm_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
 u_char *ngx_http_ldseg_shm_copy(ngx_http_ldseg_lease_t *l, u_char *buf);
 
 /*
- * Ends a lease; delay is the pause for the destination on RETRY.  Returns
- * the number of a spool file that no longer holds anything and must be
- * unlinked by the caller, or 0.
+ * Ends a lease; delay is the pause for the destination on RETRY.  ref tells
+ * what the caller must do in the spool (ngx_http_ldseg_spool_forget()).
  */
-uint32_t ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone,
+void ngx_http_ldseg_shm_complete(ngx_shm_zone_t *zone,
     ngx_http_ldseg_lease_t *l, ngx_http_ldseg_outcome_e outcome,
-    ngx_uint_t status, ngx_msec_t now, ngx_msec_t delay);
+    ngx_uint_t status, ngx_msec_t now, ngx_msec_t delay,
+    ngx_http_ldseg_spool_ref_t *ref);
 
 /* gives back every lease this process holds (worker exit) */
 void ngx_http_ldseg_shm_release(ngx_shm_zone_t *zone);
@@ -227,7 +235,7 @@ void ngx_http_ldseg_payload_free(ngx_http_ldseg_shctx_t *ctx,
 uint32_t ngx_http_ldseg_payload_unspool(ngx_http_ldseg_shctx_t *ctx,
     ngx_http_ldseg_payload_t *p);
 void ngx_http_ldseg_payload_drop_locked(ngx_http_ldseg_shctx_t *ctx,
-    ngx_http_ldseg_payload_t *p, uint32_t *unlink);
+    ngx_http_ldseg_payload_t *p, ngx_http_ldseg_spool_ref_t *ref);
 ngx_http_ldseg_sfile_t *ngx_http_ldseg_sfile_new(ngx_http_ldseg_shctx_t *ctx,
     uint32_t number);
 uint32_t ngx_http_ldseg_sfile_release(ngx_http_ldseg_shctx_t *ctx,

@@ -12,9 +12,14 @@
  * after a crash: it then carries the same payload ID, which LaunchDarkly
  * uses to drop the duplicate.
  *
+ * A record whose payload was delivered (or given up on) while its file
+ * still holds others gets its magic overwritten with "LDS0", so a replay
+ * skips it; that write is not synced, so after a power loss the payload may
+ * still be sent twice, with its payload ID.
+ *
  * Record layout, integers in host byte order:
  *
- *     0  "LDS1"
+ *     0  "LDS1" ("LDS0": done)
  *     4  CRC32 of bytes 8..len
  *     8  len, the whole record
  *    12  number of events
@@ -37,6 +42,7 @@
 
 
 #define NGX_HTTP_LDSEG_SPOOL_MAGIC    "LDS1"
+#define NGX_HTTP_LDSEG_SPOOL_DONE     "LDS0"
 #define NGX_HTTP_LDSEG_SPOOL_HEADER   36
 #define NGX_HTTP_LDSEG_SPOOL_ROTATE   (1024 * 1024)
 #define NGX_HTTP_LDSEG_SPOOL_CLAIMS   256
@@ -368,6 +374,10 @@ ngx_http_ldseg_spool_load_file(ngx_http_ldseg_shctx_t *ctx, uint32_t n,
         ngx_memcpy(&ulen, rec + 32, 2);
         rlen = len32;
 
+        if (ngx_memcmp(rec, NGX_HTTP_LDSEG_SPOOL_DONE, 4) == 0) {
+            continue;
+        }
+
         url.data = rec + NGX_HTTP_LDSEG_SPOOL_HEADER;
         url.len = ulen;
 
@@ -426,7 +436,8 @@ ngx_http_ldseg_spool_check(u_char *rec, size_t avail)
     uint32_t  crc, len;
 
     if (avail < NGX_HTTP_LDSEG_SPOOL_HEADER
-        || ngx_memcmp(rec, NGX_HTTP_LDSEG_SPOOL_MAGIC, 4) != 0)
+        || (ngx_memcmp(rec, NGX_HTTP_LDSEG_SPOOL_MAGIC, 4) != 0
+            && ngx_memcmp(rec, NGX_HTTP_LDSEG_SPOOL_DONE, 4) != 0))
     {
         return NGX_ERROR;
     }
@@ -465,6 +476,7 @@ ngx_http_ldseg_spool_write(ngx_shm_zone_t *zone, ngx_log_t *log,
     ngx_http_ldseg_shctx_t         *ctx;
     ngx_http_ldseg_payload_t       *p;
     ngx_http_ldseg_spool_conf_t    *scf;
+    ngx_http_ldseg_spool_ref_t      ref;
     ngx_http_ldseg_spool_claim_t    claims[NGX_HTTP_LDSEG_SPOOL_CLAIMS];
     ngx_http_ldseg_spool_writer_t  *w;
 
@@ -660,10 +672,10 @@ ngx_http_ldseg_spool_write(ngx_shm_zone_t *zone, ngx_log_t *log,
 
         if (p->done && !p->leased) {
             /* delivered while it was being written */
-            ngx_http_ldseg_payload_drop_locked(ctx, p, &gone);
+            ngx_http_ldseg_payload_drop_locked(ctx, p, &ref);
 
-            if (gone && nunlink < 8) {
-                unlink[nunlink++] = gone;
+            if (ref.unlink && nunlink < 8) {
+                unlink[nunlink++] = ref.unlink;
             }
         }
     }
@@ -824,6 +836,51 @@ ngx_http_ldseg_spool_pread(u_char *name, u_char *buf, size_t len, off_t off,
     }
 
     return n;
+}
+
+
+void
+ngx_http_ldseg_spool_forget(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_spool_ref_t *ref, ngx_log_t *log)
+{
+    u_char                        name[NGX_MAX_PATH];
+    ngx_fd_t                      fd;
+    ngx_http_ldseg_shctx_t       *ctx;
+    ngx_http_ldseg_spool_conf_t  *scf;
+
+    if (ref->unlink) {
+        ngx_http_ldseg_spool_unlink(zone, ref->unlink, log);
+    }
+
+    if (ref->file == 0 || ref->file == ref->unlink) {
+        return;
+    }
+
+    ctx = zone->data;
+    scf = ctx->spool;
+
+    if (scf == NULL || scf->path.data == NULL
+        || scf->path.len + sizeof("/ldseg-00000000.spool") > NGX_MAX_PATH)
+    {
+        return;
+    }
+
+    ngx_http_ldseg_spool_name(scf, ref->file, name);
+
+    fd = ngx_open_file(name, NGX_FILE_WRONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return;
+    }
+
+    if (pwrite(fd, NGX_HTTP_LDSEG_SPOOL_DONE, 4, ref->off) != 4) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "pwrite() to \"%s\" failed", name);
+    }
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      ngx_close_file_n " \"%s\" failed", name);
+    }
 }
 
 

@@ -54,6 +54,13 @@ ngx_int_t ngx_http_ldseg_spool_read(ngx_shm_zone_t *zone,
     ngx_http_ldseg_lease_t *l, ngx_pool_t *pool, u_char **body, size_t *len,
     ngx_log_t *log);
 
+/*
+ * After the zone let go of a payload: unlinks a file that holds nothing
+ * more and marks the payload's record as done.
+ */
+void ngx_http_ldseg_spool_forget(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_spool_ref_t *ref, ngx_log_t *log);
+
 /* unlinks spool file number n */
 void ngx_http_ldseg_spool_unlink(ngx_shm_zone_t *zone, uint32_t n,
     ngx_log_t *log);
