@@ -363,6 +363,7 @@ ngx_http_ldseg_create_loc_conf(ngx_conf_t *cf)
      *
      *     conf->events_url = { 0, NULL };
      *     conf->pass = { 0, NULL };
+     *     conf->clcf = NULL;
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -396,6 +397,19 @@ ngx_http_ldseg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    /*
+     * Unless client_body_buffer_size was set, a body of any size Segment
+     * accepts is read into memory: nginx's default of two pages would
+     * send most batches through a temporary file.  nginx allocates only
+     * what a body needs, so the larger bound costs nothing for small ones.
+     */
+
+    if (conf->clcf
+        && conf->clcf->client_body_buffer_size == (size_t) 2 * ngx_pagesize)
+    {
+        conf->clcf->client_body_buffer_size = LDSEG_MAX_BATCH_BYTES;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -420,6 +434,7 @@ ngx_http_ldseg_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_ldseg_handler;
+    lcf->clcf = clcf;
 
     lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ldseg_module);
     lmcf->enabled = 1;

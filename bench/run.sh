@@ -25,7 +25,8 @@
 # /proc/PID/stat, read before a run and after it, once ldseg's queue has
 # drained (status `queue.events` is 0), so that delivery counts too.
 #
-# Environment: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2),
+# Environment: BENCH_LDSEG_EXTRA (directives added to http{}, e.g.
+# "ldseg_gzip off;"), BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2),
 # BENCH_CONNECTIONS (16), BENCH_PORT and BENCH_MOCK_PORT (free ports from
 # 28480), BENCH_DRAIN_TIMEOUT (s, 60), NGINX (/usr/sbin/nginx),
 # LDSEG_MODULE (build/ngx_http_ldseg_module.so).
@@ -160,6 +161,7 @@ END
     ldseg_events_url http://127.0.0.1:$MOCK_PORT;
     ldseg_flush_interval 1s;
     ldseg_batch_size 100;
+    ${BENCH_LDSEG_EXTRA:-}
 END
     fi
     cat << END

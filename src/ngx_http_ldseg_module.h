@@ -49,6 +49,9 @@ typedef struct {
     ngx_str_t                     events_url;
     ngx_str_t                     pass;
     time_t                        retry_after;
+
+    /* the location's core configuration, when "ldseg on" is in it */
+    ngx_http_core_loc_conf_t     *clcf;
 } ngx_http_ldseg_loc_conf_t;
 
 

@@ -202,11 +202,32 @@ ngx_http_ldseg_sender_inflight(void)
 void
 ngx_http_ldseg_random(u_char *buf, size_t len)
 {
-    size_t  i;
+    size_t          i;
+    static size_t   avail;
+    static u_char   pool[1024];
 
-    if (getrandom(buf, len, GRND_NONBLOCK) == (ssize_t) len) {
-        return;
+    /* one getrandom() for 64 payload IDs; the pool is per process */
+
+    if (len > sizeof(pool)) {
+        goto weak;
     }
+
+    if (avail < len) {
+        if (getrandom(pool, sizeof(pool), GRND_NONBLOCK)
+            != (ssize_t) sizeof(pool))
+        {
+            goto weak;
+        }
+
+        avail = sizeof(pool);
+    }
+
+    ngx_memcpy(buf, pool + sizeof(pool) - avail, len);
+    avail -= len;
+
+    return;
+
+weak:
 
     for (i = 0; i < len; i++) {
         buf[i] = (u_char) ngx_random();
