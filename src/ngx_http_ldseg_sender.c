@@ -53,6 +53,8 @@ typedef struct {
     ngx_queue_t                   posts;
     ngx_uint_t                    inflight;
     ngx_msec_t                    exit_deadline;
+    z_stream                      zstream;
+    unsigned                      zstream_ready:1;
     unsigned                      exiting:1;
     unsigned                      cleaning:1;
 } ngx_http_ldseg_sender_t;
@@ -77,8 +79,8 @@ static void ngx_http_ldseg_curl_timer_handler(ngx_event_t *ev);
 static void ngx_http_ldseg_curl_event_handler(ngx_event_t *ev);
 static size_t ngx_http_ldseg_curl_discard(char *ptr, size_t size,
     size_t nmemb, void *userdata);
-static u_char *ngx_http_ldseg_gzip(ngx_pool_t *pool, u_char *data,
-    size_t len, size_t *out);
+static u_char *ngx_http_ldseg_gzip(ngx_http_ldseg_sender_t *s,
+    ngx_pool_t *pool, u_char *data, size_t len, size_t *out);
 
 
 static ngx_http_ldseg_sender_t  *ngx_http_ldseg_sender;
@@ -163,6 +165,10 @@ ngx_http_ldseg_sender_exit(ngx_cycle_t *cycle)
     s->multi = NULL;
 
     curl_global_cleanup();
+
+    if (s->zstream_ready) {
+        deflateEnd(&s->zstream);
+    }
 
     ngx_http_ldseg_shm_release(s->lmcf->shm_zone);
 
@@ -395,7 +401,7 @@ ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
     gzlen = 0;
 
     if (s->lmcf->gzip && len > 512) {
-        gz = ngx_http_ldseg_gzip(pool, body, len, &gzlen);
+        gz = ngx_http_ldseg_gzip(s, pool, body, len, &gzlen);
     }
 
     easy = curl_easy_init();
@@ -841,41 +847,50 @@ ngx_http_ldseg_curl_discard(char *ptr, size_t size, size_t nmemb,
 
 
 static u_char *
-ngx_http_ldseg_gzip(ngx_pool_t *pool, u_char *data, size_t len, size_t *out)
+ngx_http_ldseg_gzip(ngx_http_ldseg_sender_t *s, ngx_pool_t *pool,
+    u_char *data, size_t len, size_t *out)
 {
     u_char    *buf;
     size_t     bound;
-    z_stream   z;
+    z_stream  *z;
 
-    ngx_memzero(&z, sizeof(z_stream));
+    /*
+     * One deflate state per worker, reset for every POST: setting it up
+     * costs more than compressing a typical payload.
+     */
 
-    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
-        != Z_OK)
-    {
+    z = &s->zstream;
+
+    if (!s->zstream_ready) {
+        if (deflateInit2(z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
+            != Z_OK)
+        {
+            return NULL;
+        }
+
+        s->zstream_ready = 1;
+
+    } else if (deflateReset(z) != Z_OK) {
         return NULL;
     }
 
-    bound = deflateBound(&z, len) + 32;
+    bound = deflateBound(z, len) + 32;
 
     buf = ngx_pnalloc(pool, bound);
     if (buf == NULL) {
-        deflateEnd(&z);
         return NULL;
     }
 
-    z.next_in = data;
-    z.avail_in = len;
-    z.next_out = buf;
-    z.avail_out = bound;
+    z->next_in = data;
+    z->avail_in = len;
+    z->next_out = buf;
+    z->avail_out = bound;
 
-    if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
-        deflateEnd(&z);
+    if (deflate(z, Z_FINISH) != Z_STREAM_END) {
         return NULL;
     }
 
-    *out = bound - z.avail_out;
-
-    deflateEnd(&z);
+    *out = bound - z->avail_out;
 
     /* send it compressed only when that is smaller */
 
