@@ -37,11 +37,14 @@ static ngx_int_t ngx_http_ldseg_accepted(ngx_http_request_t *r,
     ldseg_result_t *res);
 static ngx_int_t ngx_http_ldseg_unavailable(ngx_http_request_t *r,
     ngx_http_ldseg_loc_conf_t *lcf, ngx_http_ldseg_main_conf_t *lmcf,
-    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res);
+    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res, ngx_uint_t refused);
 static void ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats,
     ldseg_result_t *res);
 static void *ngx_http_ldseg_pool_alloc(void *ctx, size_t size);
 static void ngx_http_ldseg_pool_free(void *ctx, void *p);
+
+
+static ngx_msec_t  ngx_http_ldseg_last_warn;
 
 
 ngx_int_t
@@ -261,8 +264,9 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
                                         lmcf->batch_size, lmcf->max_payload,
                                         lmcf->queue_limit, &full);
 
-        if (rc == NGX_DECLINED) {
-            return ngx_http_ldseg_unavailable(r, lcf, lmcf, stats, &res);
+        if (rc == NGX_DECLINED || rc == NGX_BUSY) {
+            return ngx_http_ldseg_unavailable(r, lcf, lmcf, stats, &res,
+                                              rc == NGX_BUSY);
         }
 
         ngx_http_ldseg_sender_queued(full);
@@ -575,7 +579,7 @@ ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats, ldseg_result_t *res)
 static ngx_int_t
 ngx_http_ldseg_unavailable(ngx_http_request_t *r,
     ngx_http_ldseg_loc_conf_t *lcf, ngx_http_ldseg_main_conf_t *lmcf,
-    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res)
+    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res, ngx_uint_t refused)
 {
     ngx_uint_t        n;
     ngx_table_elt_t  *h;
@@ -585,9 +589,29 @@ ngx_http_ldseg_unavailable(ngx_http_request_t *r,
      * and retry, which Segment's libraries do on 503.
      */
 
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "ldseg zone \"%V\" is full, %ui events refused with 503",
-                  &lmcf->shm_zone->shm.name, res->nevents);
+    /* one line a second per worker: the counters have every refusal */
+
+    if ((ngx_msec_int_t) (ngx_current_msec - ngx_http_ldseg_last_warn) < 1000)
+    {
+        goto refuse;
+    }
+
+    ngx_http_ldseg_last_warn = ngx_current_msec;
+
+    if (refused) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ldseg: LaunchDarkly refuses the client-side ID and "
+                      "its share of zone \"%V\" is used up, %ui events "
+                      "refused with 503", &lmcf->shm_zone->shm.name,
+                      res->nevents);
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ldseg zone \"%V\" is full, %ui events refused "
+                      "with 503", &lmcf->shm_zone->shm.name, res->nevents);
+    }
+
+refuse:
 
     n = res->nevents + res->nskipped;
 

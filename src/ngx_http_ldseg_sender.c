@@ -30,7 +30,6 @@
 
 
 #define NGX_HTTP_LDSEG_BACKOFF_BASE   1000
-#define NGX_HTTP_LDSEG_AUTH_PAUSE     60000
 
 
 typedef struct {
@@ -558,6 +557,7 @@ ngx_http_ldseg_post_done(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_post_t *post, CURLcode result)
 {
     long                         code;
+    u_char                      *id, *last;
     curl_off_t                   retry_after;
     ngx_msec_t                   delay;
     ngx_uint_t                   attempts, shift;
@@ -611,14 +611,31 @@ ngx_http_ldseg_post_done(ngx_http_ldseg_sender_t *s,
         }
 
         if (code == 401 || code == 403 || code == 404) {
-            delay = NGX_HTTP_LDSEG_AUTH_PAUSE;
+            /* a wrong client-side ID is probed at the slowest rate */
+            delay = s->lmcf->max_backoff;
 
             if (l->dest->last_status != (ngx_uint_t) code) {
+                id = ngx_strlchr(l->dest->url + 8,
+                                 l->dest->url + l->dest->url_len, '/');
+
+                while (id != NULL) {
+                    last = ngx_strlchr(id + 1,
+                                       l->dest->url + l->dest->url_len, '/');
+                    if (last == NULL) {
+                        break;
+                    }
+
+                    id = last;
+                }
+
                 ngx_log_error(NGX_LOG_ERR, s->log, 0,
-                              "ldseg: LaunchDarkly refused a client-side ID "
-                              "with status %l, %ui events kept, "
-                              "retrying every %M ms",
-                              code, l->nevents, delay);
+                              "ldseg: LaunchDarkly answered %l for client-side "
+                              "ID \"%*s\", its events are kept and sent "
+                              "again every %M ms", code,
+                              id ? (size_t) (l->dest->url + l->dest->url_len
+                                             - id - 1)
+                                 : (size_t) 0,
+                              id ? id + 1 : (u_char *) "", delay);
             }
 
         } else if (retry_after > 0) {

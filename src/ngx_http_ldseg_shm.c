@@ -33,7 +33,7 @@ static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_find(
 static ngx_int_t ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
     ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *p);
 static ngx_int_t ngx_http_ldseg_chunk_split(ngx_http_ldseg_shctx_t *ctx,
-    ngx_http_ldseg_chunk_t *chunk);
+    ngx_http_ldseg_payload_t *p, ngx_http_ldseg_chunk_t *chunk);
 
 
 const char  *ngx_http_ldseg_drops[NGX_HTTP_LDSEG_NDROPS] = {
@@ -363,6 +363,7 @@ ngx_http_ldseg_migrate(ngx_shm_zone_t *shm_zone, ngx_http_ldseg_shctx_t *ctx)
 
                 p->tail = nc;
                 ctx->sh->bytes += nc->len;
+                dest->bytes += nc->len;
             }
 
             if (chunk != NULL) {
@@ -371,6 +372,7 @@ ngx_http_ldseg_migrate(ngx_shm_zone_t *shm_zone, ngx_http_ldseg_shctx_t *ctx)
                 for (chunk = p->head; chunk; chunk = nc) {
                     nc = chunk->next;
                     ctx->sh->bytes -= chunk->len;
+                    dest->bytes -= chunk->len;
                     ngx_slab_free_locked(ctx->shpool, chunk);
                 }
 
@@ -396,6 +398,7 @@ ngx_http_ldseg_migrate(ngx_shm_zone_t *shm_zone, ngx_http_ldseg_shctx_t *ctx)
                 osh->events -= op->nevents;
                 for (chunk = op->head; chunk; chunk = chunk->next) {
                     osh->bytes -= chunk->len;
+                    odest->bytes -= chunk->len;
                 }
 
                 ngx_http_ldseg_payload_free(octx, op);
@@ -548,6 +551,20 @@ ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
         goto full;
     }
 
+    /*
+     * While LaunchDarkly refuses the client-side ID, its events are kept
+     * but may fill an eighth of the zone only: the other destinations go
+     * on, and the clients of this one get 503 and keep their events.
+     */
+
+    if ((dest->last_status == 401 || dest->last_status == 403
+         || dest->last_status == 404)
+        && dest->bytes + res->events_len > ctx->size / 8)
+    {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_BUSY;
+    }
+
     /* remember the open payload as it was, to undo on a full zone */
 
     if (!ngx_queue_empty(&dest->payloads)) {
@@ -647,6 +664,7 @@ ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
 
         ctx->sh->events += count;
         ctx->sh->bytes += n;
+        dest->bytes += n;
 
         if (p->nevents >= batch_size || p->len >= max_payload) {
             p->closed = 1;
@@ -684,6 +702,7 @@ undo:
             next = chunk->next;
             ctx->sh->events -= chunk->nevents;
             ctx->sh->bytes -= chunk->len;
+            dest->bytes -= chunk->len;
             ngx_slab_free_locked(ctx->shpool, chunk);
             chunk = next;
         }
@@ -757,6 +776,7 @@ ngx_http_ldseg_payload_new(ngx_http_ldseg_shctx_t *ctx,
     }
 
     p->seq = ++ctx->sh->seq;
+    p->dest = dest;
     p->created = ngx_current_msec;
     ngx_queue_insert_tail(&dest->payloads, &p->queue);
 
@@ -877,6 +897,7 @@ ngx_http_ldseg_evict_locked(ngx_http_ldseg_shctx_t *ctx)
             for (chunk = p->head; chunk; chunk = next) {
                 next = chunk->next;
                 ctx->sh->bytes -= chunk->len;
+                dest->bytes -= chunk->len;
                 freed += chunk->len;
                 ngx_slab_free_locked(ctx->shpool, chunk);
             }
@@ -1159,6 +1180,7 @@ ngx_http_ldseg_payload_drop_locked(ngx_http_ldseg_shctx_t *ctx,
 
     for (chunk = p->head; chunk; chunk = chunk->next) {
         ctx->sh->bytes -= chunk->len;
+        p->dest->bytes -= chunk->len;
     }
 
     /* its record is marked, so that a replay after a crash skips it */
@@ -1198,7 +1220,7 @@ ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
     }
 
     if (p->head == p->tail
-        && ngx_http_ldseg_chunk_split(ctx, p->head) != NGX_OK)
+        && ngx_http_ldseg_chunk_split(ctx, p, p->head) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -1226,6 +1248,7 @@ ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
     }
 
     np->seq = ++ctx->sh->seq;
+    np->dest = p->dest;
     np->head = chunk;
     np->tail = p->tail;
     np->closed = 1;
@@ -1256,7 +1279,7 @@ ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
 
 static ngx_int_t
 ngx_http_ldseg_chunk_split(ngx_http_ldseg_shctx_t *ctx,
-    ngx_http_ldseg_chunk_t *chunk)
+    ngx_http_ldseg_payload_t *pl, ngx_http_ldseg_chunk_t *chunk)
 {
     u_char                  *p, *last;
     uint32_t                 n, len;
@@ -1337,6 +1360,10 @@ found:
     chunk->len = (uint32_t) (p - chunk->data);
     chunk->nevents = n;
     chunk->next = second;
+
+    /* the comma between the halves is gone */
+    ctx->sh->bytes--;
+    pl->dest->bytes--;
 
     return NGX_OK;
 }

@@ -75,8 +75,11 @@ struct ngx_http_ldseg_chunk_s {
 };
 
 
+typedef struct ngx_http_ldseg_dest_s  ngx_http_ldseg_dest_t;
+
 typedef struct {
     ngx_queue_t                   queue;
+    ngx_http_ldseg_dest_t        *dest;
     ngx_http_ldseg_chunk_t       *head;
     ngx_http_ldseg_chunk_t       *tail;
     uint64_t                      seq;
@@ -103,16 +106,17 @@ typedef struct {
 } ngx_http_ldseg_payload_t;
 
 
-typedef struct {
+struct ngx_http_ldseg_dest_s {
     ngx_queue_t                   queue;
     ngx_queue_t                   payloads;
+    size_t                        bytes;
     ngx_msec_t                    not_before;
     ngx_uint_t                    failures;
     ngx_uint_t                    inflight;
     ngx_uint_t                    last_status;
     size_t                        url_len;
     u_char                        url[1];
-} ngx_http_ldseg_dest_t;
+};
 
 
 typedef struct {
@@ -194,7 +198,8 @@ void ngx_http_ldseg_shm_usage(ngx_shm_zone_t *zone, ngx_http_ldseg_usage_t *u);
  * Appends the events of res for the destination url (copied by value) in
  * one lock round.  NGX_OK: all queued, *full is set when a payload reached
  * the batch size; NGX_DECLINED: the zone is full, or holds limit bytes
- * (0: no limit), and nothing was queued.
+ * (0: no limit); NGX_BUSY: LaunchDarkly refuses the client-side ID and
+ * its share of the zone is used up.  Nothing was queued then.
  */
 ngx_int_t ngx_http_ldseg_shm_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     ldseg_result_t *res, ngx_uint_t batch_size, size_t max_payload,
