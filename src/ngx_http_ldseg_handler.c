@@ -264,6 +264,10 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
                                         lmcf->batch_size, lmcf->max_payload,
                                         lmcf->queue_limit, &full);
 
+        if (rc == NGX_DECLINED) {
+            ngx_http_ldseg_sender_full();
+        }
+
         if (rc == NGX_DECLINED || rc == NGX_BUSY) {
             return ngx_http_ldseg_unavailable(r, lcf, lmcf, stats, &res,
                                               rc == NGX_BUSY);

@@ -56,6 +56,7 @@ typedef struct {
     unsigned                      zstream_ready:1;
     unsigned                      exiting:1;
     unsigned                      cleaning:1;
+    unsigned                      spool_all:1;
 } ngx_http_ldseg_sender_t;
 
 
@@ -197,6 +198,30 @@ ngx_http_ldseg_sender_queued(ngx_uint_t full)
 }
 
 
+void
+ngx_http_ldseg_sender_full(void)
+{
+    ngx_http_ldseg_sender_t  *s;
+
+    s = ngx_http_ldseg_sender;
+
+    if (s == NULL || s->lmcf->spool.path.data == NULL) {
+        return;
+    }
+
+    /*
+     * The zone is full: what is in memory goes to the spool at once, not
+     * after the spool delay, so that the next requests find room.
+     */
+
+    s->spool_all = 1;
+
+    if (!s->flush.posted) {
+        ngx_post_event(&s->flush, &ngx_posted_events);
+    }
+}
+
+
 ngx_uint_t
 ngx_http_ldseg_sender_inflight(void)
 {
@@ -300,7 +325,8 @@ ngx_http_ldseg_flush_handler(ngx_event_t *ev)
     ev->timedout = 0;
 
     /* what waited longer than the spool delay is written to disk */
-    ngx_http_ldseg_spool_write(s->lmcf->shm_zone, ev->log, 0);
+    ngx_http_ldseg_spool_write(s->lmcf->shm_zone, ev->log, s->spool_all);
+    s->spool_all = 0;
 }
 
 

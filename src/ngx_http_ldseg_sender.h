@@ -28,6 +28,9 @@ void ngx_http_ldseg_sender_exit(ngx_cycle_t *cycle);
 /* events were queued; full: a payload is full, flush it now */
 void ngx_http_ldseg_sender_queued(ngx_uint_t full);
 
+/* the zone is full: spool what is in memory now */
+void ngx_http_ldseg_sender_full(void);
+
 /* POSTs in flight in this worker */
 ngx_uint_t ngx_http_ldseg_sender_inflight(void);
 
