@@ -54,6 +54,7 @@ typedef struct {
     ngx_http_ldseg_dest_t        *dest;
     off_t                         off;
     size_t                        len;
+    ngx_http_ldseg_spool_ref_t    ref;
 } ngx_http_ldseg_spool_claim_t;
 
 
@@ -476,7 +477,6 @@ ngx_http_ldseg_spool_write(ngx_shm_zone_t *zone, ngx_log_t *log,
     ngx_http_ldseg_shctx_t         *ctx;
     ngx_http_ldseg_payload_t       *p;
     ngx_http_ldseg_spool_conf_t    *scf;
-    ngx_http_ldseg_spool_ref_t      ref;
     ngx_http_ldseg_spool_claim_t    claims[NGX_HTTP_LDSEG_SPOOL_CLAIMS];
     ngx_http_ldseg_spool_writer_t  *w;
 
@@ -570,6 +570,7 @@ ngx_http_ldseg_spool_write(ngx_shm_zone_t *zone, ngx_log_t *log,
             p->spool_until = now + 60000;
             p->closed = 1;
 
+            ngx_memzero(&claims[nclaims], sizeof(ngx_http_ldseg_spool_claim_t));
             claims[nclaims].payload = p;
             claims[nclaims].dest = dest;
             nclaims++;
@@ -672,11 +673,7 @@ ngx_http_ldseg_spool_write(ngx_shm_zone_t *zone, ngx_log_t *log,
 
         if (p->done && !p->leased) {
             /* delivered while it was being written */
-            ngx_http_ldseg_payload_drop_locked(ctx, p, &ref);
-
-            if (ref.unlink && nunlink < 8) {
-                unlink[nunlink++] = ref.unlink;
-            }
+            ngx_http_ldseg_payload_drop_locked(ctx, p, &claims[i].ref);
         }
     }
 
@@ -695,6 +692,10 @@ ngx_http_ldseg_spool_write(ngx_shm_zone_t *zone, ngx_log_t *log,
     if (w->sfile == NULL && w->fd != NGX_INVALID_FILE) {
         ngx_close_file(w->fd);
         w->fd = NGX_INVALID_FILE;
+    }
+
+    for (i = 0; i < nclaims; i++) {
+        ngx_http_ldseg_spool_forget(zone, &claims[i].ref, log);
     }
 
 unlink:
