@@ -43,11 +43,15 @@ deps:
 	@sh .ci/deps.sh
 
 # The core must stay free of nginx: fail the build if it names nginx.
-check-core:
+check-core: $(BUILD)/check-core.stamp
+
+$(BUILD)/check-core.stamp: $(CORE_SRCS) $(CORE_HDRS)
 	@if grep -n 'ngx_\|NGX_' $(CORE_SRCS) $(CORE_HDRS); then \
 	    echo "src/ldseg_* must not use nginx"; exit 1; fi
+	@mkdir -p $(BUILD) && touch $@
 
-$(NGX_BUILD)/Makefile: config
+# Debian's nginx-dev configure writes objs/Makefile only
+$(NGX_BUILD)/objs/Makefile: config
 	rm -rf $(NGX_BUILD)
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(NGX_BUILD)
@@ -57,8 +61,8 @@ $(NGX_BUILD)/Makefile: config
 	        --with-ld-opt='-Wl,-z,relro -Wl,-z,now -fPIC' \
 	        --add-dynamic-module=$(CURDIR) > configure.log
 
-$(MODULE): $(NGX_BUILD)/Makefile $(CORE_SRCS) $(CORE_HDRS) $(GLUE_SRCS) \
-           $(GLUE_HDRS) check-core
+$(MODULE): $(NGX_BUILD)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) \
+           $(GLUE_SRCS) $(GLUE_HDRS) $(BUILD)/check-core.stamp
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
 	cp $(NGX_BUILD)/objs/ngx_http_ldseg_module.so $@.tmp
 	mv -f $@.tmp $@
