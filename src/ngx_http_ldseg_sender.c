@@ -222,13 +222,6 @@ ngx_http_ldseg_sender_full(void)
 }
 
 
-ngx_uint_t
-ngx_http_ldseg_sender_inflight(void)
-{
-    return ngx_http_ldseg_sender ? ngx_http_ldseg_sender->inflight : 0;
-}
-
-
 void
 ngx_http_ldseg_random(u_char *buf, size_t len)
 {

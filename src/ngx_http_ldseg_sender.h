@@ -31,9 +31,6 @@ void ngx_http_ldseg_sender_queued(ngx_uint_t full);
 /* the zone is full: spool what is in memory now */
 void ngx_http_ldseg_sender_full(void);
 
-/* POSTs in flight in this worker */
-ngx_uint_t ngx_http_ldseg_sender_inflight(void);
-
 /* fills 16 random bytes */
 void ngx_http_ldseg_random(u_char *buf, size_t len);
 

@@ -27,7 +27,6 @@ static ngx_int_t ngx_http_ldseg_init_zone(ngx_shm_zone_t *shm_zone,
 static void ngx_http_ldseg_migrate(ngx_shm_zone_t *shm_zone,
     ngx_http_ldseg_shctx_t *ctx);
 static ngx_uint_t ngx_http_ldseg_evict_locked(ngx_http_ldseg_shctx_t *ctx);
-static ngx_uint_t ngx_http_ldseg_pid_dead(ngx_pid_t pid);
 static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_find(
     ngx_http_ldseg_dest_t *dest, uint64_t seq);
 static ngx_int_t ngx_http_ldseg_payload_split(ngx_http_ldseg_shctx_t *ctx,
@@ -911,7 +910,7 @@ ngx_http_ldseg_evict_locked(ngx_http_ldseg_shctx_t *ctx)
 }
 
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_ldseg_pid_dead(ngx_pid_t pid)
 {
     return pid != ngx_pid && kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH;

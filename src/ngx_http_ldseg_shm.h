@@ -246,6 +246,9 @@ ngx_http_ldseg_sfile_t *ngx_http_ldseg_sfile_new(ngx_http_ldseg_shctx_t *ctx,
 uint32_t ngx_http_ldseg_sfile_release(ngx_http_ldseg_shctx_t *ctx,
     ngx_http_ldseg_sfile_t *sf);
 
+/* another process with this pid no longer exists */
+ngx_uint_t ngx_http_ldseg_pid_dead(ngx_pid_t pid);
+
 /* index of a rejection code in ngx_http_ldseg_reasons */
 ngx_uint_t ngx_http_ldseg_reason(const char *code);
 

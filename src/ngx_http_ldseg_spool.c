@@ -114,6 +114,15 @@ ngx_http_ldseg_spool_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* file names are built in NGX_MAX_PATH buffers: checked once, here */
+
+    if (scf->path.len + sizeof("/ldseg-00000000.spool") > NGX_MAX_PATH) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_spool\" path \"%V\" is too long",
+                           &scf->path);
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_file_info(scf->path.data, &fi) == NGX_FILE_ERROR
         || !ngx_is_dir(&fi))
     {
@@ -326,10 +335,6 @@ ngx_http_ldseg_spool_load_file(ngx_http_ldseg_shctx_t *ctx, uint32_t n,
 
     scf = ctx->spool;
 
-    if (scf->path.len + sizeof("/ldseg-00000000.spool") > NGX_MAX_PATH) {
-        return NGX_ERROR;
-    }
-
     ngx_http_ldseg_spool_name(scf, n, name);
 
     if (ngx_file_info(name, &fi) == NGX_FILE_ERROR) {
@@ -504,9 +509,7 @@ ngx_http_ldseg_spool_write(ngx_shm_zone_t *zone, ngx_log_t *log,
         next = ngx_queue_next(fq);
         sf = ngx_queue_data(fq, ngx_http_ldseg_sfile_t, queue);
 
-        if (sf->writer && sf->writer != ngx_pid
-            && kill(sf->writer, 0) == -1 && ngx_errno == NGX_ESRCH)
-        {
+        if (sf->writer && ngx_http_ldseg_pid_dead(sf->writer)) {
             sf->writer = 0;
             gone = ngx_http_ldseg_sfile_release(ctx, sf);
 
@@ -718,10 +721,6 @@ ngx_http_ldseg_spool_open(ngx_http_ldseg_shctx_t *ctx, ngx_log_t *log)
     scf = ctx->spool;
     w = &ngx_http_ldseg_spool_writer;
 
-    if (scf->path.len + sizeof("/ldseg-00000000.spool") > NGX_MAX_PATH) {
-        return NGX_ERROR;
-    }
-
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
     n = ++ctx->sh->spool_seq;
@@ -774,9 +773,7 @@ ngx_http_ldseg_spool_read(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
     ctx = zone->data;
     scf = ctx->spool;
 
-    if (scf == NULL || scf->path.data == NULL
-        || scf->path.len + sizeof("/ldseg-00000000.spool") > NGX_MAX_PATH)
-    {
+    if (scf == NULL || scf->path.data == NULL) {
         return NGX_DECLINED;
     }
 
@@ -860,9 +857,7 @@ ngx_http_ldseg_spool_forget(ngx_shm_zone_t *zone,
     ctx = zone->data;
     scf = ctx->spool;
 
-    if (scf == NULL || scf->path.data == NULL
-        || scf->path.len + sizeof("/ldseg-00000000.spool") > NGX_MAX_PATH)
-    {
+    if (scf == NULL || scf->path.data == NULL) {
         return;
     }
 
@@ -895,9 +890,7 @@ ngx_http_ldseg_spool_unlink(ngx_shm_zone_t *zone, uint32_t n, ngx_log_t *log)
     ctx = zone->data;
     scf = ctx->spool;
 
-    if (n == 0 || scf == NULL || scf->path.data == NULL
-        || scf->path.len + sizeof("/ldseg-00000000.spool") > NGX_MAX_PATH)
-    {
+    if (n == 0 || scf == NULL || scf->path.data == NULL) {
         return;
     }
 
