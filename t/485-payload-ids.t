@@ -5,7 +5,12 @@
 # time; meanwhile a reload that resizes the zone (1m -> 2m) while
 # LaunchDarkly is down, two plain reloads, a worker killed with SIGKILL (the
 # master starts another), and a second resize (2m -> 3m).  LaunchDarkly
-# answers 503 now and then, so payloads are retried.
+# answers 503 now and then, so payloads are retried.  It is down for a second
+# before each resize (the master copies a queue of payloads most of which
+# were never sent, so their IDs are fixed in the copy) and back as soon as
+# the new workers run, so the old ones can still send what they accepted
+# between the copy and their exit (that window is 420-reload-load.t's
+# business, not this file's).
 #
 # Every X-LaunchDarkly-Payload-ID the mock sees must belong to one set of
 # events: all POSTs carrying it have the same body, byte for byte (after
@@ -22,7 +27,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Ldseg;
 use Test::Ldseg::Delivery qw(ld_tally wait_ld_delivered delivered_ok
-                             same_id_same_body_ok ld_figures);
+                             same_id_same_body_ok ld_figures explain_missing);
+use Test::Ldseg::Reload qw(reload_then);
 
 use Time::HiRes qw(time sleep);
 
@@ -54,7 +60,7 @@ http {
     ldseg_retry_max_delay 1s;
     ldseg_timeout 2s;
     ldseg_connect_timeout 1s;
-    ldseg_shutdown_timeout 1s;
+    ldseg_shutdown_timeout 3s;
 
     server {
         listen 127.0.0.1:%%PORT_8080%%;
@@ -92,17 +98,25 @@ sub ld_flaky {
                   steps => [ { status => 503, times => 3 } ]);
 }
 
+my @marks;
+
+sub reload_mark {
+    my ($name, $cb) = @_;
+    my $m = reload_then($t, $cb) or return 0;
+    push @marks, { %$m, name => $name };
+    return 1;
+}
+
 # a resize while LaunchDarkly is down: payloads wait, most never tried yet,
-# when the master copies the queue
+# when the master copies the queue; LaunchDarkly is back once the new
+# workers run, so the old ones can send what they accepted meanwhile
 
 sub resize {
     my ($zone) = @_;
     $mock->script(default => { status => 503 });
     sleep 1;
     conf($zone);
-    my $ok = $t->reload;
-    ld_flaky();
-    return $ok;
+    return reload_mark("resize to $zone", \&ld_flaky);
 }
 
 ld_flaky();
@@ -113,13 +127,16 @@ sleep 1;
 
 ok(resize('2m'), 'reload: zone 1m -> 2m, under load');
 sleep 1;
-ok($t->reload, 'reload');
+ok(reload_mark('reload 1'), 'reload');
 sleep 1;
-ok($t->reload, 'reload again');
+ok(reload_mark('reload 2'), 'reload again');
 sleep 1;
 
 my @w = $t->workers;
+my $k = time;
 my @new = $t->kill_worker($w[0], 'KILL');
+push @marks, { name => 'kill -9', hup => $k, done => time, old => [ $w[0] ],
+               new => \@new };
 ok(@new == 2 && !grep({ $_ == $w[0] } @new), 'kill -9 of a worker: respawned');
 sleep 1;
 
@@ -151,7 +168,8 @@ cmp_ok($r->{retries}, '>', 0, 'some payloads were sent more than once');
 is(join(' ', @{ $r->{bad_ids} }), '',
    'every POST carries a version 4 UUID payload ID');
 same_id_same_body_ok($r, 'workers, reloads, resizes, respawn');
-delivered_ok($r, 'workers, reloads, resizes, respawn');
+delivered_ok($r, 'workers, reloads, resizes, respawn')
+    or diag(explain_missing($r, $res, @marks));
 
 Test::Ldseg::wait_for(sub { $s = $t->status;
                             $s && $s->{queue}{events} == 0 }, 15);

@@ -30,14 +30,16 @@ use Test::More ();
 use Time::HiRes qw(time sleep);
 
 our @EXPORT_OK = qw(post_events ld_tally wait_ld_delivered delivered_ok
-                    same_id_same_body_ok ld_figures DELIVERED_OK_TESTS);
+                    same_id_same_body_ok ld_figures explain_missing
+                    DELIVERED_OK_TESTS);
 
 # the number of tests delivered_ok() runs
 
 use constant DELIVERED_OK_TESTS => 3;
 
 my $TS = '2020-03-04T05:06:07.008Z';
-my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}
+              -[0-9a-f]{12}$/x;
 
 
 # post_events($t, $prefix, $n, per_request => 1, pad => 0, path => ...)
@@ -258,6 +260,47 @@ sub ld_figures {
         $r->{maybe_delivered} if $r->{maybe};
 
     return $s;
+}
+
+
+# explain_missing($r, $res, @marks): for diag(), when and by which worker
+# each missing event was acked, relative to the nearest of the marks
+# ({ name, hup, done, old => [pids], new => [pids] }, as reload_then()
+# returns them plus a name); $res is a Test::Ldseg load's results (the
+# configuration adds "add_header X-Pid $pid always;")
+
+sub explain_missing {
+    my ($r, $res, @marks) = @_;
+
+    my $out = '';
+    for my $m (@marks) {
+        $out .= sprintf "  %s: HUP at %.3f, done at +%.3f, old workers %s,"
+            . " new workers %s\n", $m->{name}, $m->{hup},
+            $m->{done} - $m->{hup}, "@{ $m->{old} || [] }",
+            "@{ $m->{new} || [] }";
+    }
+
+    my @m = grep { $res->{info}{$_} } @{ $r->{missing} };
+    @m = sort { $res->{info}{$a}{time} <=> $res->{info}{$b}{time} } @m;
+    splice @m, 20 if @m > 20;
+
+    for my $id (@m) {
+        my $i = $res->{info}{$id};
+        my ($near) = sort { abs($i->{time} - $a->{hup})
+                            <=> abs($i->{time} - $b->{hup}) } @marks;
+        if (!$near) {
+            $out .= sprintf "  %s acked at %.3f by worker %s\n", $id,
+                $i->{time}, $i->{pid};
+            next;
+        }
+        my $gen = grep({ $_ == $i->{pid} } @{ $near->{old} || [] }) ? 'an OLD'
+                : grep({ $_ == $i->{pid} } @{ $near->{new} || [] }) ? 'a new'
+                : 'another';
+        $out .= sprintf "  %s acked at %s%+.3f s by %s worker %s\n", $id,
+            $near->{name}, $i->{time} - $near->{hup}, $gen, $i->{pid};
+    }
+
+    return $out;
 }
 
 

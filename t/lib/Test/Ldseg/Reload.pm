@@ -10,6 +10,10 @@ package Test::Ldseg::Reload;
 #     ok($r->{refused}, 'reload refused');
 #     is("@{ $r->{after} }", "@{ $r->{before} }", 'old workers stay');
 #
+#     # LaunchDarkly back once the new workers run, before the old ones quit
+#     ok(reload_then($t, sub { $mock->script(default => { status => 202 }) }),
+#        'reload');
+#
 # Core Perl only.
 
 use strict;
@@ -20,7 +24,7 @@ use Time::HiRes qw(time sleep);
 
 use Test::Ldseg;
 
-our @EXPORT_OK = qw(reload_refused);
+our @EXPORT_OK = qw(reload_refused reload_then);
 
 
 # reload_refused($t, $re, $timeout): sends HUP to the master and waits until
@@ -58,6 +62,36 @@ sub reload_refused {
 
     return { refused => $refused, done => $done, log => $log,
              before => \@before, after => [ $t->workers ] };
+}
+
+
+# reload_then($t, $cb, $timeout): "nginx -s reload" like Test::Ldseg::reload,
+# but calls $cb as soon as the new workers run (the master has built the new
+# zones), while the old workers may still be finishing.  Returns a hashref
+# (true) when the old workers are all gone and new ones run, with hup, up
+# (new workers seen) and done times, old and new worker pids; 0 otherwise.
+
+sub reload_then {
+    my ($t, $cb, $timeout) = @_;
+
+    my @old = $t->workers;
+    my %old = map { $_ => 1 } @old;
+    my $hup = time;
+
+    kill 'HUP', $t->master_pid;
+
+    my $up = Test::Ldseg::wait_for(sub { grep { !$old{$_} } $t->workers },
+                                   $timeout || 20);
+    my $up_at = time;
+    $cb->() if $cb;
+    return 0 unless $up;
+
+    Test::Ldseg::wait_for(sub { !grep { Test::Ldseg::_alive($_) } @old },
+                          $timeout || 20)
+        or return 0;
+
+    return { hup => $hup, up => $up_at, done => time, old => \@old,
+             new => [ $t->workers ] };
 }
 
 
