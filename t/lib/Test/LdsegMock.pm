@@ -28,8 +28,14 @@ package Test::LdsegMock;
 # Each request takes the first step with uses left whose "path" (a Perl
 # regex) matches it; failing that, the first step with uses left that has no
 # "path"; failing that, the default answer.
-# A step is {status, retry_after, delay, hang, reset, body, path, times};
-# "hang" accepts the request and never answers it (until the client closes).
+# A step is {status, retry_after, delay, hang, reset, body, path, times,
+# body_match}; "hang" accepts the request and never answers it (until the
+# client closes).  "body_match" (a Perl regex, matched against the decoded
+# request body) makes a step apply only to requests whose body matches, like
+# "path" (with both, both must match); such steps are tried before the steps
+# that have neither:
+#
+#     { status => 400, body_match => '"poison"', times => 1000000 }
 #
 # A script may also limit what a POST may hold: with max_events => N (or
 # max_bytes => N, the decoded body) a bulk POST with more is answered 413
@@ -327,14 +333,22 @@ sub _serve {
     };
 
     my $choose = sub {
-        my ($path) = @_;
+        my ($path, $body) = @_;
         my $steps = $script->{steps};
-        # steps for this path first, then steps for any path, in order
+        # steps for this path (or body) first, then steps for any request,
+        # in order
         for my $any (0, 1) {
             for my $i (0 .. $#$steps) {
                 next unless $left[$i] > 0;
                 my $p = $steps->[$i]{path};
-                next if $any ? defined $p : !defined $p || $path !~ /$p/;
+                my $b = $steps->[$i]{body_match};
+                if ($any) {
+                    next if defined $p || defined $b;
+                } else {
+                    next unless defined $p || defined $b;
+                    next if defined $p && $path !~ /$p/;
+                    next if defined $b && $body !~ /$b/;
+                }
                 $left[$i]--;
                 return $steps->[$i];
             }
@@ -427,7 +441,7 @@ sub _serve {
                 $req->{peer} = $c->{peer};
                 $req->{seq} = ++$seq;
 
-                my $step = $choose->($req->{path});
+                my $step = $choose->($req->{path}, $req->{body});
                 my $status = $step->{status} // 202;
 
                 if ($step->{reset} || $step->{hang}) {
