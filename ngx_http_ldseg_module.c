@@ -16,7 +16,8 @@
 #include <ngx_http.h>
 
 #include "ngx_http_ldseg_module.h"
-#include "ngx_http_ldseg_shm.h"
+#include "ngx_http_ldseg_zone.h"
+#include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_sender.h"
 
 
@@ -40,6 +41,9 @@ static char *ngx_http_ldseg_set_format(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ldseg_set_bounded(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ldseg_dead_letter(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_ldseg_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_ldseg_init_process(ngx_cycle_t *cycle);
 static void ngx_http_ldseg_exit_process(ngx_cycle_t *cycle);
 
@@ -58,6 +62,16 @@ static ngx_conf_num_bounds_t  ngx_http_ldseg_batch_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_ldseg_inflight_bounds = {
     NULL, 1, 1024
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_ldseg_destinations_bounds = {
+    NULL, 1, 1000000
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_ldseg_dead_letter_bounds = {
+    NULL, 1, 1000
 };
 
 
@@ -182,6 +196,27 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
       offsetof(ngx_http_ldseg_main_conf_t, queue_limit),
       NULL },
 
+    { ngx_string("ldseg_max_destinations"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_set_bounded,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, max_destinations),
+      &ngx_http_ldseg_destinations_bounds },
+
+    { ngx_string("ldseg_dead_letter"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_dead_letter,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, dead_letter),
+      NULL },
+
+    { ngx_string("ldseg_dead_letter_after"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_set_bounded,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, dead_letter_after),
+      &ngx_http_ldseg_dead_letter_bounds },
+
     { ngx_string("ldseg_spool"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_ldseg_spool_directive,
@@ -221,7 +256,7 @@ ngx_module_t  ngx_http_ldseg_module = {
     ngx_http_ldseg_commands,               /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_ldseg_init_module,            /* init module */
     ngx_http_ldseg_init_process,           /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -280,6 +315,8 @@ ngx_http_ldseg_create_main_conf(ngx_conf_t *cf)
     lmcf->shutdown_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->gzip = NGX_CONF_UNSET;
     lmcf->queue_limit = NGX_CONF_UNSET_SIZE;
+    lmcf->max_destinations = NGX_CONF_UNSET_UINT;
+    lmcf->dead_letter_after = NGX_CONF_UNSET_UINT;
     lmcf->spool.max_size = NGX_CONF_UNSET;
     lmcf->spool.delay = NGX_CONF_UNSET_MSEC;
     lmcf->spool.fsync = NGX_CONF_UNSET;
@@ -303,6 +340,8 @@ ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(lmcf->shutdown_timeout, 5000);
     ngx_conf_init_value(lmcf->gzip, 1);
     ngx_conf_init_size_value(lmcf->queue_limit, 0);
+    ngx_conf_init_uint_value(lmcf->max_destinations, 1000);
+    ngx_conf_init_uint_value(lmcf->dead_letter_after, 5);
     ngx_conf_init_value(lmcf->spool.max_size, 1024 * 1024 * 1024);
     ngx_conf_init_msec_value(lmcf->spool.delay, 1000);
     ngx_conf_init_value(lmcf->spool.fsync, 1);
@@ -340,9 +379,33 @@ ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     if (lmcf->shm_zone) {
-        ((ngx_http_ldseg_shctx_t *) lmcf->shm_zone->data)->spool =
+        ((ngx_http_ldseg_zone_t *) lmcf->shm_zone->data)->spool =
                                                                &lmcf->spool;
     }
+
+#if (NGX_THREADS)
+
+    /* spool appends, fdatasync() and dead letters run in a thread pool */
+
+    if (lmcf->spool.path.data || lmcf->dead_letter.data) {
+        lmcf->tp = ngx_thread_pool_add(cf, lmcf->spool.thread_pool.len
+                                           ? &lmcf->spool.thread_pool
+                                           : NULL);
+        if (lmcf->tp == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+#else
+
+    if (lmcf->spool.thread_pool.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_spool\" thread_pool= needs nginx built "
+                           "with threads");
+        return NGX_CONF_ERROR;
+    }
+
+#endif
 
     return NGX_CONF_OK;
 }
@@ -501,6 +564,13 @@ ngx_http_ldseg_client_side_id(ngx_conf_t *cf, ngx_command_t *cmd,
 
         /* a literal ID goes into a URL: allow a plain token only */
 
+        if (value[1].len > NGX_HTTP_LDSEG_ID_MAX) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"ldseg_client_side_id\" is longer than %d "
+                               "characters", NGX_HTTP_LDSEG_ID_MAX);
+            return NGX_CONF_ERROR;
+        }
+
         last = value[1].data + value[1].len;
 
         for (p = value[1].data; p < last; p++) {
@@ -537,6 +607,10 @@ ngx_http_ldseg_events_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
     url = value[1];
+
+    if (url.len > NGX_HTTP_LDSEG_EVENTS_URL_MAX) {
+        goto invalid;
+    }
 
     if (url.len > 7 && ngx_strncasecmp(url.data, (u_char *) "http://", 7) == 0)
     {
@@ -718,6 +792,74 @@ ngx_http_ldseg_set_bounded(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+static char *
+ngx_http_ldseg_dead_letter(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_main_conf_t *lmcf = conf;
+
+    ngx_str_t        *value, dir;
+    ngx_file_info_t   fi;
+
+    if (lmcf->dead_letter.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    lmcf->dead_letter = value[1];
+
+    if (lmcf->dead_letter.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_dead_letter\" must not be empty");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &lmcf->dead_letter, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* a file in a directory that exists; created 0600 when first needed */
+
+    dir = lmcf->dead_letter;
+
+    while (dir.len > 1 && dir.data[dir.len - 1] != '/') {
+        dir.len--;
+    }
+
+    dir.data = ngx_pstrdup(cf->pool, &dir);
+    if (dir.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    dir.data[dir.len] = '\0';
+
+    if (ngx_file_info(dir.data, &fi) == NGX_FILE_ERROR || !ngx_is_dir(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_dead_letter\" directory \"%s\" does not "
+                           "exist", dir.data);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    /* the configuration is committed: a resize's old zone lets go */
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_ldseg_module);
+
+    if (lmcf == NULL || lmcf->shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_ldseg_zone_commit(lmcf->shm_zone);
+}
+
+
 static ngx_int_t
 ngx_http_ldseg_init_process(ngx_cycle_t *cycle)
 {
@@ -744,5 +886,11 @@ ngx_http_ldseg_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_ldseg_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_ldseg_sender_exit(cycle);
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_ldseg_module);
+
+    if (lmcf != NULL) {
+        ngx_http_ldseg_sender_exit(lmcf);
+    }
 }

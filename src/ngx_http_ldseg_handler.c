@@ -17,7 +17,7 @@
 #include <zlib.h>
 
 #include "ngx_http_ldseg_module.h"
-#include "ngx_http_ldseg_shm.h"
+#include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_sender.h"
 
 
@@ -37,7 +37,8 @@ static ngx_int_t ngx_http_ldseg_accepted(ngx_http_request_t *r,
     ldseg_result_t *res);
 static ngx_int_t ngx_http_ldseg_unavailable(ngx_http_request_t *r,
     ngx_http_ldseg_loc_conf_t *lcf, ngx_http_ldseg_main_conf_t *lmcf,
-    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res, ngx_uint_t refused);
+    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res,
+    ngx_http_ldseg_enqueue_e erc);
 static void ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats,
     ldseg_result_t *res);
 static void *ngx_http_ldseg_pool_alloc(void *ctx, size_t size);
@@ -123,7 +124,7 @@ ngx_http_ldseg_handler(ngx_http_request_t *r)
         }
 
         lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
-        stats = ngx_http_ldseg_shm_stats(lmcf->shm_zone);
+        stats = ngx_http_ldseg_queue_stats(lmcf->shm_zone);
 
         if (stats) {
             (void) ngx_atomic_fetch_add(&stats->requests, 1);
@@ -169,6 +170,8 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
     ldseg_result_t               res;
     ldseg_options_t              opt;
     ldseg_allocator_t            alloc;
+    ngx_http_ldseg_enqueue_e     erc;
+    ngx_http_ldseg_queue_conf_t  qc;
     ngx_time_t                  *tp;
     ngx_http_ldseg_ctx_t        *ctx;
     ngx_http_ldseg_stats_t      *stats;
@@ -179,7 +182,7 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
 
-    stats = ngx_http_ldseg_shm_stats(lmcf->shm_zone);
+    stats = ngx_http_ldseg_queue_stats(lmcf->shm_zone);
 
     if (stats == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -260,20 +263,23 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
             return ngx_http_ldseg_error(r, rc, err.code, err.message);
         }
 
-        rc = ngx_http_ldseg_shm_enqueue(lmcf->shm_zone, &url, &res,
-                                        lmcf->batch_size, lmcf->max_payload,
-                                        lmcf->queue_limit, &full);
+        qc.batch_size = lmcf->batch_size;
+        qc.max_payload = lmcf->max_payload;
+        qc.limit = lmcf->queue_limit;
+        qc.max_destinations = lmcf->max_destinations;
 
-        if (rc == NGX_DECLINED) {
-            ngx_http_ldseg_sender_full();
+        erc = ngx_http_ldseg_queue_enqueue(lmcf->shm_zone, &url, &res, &qc,
+                                           &full);
+
+        if (erc == NGX_HTTP_LDSEG_ENQ_FULL) {
+            ngx_http_ldseg_sender_full(lmcf->sender);
         }
 
-        if (rc == NGX_DECLINED || rc == NGX_BUSY) {
-            return ngx_http_ldseg_unavailable(r, lcf, lmcf, stats, &res,
-                                              rc == NGX_BUSY);
+        if (erc != NGX_HTTP_LDSEG_ENQ_OK) {
+            return ngx_http_ldseg_unavailable(r, lcf, lmcf, stats, &res, erc);
         }
 
-        ngx_http_ldseg_sender_queued(full);
+        ngx_http_ldseg_sender_queued(lmcf->sender, full);
 
         (void) ngx_atomic_fetch_add(&stats->queued, res.nevents);
     }
@@ -506,21 +512,28 @@ ngx_http_ldseg_destination(ngx_http_request_t *r,
         return NGX_HTTP_UNAUTHORIZED;
     }
 
+    /* it goes into a URL: a plain token of bounded length only */
+
     last = id.data + id.len;
 
-    for (p = id.data; p < last; p++) {
+    for (p = id.data; p < last && id.len <= NGX_HTTP_LDSEG_ID_MAX; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
               || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
         {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "ldseg: \"ldseg_client_side_id\" evaluated to a "
-                          "value that is not a plain token");
-
-            err->code = "invalid_client_side_id";
-            err->message = "the configured LaunchDarkly client-side ID is "
-                           "invalid";
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            break;
         }
+    }
+
+    if (p != last) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ldseg: \"ldseg_client_side_id\" evaluated to a "
+                      "value that is not a plain token of at most %d "
+                      "characters", NGX_HTTP_LDSEG_ID_MAX);
+
+        err->code = "invalid_client_side_id";
+        err->message = "the configured LaunchDarkly client-side ID is "
+                       "invalid";
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     url->len = lcf->events_url.len + sizeof("/events/bulk/") - 1 + id.len;
@@ -583,15 +596,29 @@ ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats, ldseg_result_t *res)
 static ngx_int_t
 ngx_http_ldseg_unavailable(ngx_http_request_t *r,
     ngx_http_ldseg_loc_conf_t *lcf, ngx_http_ldseg_main_conf_t *lmcf,
-    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res, ngx_uint_t refused)
+    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res,
+    ngx_http_ldseg_enqueue_e erc)
 {
-    ngx_uint_t        n;
+    char             *code, *message;
+    ngx_uint_t        n, reason;
     ngx_table_elt_t  *h;
 
     /*
      * Never 200 followed by a drop: the client is told to keep the events
      * and retry, which Segment's libraries do on 503.
      */
+
+    if (erc == NGX_HTTP_LDSEG_ENQ_DESTINATIONS) {
+        reason = NGX_HTTP_LDSEG_REASON_DESTS;
+        code = "too_many_destinations";
+        message = "too many LaunchDarkly destinations are queued, "
+                  "retry later";
+
+    } else {
+        reason = NGX_HTTP_LDSEG_REASON_FULL;
+        code = "queue_full";
+        message = "the event queue is full, retry later";
+    }
 
     /* one line a second per worker: the counters have every refusal */
 
@@ -602,17 +629,35 @@ ngx_http_ldseg_unavailable(ngx_http_request_t *r,
 
     ngx_http_ldseg_last_warn = ngx_current_msec;
 
-    if (refused) {
+    switch (erc) {
+
+    case NGX_HTTP_LDSEG_ENQ_REFUSED:
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "ldseg: LaunchDarkly refuses the client-side ID and "
-                      "its share of zone \"%V\" is used up, %ui events "
+                      "ldseg: LaunchDarkly refuses client-side IDs whose "
+                      "events fill their share of zone \"%V\", %ui events "
                       "refused with 503", &lmcf->shm_zone->shm.name,
                       res->nevents);
+        break;
 
-    } else {
+    case NGX_HTTP_LDSEG_ENQ_DESTINATIONS:
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ldseg: \"ldseg_max_destinations\" %ui reached, %ui "
+                      "events refused with 503", lmcf->max_destinations,
+                      res->nevents);
+        break;
+
+    case NGX_HTTP_LDSEG_ENQ_MOVED:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ldseg: the queue moved to the resized zone \"%V\", "
+                      "%ui events refused with 503 by an old worker",
+                      &lmcf->shm_zone->shm.name, res->nevents);
+        break;
+
+    default:
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "ldseg zone \"%V\" is full, %ui events refused "
                       "with 503", &lmcf->shm_zone->shm.name, res->nevents);
+        break;
     }
 
 refuse:
@@ -625,8 +670,7 @@ refuse:
 
     ngx_http_ldseg_count(stats, res);
 
-    (void) ngx_atomic_fetch_add(
-                &stats->rejected_reasons[NGX_HTTP_LDSEG_REASON_FULL], n);
+    (void) ngx_atomic_fetch_add(&stats->rejected_reasons[reason], n);
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -644,8 +688,8 @@ refuse:
     h->value.len = ngx_sprintf(h->value.data, "%T", lcf->retry_after)
                    - h->value.data;
 
-    return ngx_http_ldseg_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "queue_full",
-                                "the event queue is full, retry later");
+    return ngx_http_ldseg_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, code,
+                                message);
 }
 
 

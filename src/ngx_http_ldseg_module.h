@@ -22,6 +22,13 @@
 #define NGX_HTTP_LDSEG_DEFAULT_URL    "https://events.launchdarkly.com"
 #define NGX_HTTP_LDSEG_USER_AGENT     "ldseg/" LDSEG_VERSION
 
+/* a client-side ID, and an events URL, at most */
+#define NGX_HTTP_LDSEG_ID_MAX         256
+#define NGX_HTTP_LDSEG_EVENTS_URL_MAX 1024
+
+
+typedef struct ngx_http_ldseg_sender_s  ngx_http_ldseg_sender_t;
+
 
 typedef struct {
     ngx_shm_zone_t               *shm_zone;
@@ -35,10 +42,19 @@ typedef struct {
     ngx_msec_t                    shutdown_timeout;
     ngx_flag_t                    gzip;
     size_t                        queue_limit;
+    ngx_uint_t                    max_destinations;
+    ngx_str_t                     dead_letter;
+    ngx_uint_t                    dead_letter_after;
     ngx_http_ldseg_spool_conf_t   spool;
+
+    /* the thread pool of spool and dead-letter writes, or NULL */
+    void                         *tp;
 
     /* set when some location has "ldseg on" */
     ngx_uint_t                    enabled;
+
+    /* this process's sender, in workers */
+    ngx_http_ldseg_sender_t      *sender;
 } ngx_http_ldseg_main_conf_t;
 
 
@@ -74,6 +90,12 @@ ngx_int_t ngx_http_ldseg_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *body, size_t len);
 ngx_int_t ngx_http_ldseg_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len);
+
+/* index of a rejection code in ngx_http_ldseg_reasons (status.c) */
+ngx_uint_t ngx_http_ldseg_reason(const char *code);
+
+extern const char  *ngx_http_ldseg_reasons[];
+extern const char  *ngx_http_ldseg_drops[];
 
 
 #endif /* _NGX_HTTP_LDSEG_MODULE_H_INCLUDED_ */

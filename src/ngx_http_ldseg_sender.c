@@ -2,16 +2,17 @@
 /*
  * Copyright (C) ldseg authors
  *
- * The sender.  libcurl's multi_socket interface is mapped onto nginx's
- * event loop: every socket libcurl opens gets a connection structure with
- * level-triggered read/write events, and libcurl's single timeout is an
- * nginx timer.  The worker therefore never blocks on LaunchDarkly; name
- * resolution happens in libcurl's resolver thread.
+ * The sender.  A flush timer in every worker leases payloads from the
+ * shared queue, builds each POST (gzip when smaller) and hands it to
+ * libcurl through the adapter in ngx_http_ldseg_curl.c.  A payload is only
+ * removed after LaunchDarkly answered 2xx; what any other answer means
+ * (retry with backoff, split, refused ID, dead letter) is decided by the
+ * nginx-free delivery policy (ldseg_delivery.c), and the queue applies it.
  *
- * A payload is leased from the shared queue before it is sent and only
- * acknowledged (removed) after LaunchDarkly answered 2xx; any other outcome
- * gives it back with a pause for its destination, so it is sent again with
- * the same payload ID and the same events.
+ * The same timer runs the spool: payloads older than the spool delay are
+ * copied out of the zone and appended to this worker's spool file by one
+ * job at a time in the thread pool, together with the record marks and
+ * unlinks that completed POSTs left behind.
  */
 
 
@@ -20,16 +21,17 @@
 #include <ngx_http.h>
 
 #include <curl/curl.h>
-#include <sys/random.h>
 #include <zlib.h>
 
 #include "ngx_http_ldseg_module.h"
-#include "ngx_http_ldseg_shm.h"
-#include "ngx_http_ldseg_sender.h"
+#include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_spool.h"
+#include "ngx_http_ldseg_curl.h"
+#include "ngx_http_ldseg_sender.h"
 
 
 #define NGX_HTTP_LDSEG_BACKOFF_BASE   1000
+#define NGX_HTTP_LDSEG_RETRY_AFTER_MAX  (3600 * 1000)
 
 
 typedef struct {
@@ -37,53 +39,70 @@ typedef struct {
     ngx_pool_t                   *pool;
     CURL                         *easy;
     struct curl_slist            *headers;
+    u_char                       *body;
+    size_t                        len;
     ngx_http_ldseg_lease_t        lease;
     char                          error[CURL_ERROR_SIZE];
 } ngx_http_ldseg_post_t;
 
 
-typedef struct {
-    CURLM                        *multi;
+struct ngx_http_ldseg_sender_s {
     ngx_http_ldseg_main_conf_t   *lmcf;
+    ngx_shm_zone_t               *zone;
+    ngx_http_ldseg_stats_t       *stats;
     ngx_log_t                    *log;
+    ngx_http_ldseg_curl_t         curl;
     ngx_event_t                   flush;
-    ngx_event_t                   timer;
+    ngx_event_t                   kick;
     ngx_connection_t              dummy;
     ngx_queue_t                   posts;
     ngx_uint_t                    inflight;
     ngx_msec_t                    exit_deadline;
+    ldseg_delivery_conf_t         dconf;
     z_stream                      zstream;
+
+    /* the spool: this worker's file, the job in the thread pool, and
+     * the file operations that wait for the next job */
+    ngx_fd_t                      spool_fd;
+    off_t                         spool_size;
+    uint32_t                      spool_file;
+    ngx_http_ldseg_spool_job_t   *job;
+    ngx_http_ldseg_spool_ops_t    pending;
+
     unsigned                      zstream_ready:1;
     unsigned                      exiting:1;
-    unsigned                      cleaning:1;
     unsigned                      spool_all:1;
-} ngx_http_ldseg_sender_t;
+    unsigned                      spool_full_logged:1;
+};
 
 
 static void ngx_http_ldseg_flush_handler(ngx_event_t *ev);
+static void ngx_http_ldseg_kick_handler(ngx_event_t *ev);
 static void ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s,
     ngx_uint_t full_only);
 static ngx_int_t ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_lease_t *l);
 static void ngx_http_ldseg_post_free(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_post_t *post);
-static void ngx_http_ldseg_post_done(ngx_http_ldseg_sender_t *s,
-    ngx_http_ldseg_post_t *post, CURLcode result);
-static void ngx_http_ldseg_check_multi(ngx_http_ldseg_sender_t *s);
-static void ngx_http_ldseg_abort_all(ngx_http_ldseg_sender_t *s);
-static int ngx_http_ldseg_curl_socket(CURL *easy, curl_socket_t fd,
-    int what, void *userp, void *socketp);
-static int ngx_http_ldseg_curl_timer(CURLM *multi, long timeout_ms,
-    void *userp);
-static void ngx_http_ldseg_curl_timer_handler(ngx_event_t *ev);
-static void ngx_http_ldseg_curl_event_handler(ngx_event_t *ev);
+static void ngx_http_ldseg_post_done(void *data, CURL *easy,
+    CURLcode result);
+static void ngx_http_ldseg_complete(ngx_http_ldseg_sender_t *s,
+    ngx_http_ldseg_lease_t *l, ldseg_delivery_t *d, long code, u_char *body,
+    size_t len);
+static void ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
+    ngx_http_ldseg_lease_t *l, long code, u_char *body, size_t len);
+static ngx_str_t ngx_http_ldseg_client_side_id(ngx_http_ldseg_lease_t *l);
+static void ngx_http_ldseg_abort_all(void *data);
+static ngx_http_ldseg_spool_ops_t *ngx_http_ldseg_pending(
+    ngx_http_ldseg_sender_t *s);
+static ngx_http_ldseg_spool_job_t *ngx_http_ldseg_spool_tick(
+    ngx_http_ldseg_sender_t *s, ngx_uint_t all, ngx_uint_t sync);
+static void ngx_http_ldseg_spool_job_done(ngx_http_ldseg_spool_job_t *job);
+static void ngx_http_ldseg_spool_drain(ngx_http_ldseg_sender_t *s);
 static size_t ngx_http_ldseg_curl_discard(char *ptr, size_t size,
     size_t nmemb, void *userdata);
 static u_char *ngx_http_ldseg_gzip(ngx_http_ldseg_sender_t *s,
     ngx_pool_t *pool, u_char *data, size_t len, size_t *out);
-
-
-static ngx_http_ldseg_sender_t  *ngx_http_ldseg_sender;
 
 
 ngx_int_t
@@ -103,38 +122,41 @@ ngx_http_ldseg_sender_init(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    s->multi = curl_multi_init();
-    if (s->multi == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                      "ldseg: curl_multi_init() failed");
+    if (ngx_http_ldseg_curl_init(&s->curl, cycle->log) != NGX_OK) {
         return NGX_ERROR;
     }
 
+    s->curl.done = ngx_http_ldseg_post_done;
+    s->curl.abort = ngx_http_ldseg_abort_all;
+    s->curl.data = s;
+
     s->lmcf = lmcf;
+    s->zone = lmcf->shm_zone;
+    s->stats = ngx_http_ldseg_queue_stats(lmcf->shm_zone);
     s->log = cycle->log;
+    s->spool_fd = NGX_INVALID_FILE;
     ngx_queue_init(&s->posts);
 
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION,
-                      ngx_http_ldseg_curl_socket);
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION,
-                      ngx_http_ldseg_curl_timer);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
+    s->dconf.base_ms = NGX_HTTP_LDSEG_BACKOFF_BASE;
+    s->dconf.max_ms = lmcf->max_backoff;
+    s->dconf.retry_after_max_ms = NGX_HTTP_LDSEG_RETRY_AFTER_MAX;
+    s->dconf.dead_letter_after = lmcf->dead_letter.len
+                                 ? (unsigned) lmcf->dead_letter_after : 0;
 
-    /* debug logging reads the timer's data as a connection */
+    /* debug logging reads the events' data as a connection */
     s->dummy.fd = (ngx_socket_t) -1;
-
-    s->timer.handler = ngx_http_ldseg_curl_timer_handler;
-    s->timer.data = &s->dummy;
-    s->timer.log = cycle->log;
-    s->timer.cancelable = 1;
+    s->dummy.data = s;
 
     s->flush.handler = ngx_http_ldseg_flush_handler;
     s->flush.data = &s->dummy;
     s->flush.log = cycle->log;
     s->flush.cancelable = 1;
 
-    ngx_http_ldseg_sender = s;
+    s->kick.handler = ngx_http_ldseg_kick_handler;
+    s->kick.data = &s->dummy;
+    s->kick.log = cycle->log;
+
+    lmcf->sender = s;
 
     ngx_add_timer(&s->flush, lmcf->flush_interval);
 
@@ -143,11 +165,11 @@ ngx_http_ldseg_sender_init(ngx_cycle_t *cycle,
 
 
 void
-ngx_http_ldseg_sender_exit(ngx_cycle_t *cycle)
+ngx_http_ldseg_sender_exit(ngx_http_ldseg_main_conf_t *lmcf)
 {
     ngx_http_ldseg_sender_t  *s;
 
-    s = ngx_http_ldseg_sender;
+    s = lmcf->sender;
 
     if (s == NULL) {
         return;
@@ -155,14 +177,14 @@ ngx_http_ldseg_sender_exit(ngx_cycle_t *cycle)
 
     ngx_http_ldseg_abort_all(s);
 
-    /* what could not be delivered goes to the spool, if there is one */
-    ngx_http_ldseg_spool_write(s->lmcf->shm_zone, s->log, 1);
-    ngx_http_ldseg_spool_close(s->lmcf->shm_zone, s->log);
+    if (s->kick.posted) {
+        ngx_delete_posted_event(&s->kick);
+    }
 
-    /* the socket callback may still run here; it must find s */
-    s->cleaning = 1;
-    curl_multi_cleanup(s->multi);
-    s->multi = NULL;
+    /* what could not be delivered goes to the spool, if there is one */
+    ngx_http_ldseg_spool_drain(s);
+
+    ngx_http_ldseg_curl_cleanup(&s->curl);
 
     curl_global_cleanup();
 
@@ -170,19 +192,15 @@ ngx_http_ldseg_sender_exit(ngx_cycle_t *cycle)
         deflateEnd(&s->zstream);
     }
 
-    ngx_http_ldseg_shm_release(s->lmcf->shm_zone);
+    ngx_http_ldseg_queue_release(s->zone);
 
-    ngx_http_ldseg_sender = NULL;
+    lmcf->sender = NULL;
 }
 
 
 void
-ngx_http_ldseg_sender_queued(ngx_uint_t full)
+ngx_http_ldseg_sender_queued(ngx_http_ldseg_sender_t *s, ngx_uint_t full)
 {
-    ngx_http_ldseg_sender_t  *s;
-
-    s = ngx_http_ldseg_sender;
-
     if (s == NULL) {
         return;
     }
@@ -199,12 +217,8 @@ ngx_http_ldseg_sender_queued(ngx_uint_t full)
 
 
 void
-ngx_http_ldseg_sender_full(void)
+ngx_http_ldseg_sender_full(ngx_http_ldseg_sender_t *s)
 {
-    ngx_http_ldseg_sender_t  *s;
-
-    s = ngx_http_ldseg_sender;
-
     if (s == NULL || s->lmcf->spool.path.data == NULL) {
         return;
     }
@@ -222,51 +236,17 @@ ngx_http_ldseg_sender_full(void)
 }
 
 
-void
-ngx_http_ldseg_random(u_char *buf, size_t len)
-{
-    size_t          i;
-    static size_t   avail;
-    static u_char   pool[1024];
-
-    /* one getrandom() for 64 payload IDs; the pool is per process */
-
-    if (len > sizeof(pool)) {
-        goto weak;
-    }
-
-    if (avail < len) {
-        if (getrandom(pool, sizeof(pool), GRND_NONBLOCK)
-            != (ssize_t) sizeof(pool))
-        {
-            goto weak;
-        }
-
-        avail = sizeof(pool);
-    }
-
-    ngx_memcpy(buf, pool + sizeof(pool) - avail, len);
-    avail -= len;
-
-    return;
-
-weak:
-
-    for (i = 0; i < len; i++) {
-        buf[i] = (u_char) ngx_random();
-    }
-}
-
-
 static void
 ngx_http_ldseg_flush_handler(ngx_event_t *ev)
 {
+    ngx_connection_t         *c;
     ngx_http_ldseg_usage_t    u;
     ngx_http_ldseg_sender_t  *s;
 
-    s = ngx_http_ldseg_sender;
+    c = ev->data;
+    s = c->data;
 
-    if (s == NULL || ngx_terminate) {
+    if (ngx_terminate) {
         return;
     }
 
@@ -285,14 +265,13 @@ ngx_http_ldseg_flush_handler(ngx_event_t *ev)
 
         if ((ngx_msec_int_t) (ngx_current_msec - s->exit_deadline) >= 0) {
             ngx_http_ldseg_abort_all(s);
-            ngx_http_ldseg_spool_write(s->lmcf->shm_zone, ev->log, 1);
             return;
         }
     }
 
-    ngx_http_ldseg_shm_usage(s->lmcf->shm_zone, &u);
+    ngx_http_ldseg_queue_usage(s->zone, &u);
 
-    if (ngx_exiting && u.events == 0 && s->inflight == 0) {
+    if (ngx_exiting && u.events == 0 && s->inflight == 0 && s->job == NULL) {
         return;
     }
 
@@ -301,7 +280,7 @@ ngx_http_ldseg_flush_handler(ngx_event_t *ev)
      * alive; an idle worker exits at once.
      */
 
-    ev->cancelable = (u.events == 0);
+    ev->cancelable = (u.events == 0 && s->job == NULL);
 
     if (!ev->timer_set) {
         ngx_add_timer(ev, ngx_exiting ? 100 : s->lmcf->flush_interval);
@@ -315,31 +294,47 @@ ngx_http_ldseg_flush_handler(ngx_event_t *ev)
 
     ngx_http_ldseg_flush(s, !ev->timedout && !ngx_exiting);
 
-    ev->timedout = 0;
+    if (ev->timedout || s->spool_all) {
+        ev->timedout = 0;
 
-    /* what waited longer than the spool delay is written to disk */
-    ngx_http_ldseg_spool_write(s->lmcf->shm_zone, ev->log, s->spool_all);
-    s->spool_all = 0;
+        /* what waited longer than the spool delay is written to disk */
+        (void) ngx_http_ldseg_spool_tick(s, s->spool_all, 0);
+        s->spool_all = 0;
+    }
+}
+
+
+static void
+ngx_http_ldseg_kick_handler(ngx_event_t *ev)
+{
+    ngx_connection_t         *c;
+    ngx_http_ldseg_sender_t  *s;
+
+    c = ev->data;
+    s = c->data;
+
+    /* POSTs ended: their places go to the next payloads */
+
+    if (!ngx_terminate) {
+        ngx_http_ldseg_flush(s, !ngx_exiting);
+    }
 }
 
 
 static void
 ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s, ngx_uint_t full_only)
 {
-    u_char                      rnd[16];
-    ngx_int_t                   rc;
-    ngx_msec_t                  lease_time;
-    ngx_http_ldseg_lease_t      l;
-    ngx_http_ldseg_spool_ref_t  ref;
+    ngx_int_t               rc;
+    ngx_msec_t              lease_time;
+    ldseg_delivery_t        d;
+    ngx_http_ldseg_lease_t  l;
 
     lease_time = s->lmcf->timeout + s->lmcf->connect_timeout + 10000;
 
     while (s->inflight < s->lmcf->max_inflight) {
 
-        ngx_http_ldseg_random(rnd, sizeof(rnd));
-
-        if (ngx_http_ldseg_shm_lease(s->lmcf->shm_zone, ngx_current_msec,
-                                     lease_time, full_only, rnd, &l)
+        if (ngx_http_ldseg_queue_lease(s->zone, ngx_current_msec, lease_time,
+                                       full_only, &l)
             != NGX_OK)
         {
             return;
@@ -351,13 +346,28 @@ ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s, ngx_uint_t full_only)
             continue;
         }
 
-        ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, &l,
-                                    rc == NGX_DECLINED ? NGX_HTTP_LDSEG_CORRUPT
-                                                       : NGX_HTTP_LDSEG_RETRY,
-                                    0, ngx_current_msec,
-                                    NGX_HTTP_LDSEG_BACKOFF_BASE, &ref);
+        /* not sent: given back at once, or dropped when its record is bad */
 
-        ngx_http_ldseg_spool_forget(s->lmcf->shm_zone, &ref, s->log);
+        ngx_memzero(&d, sizeof(ldseg_delivery_t));
+
+        if (rc == NGX_DECLINED) {
+            d.outcome = LDSEG_DELIVERY_DONE;
+
+            ngx_log_error(NGX_LOG_WARN, s->log, 0,
+                          "ldseg: %ui events dropped: %s", l.nevents,
+                          ngx_http_ldseg_drops[NGX_HTTP_LDSEG_DROP_CORRUPT]);
+
+            (void) ngx_atomic_fetch_add(&s->stats->dropped, l.nevents);
+            (void) ngx_atomic_fetch_add(
+                &s->stats->dropped_reasons[NGX_HTTP_LDSEG_DROP_CORRUPT],
+                l.nevents);
+
+        } else {
+            d.outcome = LDSEG_DELIVERY_RETRY;
+            d.delay_ms = NGX_HTTP_LDSEG_BACKOFF_BASE;
+        }
+
+        ngx_http_ldseg_complete(s, &l, &d, 0, NULL, 0);
 
         if (rc == NGX_ERROR) {
             return;
@@ -369,7 +379,7 @@ ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s, ngx_uint_t full_only)
 static ngx_int_t
 ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
 {
-    u_char                 *body, *last, *gz, *url;
+    u_char                 *body, *last, *gz;
     size_t                  len, gzlen;
     ngx_int_t               rc;
     CURL                   *easy;
@@ -379,17 +389,13 @@ ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
     u_char                  id[sizeof("X-LaunchDarkly-Payload-ID: ")
                                + LDSEG_UUID_LEN];
 
-    pool = ngx_create_pool(l->len + l->slen + l->dest->url_len + 2048,
-                           s->log);
+    pool = ngx_create_pool(l->len + l->disk.len + 4096, s->log);
     if (pool == NULL) {
         return NGX_ERROR;
     }
 
     post = ngx_pcalloc(pool, sizeof(ngx_http_ldseg_post_t));
-    body = ngx_pnalloc(pool, l->sfile ? 1 : l->len + 2);
-    url = ngx_pnalloc(pool, l->dest->url_len + 1);
-
-    if (post == NULL || body == NULL || url == NULL) {
+    if (post == NULL) {
         ngx_destroy_pool(pool);
         return NGX_ERROR;
     }
@@ -397,23 +403,37 @@ ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
     post->pool = pool;
     post->lease = *l;
 
-    if (l->sfile) {
-        /* the payload is on disk only */
-
-        rc = ngx_http_ldseg_spool_read(s->lmcf->shm_zone, l, pool, &body,
-                                       &len, s->log);
+    if (l->on_disk) {
+        rc = ngx_http_ldseg_spool_read(&l->disk, l->id, pool, &body, &len,
+                                       s->log);
         if (rc != NGX_OK) {
             ngx_destroy_pool(pool);
             return rc;
         }
 
     } else {
-        last = ngx_http_ldseg_shm_copy(l, body);
+        body = ngx_pnalloc(pool, l->len + 2);
+        if (body == NULL) {
+            ngx_destroy_pool(pool);
+            return NGX_ERROR;
+        }
+
+        last = ngx_http_ldseg_queue_copy_out(s->zone, l, body);
+
+        if (last == NULL) {
+            /* the lease was lost: another worker sends it */
+            ngx_destroy_pool(pool);
+            return NGX_ABORT;
+        }
+
         len = last - body;
     }
 
-    ngx_memcpy(url, l->dest->url, l->dest->url_len);
-    url[l->dest->url_len] = '\0';
+    post->body = body;
+    post->len = len;
+
+    /* the URL is NUL-terminated in the post's copy of the lease */
+    post->lease.url[post->lease.url_len] = '\0';
 
     gz = NULL;
     gzlen = 0;
@@ -459,7 +479,7 @@ ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
         return NGX_ERROR;
     }
 
-    curl_easy_setopt(easy, CURLOPT_URL, (char *) url);
+    curl_easy_setopt(easy, CURLOPT_URL, (char *) post->lease.url);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
@@ -484,22 +504,15 @@ ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
                      ngx_http_ldseg_curl_discard);
 
-    ngx_queue_insert_tail(&s->posts, &post->queue);
-    s->inflight++;
-
-    /* a transfer is running: a graceful exit waits for it */
-    s->timer.cancelable = 0;
-
-    if (curl_multi_add_handle(s->multi, easy) != CURLM_OK) {
-        ngx_log_error(NGX_LOG_ALERT, s->log, 0,
-                      "ldseg: curl_multi_add_handle() failed");
+    if (ngx_http_ldseg_curl_add(&s->curl, easy) != NGX_OK) {
         ngx_http_ldseg_post_free(s, post);
         return NGX_ERROR;
     }
 
-    (void) ngx_atomic_fetch_add(
-                    &ngx_http_ldseg_shm_stats(s->lmcf->shm_zone)->posts_sent,
-                    1);
+    ngx_queue_insert_tail(&s->posts, &post->queue);
+    s->inflight++;
+
+    (void) ngx_atomic_fetch_add(&s->stats->posts_sent, 1);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, s->log, 0,
                    "ldseg post: %ui events, %uz bytes, attempt %ui",
@@ -519,10 +532,7 @@ ngx_http_ldseg_post_free(ngx_http_ldseg_sender_t *s,
     }
 
     if (post->easy) {
-        if (s->multi) {
-            curl_multi_remove_handle(s->multi, post->easy);
-        }
-
+        ngx_http_ldseg_curl_remove(&s->curl, post->easy);
         curl_easy_cleanup(post->easy);
     }
 
@@ -530,140 +540,52 @@ ngx_http_ldseg_post_free(ngx_http_ldseg_sender_t *s,
         curl_slist_free_all(post->headers);
     }
 
-    if (s->inflight == 0) {
-        s->timer.cancelable = 1;
-    }
-
     ngx_destroy_pool(post->pool);
 }
 
 
 static void
-ngx_http_ldseg_check_multi(ngx_http_ldseg_sender_t *s)
+ngx_http_ldseg_post_done(void *data, CURL *easy, CURLcode result)
 {
-    int                     left;
-    CURLMsg                *msg;
-    ngx_uint_t              done;
-    ngx_http_ldseg_post_t  *post;
+    ngx_http_ldseg_sender_t *s = data;
 
-    done = 0;
+    long                     code;
+    curl_off_t               retry_after;
+    ldseg_delivery_t         d;
+    ngx_http_ldseg_post_t   *post;
+    ngx_http_ldseg_lease_t  *l;
 
-    while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
+    post = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &post);
 
-        if (msg->msg != CURLMSG_DONE) {
-            continue;
-        }
-
-        post = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &post);
-
-        if (post == NULL) {
-            continue;
-        }
-
-        ngx_http_ldseg_post_done(s, post, msg->data.result);
-        done = 1;
+    if (post == NULL) {
+        return;
     }
-
-    if (done && !ngx_terminate) {
-        ngx_http_ldseg_flush(s, !ngx_exiting);
-    }
-}
-
-
-static void
-ngx_http_ldseg_post_done(ngx_http_ldseg_sender_t *s,
-    ngx_http_ldseg_post_t *post, CURLcode result)
-{
-    long                         code;
-    u_char                      *id, *last;
-    curl_off_t                   retry_after;
-    ngx_msec_t                   delay;
-    ngx_uint_t                   attempts, shift;
-    ngx_http_ldseg_lease_t      *l;
-    ngx_http_ldseg_stats_t      *stats;
-    ngx_http_ldseg_outcome_e     outcome;
-    ngx_http_ldseg_spool_ref_t   ref;
 
     l = &post->lease;
-    stats = ngx_http_ldseg_shm_stats(s->lmcf->shm_zone);
-
     code = 0;
     retry_after = 0;
 
     if (result == CURLE_OK) {
-        curl_easy_getinfo(post->easy, CURLINFO_RESPONSE_CODE, &code);
-        curl_easy_getinfo(post->easy, CURLINFO_RETRY_AFTER, &retry_after);
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry_after);
     }
 
-    /* exponential backoff with jitter, capped by ldseg_retry_max_delay */
+    ldseg_delivery_outcome(&s->dconf, code, (int64_t) retry_after,
+                           (unsigned) l->attempts, (uint32_t) ngx_random(),
+                           &d);
 
-    attempts = l->attempts;
-    shift = attempts < 16 ? attempts : 16;
-    delay = (ngx_msec_t) NGX_HTTP_LDSEG_BACKOFF_BASE << shift;
-
-    if (delay > s->lmcf->max_backoff) {
-        delay = s->lmcf->max_backoff;
-    }
-
-    delay = delay / 2 + ngx_random() % (delay / 2 + 1);
-
-    if (code >= 200 && code < 300) {
-        outcome = NGX_HTTP_LDSEG_DELIVERED;
-
-        (void) ngx_atomic_fetch_add(&stats->posts_succeeded, 1);
-        (void) ngx_atomic_fetch_add(&stats->delivered, l->nevents);
+    if (d.outcome == LDSEG_DELIVERY_DONE) {
+        (void) ngx_atomic_fetch_add(&s->stats->posts_succeeded, 1);
+        (void) ngx_atomic_fetch_add(&s->stats->delivered, l->nevents);
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
                        "ldseg post: %ui events delivered, status %l",
                        l->nevents, code);
 
     } else {
-        (void) ngx_atomic_fetch_add(&stats->posts_failed, 1);
-        (void) ngx_atomic_fetch_add(&stats->failed, l->nevents);
-
-        if (code == 413) {
-            outcome = NGX_HTTP_LDSEG_SPLIT;
-
-        } else {
-            outcome = NGX_HTTP_LDSEG_RETRY;
-        }
-
-        if (code == 401 || code == 403 || code == 404) {
-            /* a wrong client-side ID is probed at the slowest rate */
-            delay = s->lmcf->max_backoff;
-
-            if (l->dest->last_status != (ngx_uint_t) code) {
-                id = ngx_strlchr(l->dest->url + 8,
-                                 l->dest->url + l->dest->url_len, '/');
-
-                while (id != NULL) {
-                    last = ngx_strlchr(id + 1,
-                                       l->dest->url + l->dest->url_len, '/');
-                    if (last == NULL) {
-                        break;
-                    }
-
-                    id = last;
-                }
-
-                ngx_log_error(NGX_LOG_ERR, s->log, 0,
-                              "ldseg: LaunchDarkly answered %l for client-side "
-                              "ID \"%*s\", its events are kept and sent "
-                              "again every %M ms", code,
-                              id ? (size_t) (l->dest->url + l->dest->url_len
-                                             - id - 1)
-                                 : (size_t) 0,
-                              id ? id + 1 : (u_char *) "", delay);
-            }
-
-        } else if (retry_after > 0) {
-            delay = (ngx_msec_t) retry_after * 1000;
-
-            if (delay > 3600 * 1000) {
-                delay = 3600 * 1000;
-            }
-        }
+        (void) ngx_atomic_fetch_add(&s->stats->posts_failed, 1);
+        (void) ngx_atomic_fetch_add(&s->stats->failed, l->nevents);
 
         if (result != CURLE_OK) {
             ngx_log_error(NGX_LOG_ERR, s->log, 0,
@@ -673,204 +595,431 @@ ngx_http_ldseg_post_done(ngx_http_ldseg_sender_t *s,
                                          : curl_easy_strerror(result),
                           l->nevents);
 
-        } else if (code != 401 && code != 403 && code != 404) {
+        } else if (d.outcome != LDSEG_DELIVERY_REFUSED_ID) {
             ngx_log_error(NGX_LOG_ERR, s->log, 0,
                           "ldseg: POST to LaunchDarkly failed: status %l, "
-                          "%ui events requeued, next try in %M ms",
-                          code, l->nevents, delay);
+                          "%ui events, outcome %s, next try in %uL ms",
+                          code, l->nevents,
+                          ldseg_delivery_name(d.outcome), d.delay_ms);
         }
     }
 
-    ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, l, outcome,
-                                (ngx_uint_t) code, ngx_current_msec, delay,
-                                &ref);
-
-    ngx_http_ldseg_spool_forget(s->lmcf->shm_zone, &ref, s->log);
+    ngx_http_ldseg_complete(s, l, &d, code, post->body, post->len);
 
     ngx_http_ldseg_post_free(s, post);
+
+    /* the freed place goes to the next payload, after libcurl's loop */
+
+    if (!s->kick.posted) {
+        ngx_post_event(&s->kick, &ngx_posted_events);
+    }
 }
 
 
 static void
-ngx_http_ldseg_abort_all(ngx_http_ldseg_sender_t *s)
+ngx_http_ldseg_complete(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l,
+    ldseg_delivery_t *d, long code, u_char *body, size_t len)
 {
-    ngx_queue_t                 *q;
-    ngx_http_ldseg_post_t       *post;
-    ngx_http_ldseg_spool_ref_t   ref;
+    ngx_str_t                    id;
+    ngx_http_ldseg_done_t        done;
+    ngx_http_ldseg_spool_ops_t  *ops;
+
+    ops = ngx_http_ldseg_pending(s);
+    if (ops == NULL) {
+        return;
+    }
+
+    ngx_http_ldseg_queue_complete(s->zone, l, d, (ngx_uint_t) code,
+                                  ngx_current_msec, body, len, ops, &done);
+
+    if (done.dropped) {
+        ngx_log_error(NGX_LOG_WARN, s->log, 0,
+                      "ldseg: %ui events dropped: %s", done.dropped,
+                      ngx_http_ldseg_drops[done.drop_reason]);
+
+        (void) ngx_atomic_fetch_add(&s->stats->dropped, done.dropped);
+        (void) ngx_atomic_fetch_add(
+                         &s->stats->dropped_reasons[done.drop_reason],
+                         done.dropped);
+    }
+
+    if (done.refused_first) {
+        id = ngx_http_ldseg_client_side_id(l);
+
+        ngx_log_error(NGX_LOG_ERR, s->log, 0,
+                      "ldseg: LaunchDarkly answered %l for client-side ID "
+                      "\"%V\", its events are kept and sent again every "
+                      "%uL ms", code, &id, d->delay_ms);
+    }
+
+    if (done.dead_letter) {
+        ngx_http_ldseg_dead_letter(s, l, code, body, len);
+    }
+}
+
+
+static void
+ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
+    ngx_http_ldseg_lease_t *l, long code, u_char *body, size_t len)
+{
+    u_char                      *line, *p;
+    size_t                       size;
+    ngx_tm_t                     tm;
+    ngx_str_t                    id;
+    ngx_http_ldseg_spool_ops_t  *ops;
+
+    /*
+     * LaunchDarkly refused the payload on every attempt: it goes to the
+     * dead-letter file as one JSON line, written and synced by the next
+     * spool job, and leaves the queue.
+     */
+
+    id = ngx_http_ldseg_client_side_id(l);
+
+    size = sizeof("{\"payload_id\":\"\",\"client_side_id\":\"\","
+                  "\"status\":,\"time\":\"1970-01-01T00:00:00Z\","
+                  "\"events\":}\n")
+           + LDSEG_UUID_LEN + id.len + NGX_INT_T_LEN + len;
+
+    ops = ngx_http_ldseg_pending(s);
+    line = (ops != NULL) ? ngx_pnalloc(ops->pool, size) : NULL;
+
+    if (line == NULL) {
+        goto failed;
+    }
+
+    ngx_gmtime(ngx_time(), &tm);
+
+    p = ngx_cpymem(line, "{\"payload_id\":\"",
+                   sizeof("{\"payload_id\":\"") - 1);
+    ldseg_uuid_format((char *) p, l->id);
+    p += LDSEG_UUID_LEN;
+
+    p = ngx_sprintf(p, "\",\"client_side_id\":\"%V\",\"status\":%l,"
+                    "\"time\":\"%4d-%02d-%02dT%02d:%02d:%02dZ\","
+                    "\"events\":", &id, code, tm.ngx_tm_year, tm.ngx_tm_mon,
+                    tm.ngx_tm_mday, tm.ngx_tm_hour, tm.ngx_tm_min,
+                    tm.ngx_tm_sec);
+
+    p = ngx_cpymem(p, body, len);
+    *p++ = '}';
+    *p++ = '\n';
+
+    if (ngx_http_ldseg_spool_op_append(ops, &s->lmcf->dead_letter, line,
+                                       p - line)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, s->log, 0,
+                  "ldseg: LaunchDarkly refused %ui events of client-side "
+                  "ID \"%V\" with status %l on %ui attempts, they go to "
+                  "\"%V\"", l->nevents, &id, code, l->attempts + 1,
+                  &s->lmcf->dead_letter);
+
+    (void) ngx_atomic_fetch_add(&s->stats->dead_lettered, l->nevents);
+
+    return;
+
+failed:
+
+    ngx_log_error(NGX_LOG_ERR, s->log, 0,
+                  "ldseg: %ui events refused by LaunchDarkly could not be "
+                  "written to \"%V\"", l->nevents, &s->lmcf->dead_letter);
+
+    (void) ngx_atomic_fetch_add(&s->stats->dropped, l->nevents);
+    (void) ngx_atomic_fetch_add(
+                   &s->stats->dropped_reasons[NGX_HTTP_LDSEG_DROP_DEAD],
+                   l->nevents);
+}
+
+
+static ngx_str_t
+ngx_http_ldseg_client_side_id(ngx_http_ldseg_lease_t *l)
+{
+    u_char     *p, *last;
+    ngx_str_t   id;
+
+    /* the last path segment of ".../events/bulk/ID" */
+
+    last = l->url + l->url_len;
+
+    for (p = last; p > l->url && p[-1] != '/'; p--) { /* void */ }
+
+    id.data = p;
+    id.len = last - p;
+
+    return id;
+}
+
+
+static void
+ngx_http_ldseg_abort_all(void *data)
+{
+    ngx_http_ldseg_sender_t *s = data;
+
+    ngx_queue_t            *q;
+    ldseg_delivery_t        d;
+    ngx_http_ldseg_post_t  *post;
+
+    ngx_memzero(&d, sizeof(ldseg_delivery_t));
+    d.outcome = LDSEG_DELIVERY_RETRY;
 
     while (!ngx_queue_empty(&s->posts)) {
         q = ngx_queue_head(&s->posts);
         post = ngx_queue_data(q, ngx_http_ldseg_post_t, queue);
 
-        ngx_http_ldseg_shm_complete(s->lmcf->shm_zone, &post->lease,
-                                    NGX_HTTP_LDSEG_RETRY, 0,
-                                    ngx_current_msec, 0, &ref);
+        ngx_http_ldseg_complete(s, &post->lease, &d, 0, NULL, 0);
 
-        (void) ngx_atomic_fetch_add(
-                   &ngx_http_ldseg_shm_stats(s->lmcf->shm_zone)->posts_failed,
-                   1);
+        (void) ngx_atomic_fetch_add(&s->stats->posts_failed, 1);
 
         ngx_http_ldseg_post_free(s, post);
     }
 }
 
 
-static int
-ngx_http_ldseg_curl_socket(CURL *easy, curl_socket_t fd, int what,
-    void *userp, void *socketp)
+static ngx_http_ldseg_spool_ops_t *
+ngx_http_ldseg_pending(ngx_http_ldseg_sender_t *s)
 {
-    ngx_http_ldseg_sender_t *s = userp;
+    ngx_pool_t  *pool;
 
-    ngx_connection_t  *c;
+    /* file operations wait in a pool of their own for the next job */
 
-    c = socketp;
-
-    if (what == CURL_POLL_REMOVE) {
-        if (c == NULL) {
-            return 0;
-        }
-
-        /* libcurl closes the socket itself: only forget it here */
-
-        if (c->read->active) {
-            ngx_del_event(c->read, NGX_READ_EVENT, 0);
-        }
-
-        if (c->write->active) {
-            ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-        }
-
-        if (c->read->posted) {
-            ngx_delete_posted_event(c->read);
-        }
-
-        if (c->write->posted) {
-            ngx_delete_posted_event(c->write);
-        }
-
-        ngx_free_connection(c);
-        c->fd = (ngx_socket_t) -1;
-
-        if (!s->cleaning) {
-            curl_multi_assign(s->multi, fd, NULL);
-        }
-
-        return 0;
+    if (s->pending.pool != NULL) {
+        return &s->pending;
     }
 
-    if (c == NULL) {
-        c = ngx_get_connection(fd, s->log);
-        if (c == NULL) {
-            return -1;
+    pool = ngx_create_pool(4096, s->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_ldseg_spool_ops_init(&s->pending, pool) != NGX_OK) {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    return &s->pending;
+}
+
+
+static ngx_http_ldseg_spool_job_t *
+ngx_http_ldseg_spool_tick(ngx_http_ldseg_sender_t *s, ngx_uint_t all,
+    ngx_uint_t sync)
+{
+    ngx_int_t                     rc;
+    ngx_pool_t                   *pool;
+    ngx_http_ldseg_spool_ops_t   *ops;
+    ngx_http_ldseg_spool_job_t   *job;
+    ngx_http_ldseg_spool_conf_t  *scf;
+
+    if (s->job != NULL) {
+        /* one job at a time: the next flush starts the next */
+        return NULL;
+    }
+
+    ops = ngx_http_ldseg_pending(s);
+    if (ops == NULL) {
+        return NULL;
+    }
+
+    ngx_http_ldseg_queue_reap(s->zone, ngx_current_msec, ops);
+
+    pool = ops->pool;
+
+    job = ngx_pcalloc(pool, sizeof(ngx_http_ldseg_spool_job_t));
+    if (job == NULL) {
+        return NULL;
+    }
+
+    job->pool = pool;
+    job->ops = *ops;
+    job->fd = &s->spool_fd;
+    job->size = &s->spool_size;
+    job->log = s->log;
+    job->handler = ngx_http_ldseg_spool_job_done;
+    job->data = s;
+
+    scf = &s->lmcf->spool;
+
+    if (scf->path.data != NULL && !ngx_terminate) {
+        job->claims = ngx_array_create(pool, 16,
+                                       sizeof(ngx_http_ldseg_spool_claim_t));
+        if (job->claims == NULL) {
+            return NULL;
         }
 
-        c->data = s;
-        c->read->handler = ngx_http_ldseg_curl_event_handler;
-        c->write->handler = ngx_http_ldseg_curl_event_handler;
-        c->read->log = s->log;
-        c->write->log = s->log;
+        rc = ngx_http_ldseg_queue_spool_claim(s->zone, ngx_current_msec,
+                                              scf->delay, all,
+                                              scf->max_size, &scf->path,
+                                              &s->spool_file, job);
 
-        curl_multi_assign(s->multi, fd, c);
+        if (rc == NGX_OK) {
+            s->spool_full_logged = 0;
+
+            job->file = s->spool_file;
+            job->fsync = scf->fsync;
+            ngx_http_ldseg_spool_name(scf->path.data, scf->path.len,
+                                      s->spool_file, job->name);
+            ngx_memcpy(job->dir, scf->path.data, scf->path.len);
+            job->dir[scf->path.len] = '\0';
+
+        } else if (rc == NGX_BUSY && !s->spool_full_logged) {
+            ngx_log_error(NGX_LOG_WARN, s->log, 0,
+                          "ldseg_spool \"%V\" reached max_size, events stay "
+                          "in memory only", &scf->path);
+            s->spool_full_logged = 1;
+        }
     }
+
+    if (job->len == 0 && job->ops.ops->nelts == 0) {
+        /* nothing to do: the pool waits for the next operations */
+        return NULL;
+    }
+
+    /* the job owns the pending pool now */
+
+    s->pending.pool = NULL;
+    s->pending.ops = NULL;
+    s->job = job;
+
+    if (sync
+        || ngx_http_ldseg_spool_job_start(job, s->lmcf->tp) != NGX_OK)
+    {
+        ngx_http_ldseg_spool_job_run(job);
+        job->handler(job);
+    }
+
+    return job;
+}
+
+
+static void
+ngx_http_ldseg_spool_job_done(ngx_http_ldseg_spool_job_t *job)
+{
+    ngx_http_ldseg_sender_t *s = job->data;
+
+    ngx_uint_t                   i, done;
+    ngx_http_ldseg_spool_op_t   *op;
+    ngx_http_ldseg_spool_ops_t  *ops;
+
+    if (job->len && !job->written) {
+        ngx_log_error(NGX_LOG_ERR, s->log, job->err,
+                      "ldseg: %s on spool file \"%s\" failed, %ui payloads "
+                      "stay in memory only", job->failed, job->name,
+                      job->claims->nelts);
+
+    } else if (job->failed) {
+        ngx_log_error(NGX_LOG_ERR, s->log, job->err,
+                      "ldseg: %s in the spool failed", job->failed);
+    }
+
+    op = job->ops.ops->elts;
+
+    for (i = 0; i < job->ops.ops->nelts; i++) {
+        if (op[i].err) {
+            ngx_log_error(NGX_LOG_ERR, s->log, op[i].err,
+                          "ldseg: %s \"%s\" failed",
+                          op[i].type == NGX_HTTP_LDSEG_SPOOL_MARK
+                          ? "marking a record of"
+                          : op[i].type == NGX_HTTP_LDSEG_SPOOL_UNLINK
+                            ? "unlinking" : "appending to",
+                          op[i].name);
+        }
+    }
+
+    if (job->len) {
+
+        /* a failed write may have left a torn record: use a new file */
+
+        done = !job->written
+                || s->spool_size >= NGX_HTTP_LDSEG_SPOOL_ROTATE;
+
+        ops = ngx_http_ldseg_pending(s);
+
+        if (ops != NULL) {
+            ngx_http_ldseg_queue_spool_done(s->zone, job, job->written,
+                                            done, ops);
+        }
+
+        if (done) {
+            if (s->spool_fd != NGX_INVALID_FILE) {
+                ngx_close_file(s->spool_fd);
+                s->spool_fd = NGX_INVALID_FILE;
+            }
+
+            s->spool_file = 0;
+        }
+    }
+
+    s->job = NULL;
+
+    ngx_destroy_pool(job->pool);
+}
+
+
+static void
+ngx_http_ldseg_spool_drain(ngx_http_ldseg_sender_t *s)
+{
+    ngx_uint_t                   n;
+    ngx_http_ldseg_spool_job_t  *job, closing;
 
     /*
-     * Level-triggered: libcurl may leave data unread, and an edge-triggered
-     * event would then never fire again.
+     * Worker exit: everything still in memory is written at once, in
+     * this process.  A job the thread pool still runs is waited for (the
+     * pool's threads may already be gone, having run it).
      */
 
-    if (what & CURL_POLL_IN) {
-        if (!c->read->active
-            && ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
-               != NGX_OK)
-        {
-            return -1;
+    for (n = 0; s->job != NULL && !s->job->complete && n < 500; n++) {
+        ngx_msleep(10);
+    }
+
+    if (s->job != NULL) {
+        if (!s->job->complete) {
+            ngx_log_error(NGX_LOG_ALERT, s->log, 0,
+                          "ldseg: a spool job did not end");
+            return;
         }
 
-    } else if (c->read->active) {
-        ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        s->job->handler(s->job);
     }
 
-    if (what & CURL_POLL_OUT) {
-        if (!c->write->active
-            && ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
-               != NGX_OK)
-        {
-            return -1;
+    for (n = 0; n < 64; n++) {
+        job = ngx_http_ldseg_spool_tick(s, 1, 1);
+
+        if (job == NULL) {
+            break;
+        }
+    }
+
+    /* this worker's file is closed for good */
+
+    if (s->spool_file != 0) {
+        ngx_memzero(&closing, sizeof(ngx_http_ldseg_spool_job_t));
+        closing.file = s->spool_file;
+        closing.size = &s->spool_size;
+
+        if (ngx_http_ldseg_pending(s) != NULL) {
+            ngx_http_ldseg_queue_spool_done(s->zone, &closing, 0, 1,
+                                            &s->pending);
         }
 
-    } else if (c->write->active) {
-        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        s->spool_file = 0;
     }
 
-    return 0;
-}
-
-
-static int
-ngx_http_ldseg_curl_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-    ngx_http_ldseg_sender_t *s = userp;
-
-    if (timeout_ms < 0) {
-        if (s->timer.timer_set) {
-            ngx_del_timer(&s->timer);
-        }
-
-        return 0;
+    if (s->spool_fd != NGX_INVALID_FILE) {
+        ngx_close_file(s->spool_fd);
+        s->spool_fd = NGX_INVALID_FILE;
     }
 
-    if (s->timer.timer_set) {
-        ngx_del_timer(&s->timer);
+    /* the last marks and unlinks */
+    (void) ngx_http_ldseg_spool_tick(s, 1, 1);
+
+    if (s->pending.pool != NULL) {
+        ngx_destroy_pool(s->pending.pool);
+        s->pending.pool = NULL;
     }
-
-    ngx_add_timer(&s->timer, (ngx_msec_t) timeout_ms);
-
-    return 0;
-}
-
-
-static void
-ngx_http_ldseg_curl_timer_handler(ngx_event_t *ev)
-{
-    int                       running;
-    ngx_http_ldseg_sender_t  *s;
-
-    s = ngx_http_ldseg_sender;
-
-    if (s == NULL || s->multi == NULL) {
-        return;
-    }
-
-    curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-
-    ngx_http_ldseg_check_multi(s);
-}
-
-
-static void
-ngx_http_ldseg_curl_event_handler(ngx_event_t *ev)
-{
-    int                       running, action;
-    ngx_socket_t              fd;
-    ngx_connection_t         *c;
-    ngx_http_ldseg_sender_t  *s;
-
-    c = ev->data;
-    s = c->data;
-
-    if (c->close) {
-        /* worker_shutdown_timeout: give everything back and stop */
-        ngx_http_ldseg_abort_all(s);
-        return;
-    }
-
-    fd = c->fd;
-    action = ev->write ? CURL_CSELECT_OUT : CURL_CSELECT_IN;
-
-    /* c may be freed inside: libcurl can remove the socket */
-    curl_multi_socket_action(s->multi, fd, action, &running);
-
-    ngx_http_ldseg_check_multi(s);
 }
 
 

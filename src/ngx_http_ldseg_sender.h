@@ -3,8 +3,10 @@
  * Copyright (C) ldseg authors
  *
  * The sender: a flush timer in every worker leases payloads from the
- * shared queue and POSTs them to LaunchDarkly with libcurl's multi
- * interface, driven by nginx's event loop.
+ * shared queue and POSTs them to LaunchDarkly through libcurl on nginx's
+ * event loop (ngx_http_ldseg_curl.c), and hands what waits too long to
+ * the spool.  Its state is per process and hangs off the main
+ * configuration (lmcf->sender), the flush event and the curl adapter.
  */
 
 
@@ -22,17 +24,15 @@
 ngx_int_t ngx_http_ldseg_sender_init(ngx_cycle_t *cycle,
     ngx_http_ldseg_main_conf_t *lmcf);
 
-/* aborts transfers, gives back leases and frees libcurl */
-void ngx_http_ldseg_sender_exit(ngx_cycle_t *cycle);
+/* aborts transfers, spools what is left, gives back leases, frees libcurl */
+void ngx_http_ldseg_sender_exit(ngx_http_ldseg_main_conf_t *lmcf);
 
 /* events were queued; full: a payload is full, flush it now */
-void ngx_http_ldseg_sender_queued(ngx_uint_t full);
+void ngx_http_ldseg_sender_queued(ngx_http_ldseg_sender_t *s,
+    ngx_uint_t full);
 
 /* the zone is full: spool what is in memory now */
-void ngx_http_ldseg_sender_full(void);
-
-/* fills 16 random bytes */
-void ngx_http_ldseg_random(u_char *buf, size_t len);
+void ngx_http_ldseg_sender_full(ngx_http_ldseg_sender_t *s);
 
 
 #endif /* _NGX_HTTP_LDSEG_SENDER_H_INCLUDED_ */

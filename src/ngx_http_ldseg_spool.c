@@ -2,20 +2,25 @@
 /*
  * Copyright (C) ldseg authors
  *
- * The durable spool.  Each worker appends records to a file of its own,
- * "ldseg-NNNNNNNN.spool" in the spool directory; a record holds one payload
- * (destination URL, payload ID and the JSON array to POST) behind a header
- * with a magic number, its length and a CRC32, so a torn or corrupt tail is
- * recognized and skipped.  The zone counts, per file, the payloads whose
- * durable copy it holds; a closed file that holds none is unlinked.  A
- * payload delivered while its file still holds others may be replayed
- * after a crash: it then carries the same payload ID, which LaunchDarkly
- * uses to drop the duplicate.
+ * The durable spool: file I/O only.  Each worker appends records to a file
+ * of its own, "ldseg-NNNNNNNN.spool" in the spool directory; a record holds
+ * one payload (destination URL, payload ID and the JSON array to POST)
+ * behind a header with a magic number, its length and a CRC32, so a torn
+ * or corrupt tail is recognized and skipped.  The queue counts, per file,
+ * the payloads whose durable copy it holds; a closed file that holds none
+ * is unlinked by a worker.  The master only reads the directory (replay
+ * at start), so a configuration that is rejected changes nothing on disk.
  *
  * A record whose payload was delivered (or given up on) while its file
  * still holds others gets its magic overwritten with "LDS0", so a replay
  * skips it; that write is not synced, so after a power loss the payload may
- * still be sent twice, with its payload ID.
+ * still be sent twice, with its payload ID, which LaunchDarkly uses to drop
+ * the duplicate.
+ *
+ * Files are created 0600 (they hold user identities) and the directory is
+ * synced after a file is created, so a power loss cannot lose a synced
+ * record with its directory entry.  Appends, fdatasync() and the other
+ * file operations of a flush run as one job in an nginx thread pool.
  *
  * Record layout, integers in host byte order:
  *
@@ -31,57 +36,40 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
+#include <ngx_event.h>
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
 
 #include <dirent.h>
 
-#include "ngx_http_ldseg_module.h"
-#include "ngx_http_ldseg_shm.h"
 #include "ngx_http_ldseg_spool.h"
-#include "ngx_http_ldseg_sender.h"
+#include "ngx_http_ldseg_crash.h"
 
 
 #define NGX_HTTP_LDSEG_SPOOL_MAGIC    "LDS1"
 #define NGX_HTTP_LDSEG_SPOOL_DONE     "LDS0"
-#define NGX_HTTP_LDSEG_SPOOL_HEADER   36
-#define NGX_HTTP_LDSEG_SPOOL_ROTATE   (1024 * 1024)
-#define NGX_HTTP_LDSEG_SPOOL_CLAIMS   256
 #define NGX_HTTP_LDSEG_SPOOL_NAME     "ldseg-%08uD.spool"
+#define NGX_HTTP_LDSEG_SPOOL_MODE     0600
 
 
-typedef struct {
-    ngx_http_ldseg_payload_t     *payload;
-    ngx_http_ldseg_dest_t        *dest;
-    off_t                         off;
-    size_t                        len;
-    ngx_http_ldseg_spool_ref_t    ref;
-} ngx_http_ldseg_spool_claim_t;
-
-
-typedef struct {
-    ngx_fd_t                      fd;
-    ngx_http_ldseg_sfile_t       *sfile;
-    off_t                         size;
-    ngx_uint_t                    full_logged;
-} ngx_http_ldseg_spool_writer_t;
-
-
-static ngx_int_t ngx_http_ldseg_spool_open(ngx_http_ldseg_shctx_t *ctx,
-    ngx_log_t *log);
-static void ngx_http_ldseg_spool_name(ngx_http_ldseg_spool_conf_t *scf,
-    uint32_t n, u_char *name);
-static ngx_int_t ngx_http_ldseg_spool_load_file(ngx_http_ldseg_shctx_t *ctx,
-    uint32_t n, ngx_log_t *log);
+static ngx_int_t ngx_http_ldseg_spool_scan_file(ngx_str_t *dir, uint32_t n,
+    ngx_http_ldseg_spool_rec_pt handler, void *data, ngx_log_t *log);
+static ngx_fd_t ngx_http_ldseg_spool_open_regular(u_char *name,
+    off_t *size, ngx_log_t *log);
 static ngx_int_t ngx_http_ldseg_spool_check(u_char *rec, size_t avail);
-static ssize_t ngx_http_ldseg_spool_pread(u_char *name, u_char *buf,
-    size_t len, off_t off, ngx_log_t *log);
+static ssize_t ngx_http_ldseg_spool_pread(ngx_fd_t fd, u_char *buf,
+    size_t len, off_t off);
+static ngx_int_t ngx_http_ldseg_spool_write_all(ngx_fd_t fd, u_char *buf,
+    size_t len);
+static void ngx_http_ldseg_spool_sync_dir(ngx_http_ldseg_spool_job_t *job);
+static void ngx_http_ldseg_spool_do_op(ngx_http_ldseg_spool_op_t *op);
+#if (NGX_THREADS)
+static void ngx_http_ldseg_spool_thread(void *data, ngx_log_t *log);
+static void ngx_http_ldseg_spool_thread_done(ngx_event_t *ev);
+#endif
 static int ngx_libc_cdecl ngx_http_ldseg_spool_cmp(const void *a,
     const void *b);
-
-
-static ngx_http_ldseg_spool_writer_t  ngx_http_ldseg_spool_writer = {
-    NGX_INVALID_FILE, NULL, 0, 0
-};
 
 
 char *
@@ -191,6 +179,20 @@ ngx_http_ldseg_spool_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "thread_pool=", 12) == 0) {
+            scf->thread_pool.data = value[i].data + 12;
+            scf->thread_pool.len = value[i].len - 12;
+
+            if (scf->thread_pool.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"ldseg_spool\" thread_pool "
+                                   "\"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"ldseg_spool\" parameter \"%V\"",
                            &value[i]);
@@ -201,49 +203,85 @@ ngx_http_ldseg_spool_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static void
-ngx_http_ldseg_spool_name(ngx_http_ldseg_spool_conf_t *scf, uint32_t n,
+
+
+void
+ngx_http_ldseg_spool_name(u_char *dir, size_t dir_len, uint32_t n,
     u_char *name)
 {
-    ngx_sprintf(name, "%V/" NGX_HTTP_LDSEG_SPOOL_NAME "%Z", &scf->path, n);
+    /* the directive checked that every name fits in NGX_MAX_PATH */
+
+    ngx_sprintf(name, "%*s/" NGX_HTTP_LDSEG_SPOOL_NAME "%Z", dir_len, dir, n);
+}
+
+
+size_t
+ngx_http_ldseg_spool_record_size(size_t url_len, size_t body_len)
+{
+    return NGX_HTTP_LDSEG_SPOOL_HEADER + url_len + body_len;
+}
+
+
+u_char *
+ngx_http_ldseg_spool_record_start(u_char *rec, u_char *id,
+    ngx_uint_t nevents, u_char *url, size_t url_len)
+{
+    uint16_t  ulen;
+    uint32_t  nev;
+
+    ulen = (uint16_t) url_len;
+    nev = (uint32_t) nevents;
+
+    ngx_memcpy(rec, NGX_HTTP_LDSEG_SPOOL_MAGIC, 4);
+    ngx_memzero(rec + 4, 8);
+    ngx_memcpy(rec + 12, &nev, 4);
+    ngx_memcpy(rec + 16, id, 16);
+    ngx_memcpy(rec + 32, &ulen, 2);
+    ngx_memzero(rec + 34, 2);
+
+    return ngx_cpymem(rec + NGX_HTTP_LDSEG_SPOOL_HEADER, url, url_len);
+}
+
+
+void
+ngx_http_ldseg_spool_record_seal(u_char *rec, size_t len)
+{
+    uint32_t  crc, len32;
+
+    len32 = (uint32_t) len;
+    ngx_memcpy(rec + 8, &len32, 4);
+
+    crc = ngx_crc32_long(rec + 8, len - 8);
+    ngx_memcpy(rec + 4, &crc, 4);
 }
 
 
 ngx_int_t
-ngx_http_ldseg_spool_load(ngx_shm_zone_t *zone, ngx_log_t *log)
+ngx_http_ldseg_spool_scan(ngx_str_t *dir, ngx_http_ldseg_spool_rec_pt handler,
+    void *data, uint32_t *max, ngx_log_t *log)
 {
-    DIR                          *dir;
-    uint32_t                     *nums, n, max;
-    ngx_uint_t                    count, alloc, i;
-    struct dirent                *de;
-    ngx_http_ldseg_shctx_t       *ctx;
-    ngx_http_ldseg_spool_conf_t  *scf;
+    DIR            *d;
+    uint32_t       *nums, *more, n;
+    ngx_uint_t      count, alloc, i;
+    struct dirent  *de;
 
-    ctx = zone->data;
-    scf = ctx->spool;
-
-    if (scf == NULL || scf->path.data == NULL) {
-        return NGX_OK;
-    }
-
-    dir = opendir((char *) scf->path.data);
-    if (dir == NULL) {
+    d = opendir((char *) dir->data);
+    if (d == NULL) {
         ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
-                      "ldseg: opendir(\"%V\") failed", &scf->path);
+                      "ldseg: opendir(\"%V\") failed", dir);
         return NGX_ERROR;
     }
 
     count = 0;
     alloc = 64;
-    max = ctx->sh->spool_seq;
 
     nums = ngx_alloc(alloc * sizeof(uint32_t), log);
     if (nums == NULL) {
-        closedir(dir);
+        closedir(d);
         return NGX_ERROR;
     }
 
-    while ((de = readdir(dir)) != NULL) {
+    while ((de = readdir(d)) != NULL) {
 
         if (ngx_strlen(de->d_name) != sizeof("ldseg-00000000.spool") - 1
             || ngx_strncmp(de->d_name, "ldseg-", 6) != 0
@@ -257,13 +295,15 @@ ngx_http_ldseg_spool_load(ngx_shm_zone_t *zone, ngx_log_t *log)
             continue;
         }
 
-        if (count == alloc) {
-            uint32_t  *more;
+        if (n > *max) {
+            *max = n;
+        }
 
+        if (count == alloc) {
             more = ngx_alloc(2 * alloc * sizeof(uint32_t), log);
             if (more == NULL) {
                 ngx_free(nums);
-                closedir(dir);
+                closedir(d);
                 return NGX_ERROR;
             }
 
@@ -274,33 +314,24 @@ ngx_http_ldseg_spool_load(ngx_shm_zone_t *zone, ngx_log_t *log)
         }
 
         nums[count++] = n;
-
-        if (n > max) {
-            max = n;
-        }
     }
 
-    closedir(dir);
+    closedir(d);
 
     /* replay in the order the payloads were written */
 
     ngx_qsort(nums, count, sizeof(uint32_t), ngx_http_ldseg_spool_cmp);
 
-    ctx->sh->spool_seq = max;
-
     for (i = 0; i < count; i++) {
-        if (ngx_http_ldseg_spool_load_file(ctx, nums[i], log) != NGX_OK) {
-            break;
+        if (ngx_http_ldseg_spool_scan_file(dir, nums[i], handler, data, log)
+            != NGX_OK)
+        {
+            ngx_free(nums);
+            return NGX_ERROR;
         }
     }
 
     ngx_free(nums);
-
-    if (ctx->sh->spool_events) {
-        ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                      "ldseg: %ui spooled events from \"%V\" will be sent",
-                      ctx->sh->spool_events, &scf->path);
-    }
 
     return NGX_OK;
 }
@@ -319,52 +350,52 @@ ngx_http_ldseg_spool_cmp(const void *a, const void *b)
 
 
 static ngx_int_t
-ngx_http_ldseg_spool_load_file(ngx_http_ldseg_shctx_t *ctx, uint32_t n,
-    ngx_log_t *log)
+ngx_http_ldseg_spool_scan_file(ngx_str_t *dir, uint32_t n,
+    ngx_http_ldseg_spool_rec_pt handler, void *data, ngx_log_t *log)
 {
-    u_char                       *buf, *rec, name[NGX_MAX_PATH];
-    size_t                        len, off, rlen;
-    uint16_t                      ulen;
-    uint32_t                      nevents, len32;
-    ngx_str_t                     url;
-    ngx_file_info_t               fi;
-    ngx_http_ldseg_dest_t        *dest;
-    ngx_http_ldseg_sfile_t       *sf;
-    ngx_http_ldseg_payload_t     *p;
-    ngx_http_ldseg_spool_conf_t  *scf;
+    u_char                      *buf, *rec, name[NGX_MAX_PATH];
+    off_t                        size;
+    size_t                       len, off, rlen;
+    uint16_t                     ulen;
+    uint32_t                     len32;
+    ngx_fd_t                     fd;
+    ngx_int_t                    rc;
+    ngx_http_ldseg_spool_rec_t   r;
 
-    scf = ctx->spool;
+    ngx_http_ldseg_spool_name(dir->data, dir->len, n, name);
 
-    ngx_http_ldseg_spool_name(scf, n, name);
-
-    if (ngx_file_info(name, &fi) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      ngx_file_info_n " \"%s\" failed", name);
+    fd = ngx_http_ldseg_spool_open_regular(name, &size, log);
+    if (fd == NGX_INVALID_FILE) {
         return NGX_OK;
     }
 
-    len = (size_t) ngx_file_size(&fi);
+    len = (size_t) size;
 
     buf = ngx_alloc(len + 1, log);
     if (buf == NULL) {
+        ngx_close_file(fd);
         return NGX_ERROR;
     }
 
-    if (ngx_http_ldseg_spool_pread(name, buf, len, 0, log) != (ssize_t) len) {
+    if (ngx_http_ldseg_spool_pread(fd, buf, len, 0) != (ssize_t) len) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "ldseg: cannot read spool file \"%s\", skipped", name);
+        ngx_close_file(fd);
         ngx_free(buf);
         return NGX_OK;
     }
 
-    sf = ngx_http_ldseg_sfile_new(ctx, n);
-    if (sf == NULL) {
-        ngx_free(buf);
-        goto nomem;
-    }
+    ngx_close_file(fd);
 
-    sf->size = len;
-    ctx->sh->spool_bytes += len;
+    ngx_memzero(&r, sizeof(ngx_http_ldseg_spool_rec_t));
+    r.dir = *dir;
+    r.file = n;
+    r.file_size = size;
+    r.log = log;
 
-    for (off = 0; off < len; off += rlen) {
+    rc = handler(data, &r);
+
+    for (off = 0; off < len && rc == NGX_OK; off += rlen) {
         rec = buf + off;
 
         if (ngx_http_ldseg_spool_check(rec, len - off) != NGX_OK) {
@@ -376,62 +407,64 @@ ngx_http_ldseg_spool_load_file(ngx_http_ldseg_shctx_t *ctx, uint32_t n,
         }
 
         ngx_memcpy(&len32, rec + 8, 4);
-        ngx_memcpy(&nevents, rec + 12, 4);
-        ngx_memcpy(&ulen, rec + 32, 2);
         rlen = len32;
 
         if (ngx_memcmp(rec, NGX_HTTP_LDSEG_SPOOL_DONE, 4) == 0) {
             continue;
         }
 
-        url.data = rec + NGX_HTTP_LDSEG_SPOOL_HEADER;
-        url.len = ulen;
+        ngx_memcpy(&r.nevents, rec + 12, 4);
+        ngx_memcpy(&ulen, rec + 32, 2);
 
-        dest = ngx_http_ldseg_dest_locked(ctx, &url);
-        p = (dest != NULL) ? ngx_http_ldseg_payload_new(ctx, dest) : NULL;
+        r.rec = rec;
+        r.off = off;
+        r.len = rlen;
+        r.id = rec + 16;
+        r.url.data = rec + NGX_HTTP_LDSEG_SPOOL_HEADER;
+        r.url.len = ulen;
+        r.body_len = rlen - NGX_HTTP_LDSEG_SPOOL_HEADER - ulen;
 
-        if (p == NULL) {
-            ngx_free(buf);
-            goto nomem;
-        }
-
-        p->nevents = nevents;
-        p->len = rlen - NGX_HTTP_LDSEG_SPOOL_HEADER - ulen - 2;
-        p->closed = 1;
-        p->has_id = 1;
-        ngx_memcpy(p->id, rec + 16, 16);
-
-        p->sfile = sf;
-        p->soff = off;
-        p->slen = rlen;
-
-        sf->live++;
-        ctx->sh->events += nevents;
-        ctx->sh->spool_events += nevents;
-        ctx->sh->stats.replayed += nevents;
+        rc = handler(data, &r);
     }
 
     ngx_free(buf);
 
-    if (sf->live == 0) {
-        ngx_http_ldseg_sfile_release(ctx, sf);
+    return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
+}
 
-        if (ngx_delete_file(name) == NGX_FILE_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          ngx_delete_file_n " \"%s\" failed", name);
-        }
+
+static ngx_fd_t
+ngx_http_ldseg_spool_open_regular(u_char *name, off_t *size, ngx_log_t *log)
+{
+    ngx_fd_t         fd;
+    ngx_file_info_t  fi;
+
+    /*
+     * Only regular files are read: a FIFO or a device in the directory
+     * would block open() or read() forever.  O_NONBLOCK keeps open() of a
+     * FIFO from waiting for a writer; the type is then checked on the fd.
+     */
+
+    fd = open((char *) name, O_RDONLY|O_NONBLOCK|O_NOFOLLOW);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "ldseg: spool file \"%s\" cannot be opened, skipped",
+                      name);
+        return NGX_INVALID_FILE;
     }
 
-    return NGX_OK;
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR || !ngx_is_file(&fi)) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "ldseg: \"%s\" in the spool directory is not a "
+                      "regular file, skipped", name);
+        ngx_close_file(fd);
+        return NGX_INVALID_FILE;
+    }
 
-nomem:
+    *size = ngx_file_size(&fi);
 
-    ngx_log_error(NGX_LOG_ERR, log, 0,
-                  "ldseg zone is too small to replay the whole spool, "
-                  "files from \"%s\" on stay on disk for the next start",
-                  name);
-
-    return NGX_ERROR;
+    return fd;
 }
 
 
@@ -465,470 +498,383 @@ ngx_http_ldseg_spool_check(u_char *rec, size_t avail)
 }
 
 
-void
-ngx_http_ldseg_spool_write(ngx_shm_zone_t *zone, ngx_log_t *log,
-    ngx_uint_t all)
-{
-    u_char                         *buf, *b, *last;
-    size_t                          size, written;
-    uint16_t                        ulen;
-    uint32_t                        crc, len32, nev, gone, unlink[8];
-    ngx_uint_t                      i, nclaims, nunlink, ok;
-    ngx_msec_t                      now;
-    ngx_queue_t                    *dq, *q, *fq, *next;
-    ngx_http_ldseg_dest_t          *dest;
-    ngx_http_ldseg_sfile_t         *sf;
-    ngx_http_ldseg_lease_t          l;
-    ngx_http_ldseg_shctx_t         *ctx;
-    ngx_http_ldseg_payload_t       *p;
-    ngx_http_ldseg_spool_conf_t    *scf;
-    ngx_http_ldseg_spool_claim_t    claims[NGX_HTTP_LDSEG_SPOOL_CLAIMS];
-    ngx_http_ldseg_spool_writer_t  *w;
-
-    ctx = zone->data;
-    scf = ctx->spool;
-    w = &ngx_http_ldseg_spool_writer;
-
-    if (scf == NULL || scf->path.data == NULL) {
-        return;
-    }
-
-    now = ngx_current_msec;
-    nclaims = 0;
-    nunlink = 0;
-    size = 0;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    /* files of workers that died are closed */
-
-    for (fq = ngx_queue_head(&ctx->sh->sfiles);
-         fq != ngx_queue_sentinel(&ctx->sh->sfiles);
-         fq = next)
-    {
-        next = ngx_queue_next(fq);
-        sf = ngx_queue_data(fq, ngx_http_ldseg_sfile_t, queue);
-
-        if (sf->writer && ngx_http_ldseg_pid_dead(sf->writer)) {
-            sf->writer = 0;
-            gone = ngx_http_ldseg_sfile_release(ctx, sf);
-
-            if (gone && nunlink < 8) {
-                unlink[nunlink++] = gone;
-            }
-        }
-    }
-
-    if (ctx->sh->spool_bytes >= scf->max_size) {
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-        if (!w->full_logged) {
-            ngx_log_error(NGX_LOG_WARN, log, 0,
-                          "ldseg_spool \"%V\" reached max_size, events stay "
-                          "in memory only", &scf->path);
-            w->full_logged = 1;
-        }
-
-        goto unlink;
-    }
-
-    w->full_logged = 0;
-
-    for (dq = ngx_queue_head(&ctx->sh->dests);
-         dq != ngx_queue_sentinel(&ctx->sh->dests)
-         && nclaims < NGX_HTTP_LDSEG_SPOOL_CLAIMS;
-         dq = ngx_queue_next(dq))
-    {
-        dest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
-
-        for (q = ngx_queue_head(&dest->payloads);
-             q != ngx_queue_sentinel(&dest->payloads)
-             && nclaims < NGX_HTTP_LDSEG_SPOOL_CLAIMS;
-             q = ngx_queue_next(q))
-        {
-            p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
-
-            if (p->head == NULL || p->sfile || p->done || p->nevents == 0
-                || (p->spooling
-                    && (ngx_msec_int_t) (p->spool_until - now) > 0))
-            {
-                continue;
-            }
-
-            if (!all && now - p->created < scf->delay) {
-                continue;
-            }
-
-            /*
-             * A payload being spooled is closed for good and not freed:
-             * its chunks are read without the lock.
-             */
-
-            if (!p->has_id) {
-                ngx_http_ldseg_random(p->id, 16);
-                p->has_id = 1;
-            }
-
-            p->spooling = 1;
-            p->spool_until = now + 60000;
-            p->closed = 1;
-
-            ngx_memzero(&claims[nclaims], sizeof(ngx_http_ldseg_spool_claim_t));
-            claims[nclaims].payload = p;
-            claims[nclaims].dest = dest;
-            nclaims++;
-
-            size += NGX_HTTP_LDSEG_SPOOL_HEADER + dest->url_len + p->len + 2;
-        }
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    if (nclaims == 0) {
-        goto unlink;
-    }
-
-    ok = 0;
-    written = 0;
-
-    buf = ngx_alloc(size, log);
-
-    if (buf != NULL
-        && (w->fd != NGX_INVALID_FILE
-            || ngx_http_ldseg_spool_open(ctx, log) == NGX_OK))
-    {
-        b = buf;
-
-        for (i = 0; i < nclaims; i++) {
-            p = claims[i].payload;
-            dest = claims[i].dest;
-
-            claims[i].off = w->size + (b - buf);
-
-            ulen = (uint16_t) dest->url_len;
-            nev = (uint32_t) p->nevents;
-
-            ngx_memcpy(b, NGX_HTTP_LDSEG_SPOOL_MAGIC, 4);
-            ngx_memcpy(b + 12, &nev, 4);
-            ngx_memcpy(b + 16, p->id, 16);
-            ngx_memcpy(b + 32, &ulen, 2);
-            ngx_memzero(b + 34, 2);
-
-            last = ngx_cpymem(b + NGX_HTTP_LDSEG_SPOOL_HEADER, dest->url,
-                              dest->url_len);
-
-            l.payload = p;
-            last = ngx_http_ldseg_shm_copy(&l, last);
-
-            claims[i].len = last - b;
-
-            len32 = (uint32_t) claims[i].len;
-            ngx_memcpy(b + 8, &len32, 4);
-            crc = ngx_crc32_long(b + 8, claims[i].len - 8);
-            ngx_memcpy(b + 4, &crc, 4);
-
-            b = last;
-        }
-
-        written = b - buf;
-
-        if (ngx_write_fd(w->fd, buf, written) == (ssize_t) written
-            && (!scf->fsync || fdatasync(w->fd) == 0))
-        {
-            ok = 1;
-            w->size += written;
-
-        } else {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          "ldseg: cannot write to the spool in \"%V\", "
-                          "%ui payloads stay in memory only",
-                          &scf->path, nclaims);
-
-            /* a short write may have left a torn record: use a new file */
-            ngx_close_file(w->fd);
-            w->fd = NGX_INVALID_FILE;
-        }
-    }
-
-    if (buf != NULL) {
-        ngx_free(buf);
-    }
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    if (ok) {
-        w->sfile->size = w->size;
-        ctx->sh->spool_bytes += written;
-    }
-
-    for (i = 0; i < nclaims; i++) {
-        p = claims[i].payload;
-        p->spooling = 0;
-
-        if (ok) {
-            p->sfile = w->sfile;
-            p->soff = claims[i].off;
-            p->slen = claims[i].len;
-            w->sfile->live++;
-            ctx->sh->spool_events += p->nevents;
-            (void) ngx_atomic_fetch_add(&ctx->sh->stats.spooled, p->nevents);
-        }
-
-        if (p->done && !p->leased) {
-            /* delivered while it was being written */
-            ngx_http_ldseg_payload_drop_locked(ctx, p, &claims[i].ref);
-        }
-    }
-
-    if (w->sfile && (!ok || w->size >= NGX_HTTP_LDSEG_SPOOL_ROTATE)) {
-        w->sfile->writer = 0;
-        gone = ngx_http_ldseg_sfile_release(ctx, w->sfile);
-        w->sfile = NULL;
-
-        if (gone && nunlink < 8) {
-            unlink[nunlink++] = gone;
-        }
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    if (w->sfile == NULL && w->fd != NGX_INVALID_FILE) {
-        ngx_close_file(w->fd);
-        w->fd = NGX_INVALID_FILE;
-    }
-
-    for (i = 0; i < nclaims; i++) {
-        ngx_http_ldseg_spool_forget(zone, &claims[i].ref, log);
-    }
-
-unlink:
-
-    for (i = 0; i < nunlink; i++) {
-        ngx_http_ldseg_spool_unlink(zone, unlink[i], log);
-    }
-}
-
-
-static ngx_int_t
-ngx_http_ldseg_spool_open(ngx_http_ldseg_shctx_t *ctx, ngx_log_t *log)
-{
-    u_char                         name[NGX_MAX_PATH];
-    uint32_t                       n;
-    ngx_http_ldseg_sfile_t        *sf;
-    ngx_http_ldseg_spool_conf_t   *scf;
-    ngx_http_ldseg_spool_writer_t *w;
-
-    scf = ctx->spool;
-    w = &ngx_http_ldseg_spool_writer;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    n = ++ctx->sh->spool_seq;
-
-    sf = ngx_http_ldseg_sfile_new(ctx, n);
-    if (sf != NULL) {
-        sf->writer = ngx_pid;
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    if (sf == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_ldseg_spool_name(scf, n, name);
-
-    w->fd = ngx_open_file(name, NGX_FILE_APPEND, NGX_FILE_CREATE_OR_OPEN,
-                          NGX_FILE_DEFAULT_ACCESS);
-
-    if (w->fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      ngx_open_file_n " \"%s\" failed", name);
-
-        ngx_shmtx_lock(&ctx->shpool->mutex);
-        sf->writer = 0;
-        (void) ngx_http_ldseg_sfile_release(ctx, sf);
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-        return NGX_ERROR;
-    }
-
-    w->sfile = sf;
-    w->size = 0;
-
-    return NGX_OK;
-}
-
-
 ngx_int_t
-ngx_http_ldseg_spool_read(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
+ngx_http_ldseg_spool_read(ngx_http_ldseg_spool_loc_t *loc, u_char *id,
     ngx_pool_t *pool, u_char **body, size_t *len, ngx_log_t *log)
 {
-    u_char                       *buf, name[NGX_MAX_PATH];
-    ssize_t                       n;
-    uint16_t                      ulen;
-    ngx_http_ldseg_shctx_t       *ctx;
-    ngx_http_ldseg_spool_conf_t  *scf;
+    u_char    *buf;
+    off_t      size;
+    ssize_t    n;
+    uint16_t   ulen;
+    ngx_fd_t   fd;
 
-    ctx = zone->data;
-    scf = ctx->spool;
-
-    if (scf == NULL || scf->path.data == NULL) {
-        return NGX_DECLINED;
-    }
-
-    buf = ngx_pnalloc(pool, l->slen);
+    buf = ngx_pnalloc(pool, loc->len);
     if (buf == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_http_ldseg_spool_name(scf, l->sfile, name);
+    fd = ngx_http_ldseg_spool_open_regular(loc->name, &size, log);
+    if (fd == NGX_INVALID_FILE) {
+        return NGX_DECLINED;
+    }
 
-    n = ngx_http_ldseg_spool_pread(name, buf, l->slen, l->soff, log);
+    n = ngx_http_ldseg_spool_pread(fd, buf, loc->len, loc->off);
 
-    if (n != (ssize_t) l->slen
-        || ngx_http_ldseg_spool_check(buf, l->slen) != NGX_OK
-        || ngx_memcmp(buf + 16, l->id, 16) != 0)
+    ngx_close_file(fd);
+
+    if (n != (ssize_t) loc->len
+        || ngx_http_ldseg_spool_check(buf, loc->len) != NGX_OK
+        || ngx_memcmp(buf + 16, id, 16) != 0)
     {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "ldseg: spool record at offset %O of \"%s\" is "
-                      "corrupt", l->soff, name);
+                      "corrupt", loc->off, loc->name);
         return NGX_DECLINED;
     }
 
     ngx_memcpy(&ulen, buf + 32, 2);
 
     *body = buf + NGX_HTTP_LDSEG_SPOOL_HEADER + ulen;
-    *len = l->slen - NGX_HTTP_LDSEG_SPOOL_HEADER - ulen;
+    *len = loc->len - NGX_HTTP_LDSEG_SPOOL_HEADER - ulen;
 
     return NGX_OK;
 }
 
 
 static ssize_t
-ngx_http_ldseg_spool_pread(u_char *name, u_char *buf, size_t len, off_t off,
-    ngx_log_t *log)
+ngx_http_ldseg_spool_pread(ngx_fd_t fd, u_char *buf, size_t len, off_t off)
 {
-    ssize_t     n;
-    ngx_fd_t    fd;
-    ngx_file_t  file;
+    ssize_t  n;
+    size_t   done;
 
-    fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      ngx_open_file_n " \"%s\" failed", name);
+    for (done = 0; done < len; done += n) {
+        n = pread(fd, buf + done, len - done, off + done);
+
+        if (n == -1 && ngx_errno == NGX_EINTR) {
+            n = 0;
+            continue;
+        }
+
+        if (n <= 0) {
+            return (done > 0) ? (ssize_t) done : n;
+        }
+    }
+
+    return done;
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_spool_write_all(ngx_fd_t fd, u_char *buf, size_t len)
+{
+    ssize_t  n;
+
+    while (len) {
+        n = write(fd, buf, len);
+
+        if (n == -1 && ngx_errno == NGX_EINTR) {
+            continue;
+        }
+
+        if (n <= 0) {
+            if (n == 0) {
+                ngx_set_errno(NGX_ENOSPC);
+            }
+
+            return NGX_ERROR;
+        }
+
+        buf += n;
+        len -= n;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_ldseg_spool_ops_init(ngx_http_ldseg_spool_ops_t *ops,
+    ngx_pool_t *pool)
+{
+    ops->pool = pool;
+    ops->ops = ngx_array_create(pool, 4, sizeof(ngx_http_ldseg_spool_op_t));
+
+    return (ops->ops == NULL) ? NGX_ERROR : NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_ldseg_spool_op_file(ngx_http_ldseg_spool_ops_t *ops,
+    ngx_http_ldseg_spool_op_e type, u_char *dir, size_t dir_len, uint32_t n,
+    off_t off)
+{
+    ngx_http_ldseg_spool_op_t  *op;
+
+    op = ngx_array_push(ops->ops);
+    if (op == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.fd = fd;
-    file.name.data = name;
-    file.name.len = ngx_strlen(name);
-    file.log = log;
+    ngx_memzero(op, sizeof(ngx_http_ldseg_spool_op_t));
 
-    n = (len > 0) ? ngx_read_file(&file, buf, len, off) : 0;
-
-    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      ngx_close_file_n " \"%s\" failed", name);
+    op->name = ngx_pnalloc(ops->pool,
+                           dir_len + sizeof("/ldseg-00000000.spool"));
+    if (op->name == NULL) {
+        ops->ops->nelts--;
+        return NGX_ERROR;
     }
 
-    return n;
+    ngx_http_ldseg_spool_name(dir, dir_len, n, op->name);
+
+    op->type = type;
+    op->off = off;
+
+    return NGX_OK;
 }
 
 
-void
-ngx_http_ldseg_spool_forget(ngx_shm_zone_t *zone,
-    ngx_http_ldseg_spool_ref_t *ref, ngx_log_t *log)
+ngx_int_t
+ngx_http_ldseg_spool_op_append(ngx_http_ldseg_spool_ops_t *ops,
+    ngx_str_t *name, u_char *data, size_t len)
 {
-    u_char                        name[NGX_MAX_PATH];
-    ngx_fd_t                      fd;
-    ngx_http_ldseg_shctx_t       *ctx;
-    ngx_http_ldseg_spool_conf_t  *scf;
+    ngx_http_ldseg_spool_op_t  *op;
 
-    if (ref->unlink) {
-        ngx_http_ldseg_spool_unlink(zone, ref->unlink, log);
+    op = ngx_array_push(ops->ops);
+    if (op == NULL) {
+        return NGX_ERROR;
     }
 
-    if (ref->file == 0 || ref->file == ref->unlink) {
-        return;
+    ngx_memzero(op, sizeof(ngx_http_ldseg_spool_op_t));
+
+    op->name = ngx_pnalloc(ops->pool, name->len + 1);
+    op->data = ngx_pnalloc(ops->pool, len);
+
+    if (op->name == NULL || op->data == NULL) {
+        ops->ops->nelts--;
+        return NGX_ERROR;
     }
 
-    ctx = zone->data;
-    scf = ctx->spool;
+    ngx_memcpy(op->name, name->data, name->len);
+    op->name[name->len] = '\0';
+    ngx_memcpy(op->data, data, len);
 
-    if (scf == NULL || scf->path.data == NULL) {
-        return;
-    }
+    op->type = NGX_HTTP_LDSEG_SPOOL_APPEND;
+    op->len = len;
 
-    ngx_http_ldseg_spool_name(scf, ref->file, name);
-
-    fd = ngx_open_file(name, NGX_FILE_WRONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        return;
-    }
-
-    if (pwrite(fd, NGX_HTTP_LDSEG_SPOOL_DONE, 4, ref->off) != 4) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "pwrite() to \"%s\" failed", name);
-    }
-
-    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      ngx_close_file_n " \"%s\" failed", name);
-    }
+    return NGX_OK;
 }
 
 
-void
-ngx_http_ldseg_spool_unlink(ngx_shm_zone_t *zone, uint32_t n, ngx_log_t *log)
+ngx_int_t
+ngx_http_ldseg_spool_job_start(ngx_http_ldseg_spool_job_t *job, void *tp)
 {
-    u_char                       name[NGX_MAX_PATH];
-    ngx_http_ldseg_shctx_t      *ctx;
-    ngx_http_ldseg_spool_conf_t *scf;
+#if (NGX_THREADS)
+    ngx_thread_task_t           *task;
+    ngx_http_ldseg_spool_job_t **ctx;
 
-    ctx = zone->data;
-    scf = ctx->spool;
+    if (tp != NULL) {
+        task = ngx_thread_task_alloc(job->pool, sizeof(void *));
+        if (task == NULL) {
+            return NGX_ERROR;
+        }
 
-    if (n == 0 || scf == NULL || scf->path.data == NULL) {
-        return;
+        ctx = task->ctx;
+        *ctx = job;
+
+        task->handler = ngx_http_ldseg_spool_thread;
+        task->event.data = job;
+        task->event.handler = ngx_http_ldseg_spool_thread_done;
+        task->event.log = job->log;
+
+        if (ngx_thread_task_post(tp, task) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
     }
+#endif
 
-    ngx_http_ldseg_spool_name(scf, n, name);
+    ngx_http_ldseg_spool_job_run(job);
+    job->handler(job);
 
-    if (ngx_delete_file(name) == NGX_FILE_ERROR && ngx_errno != NGX_ENOENT) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      ngx_delete_file_n " \"%s\" failed", name);
-    }
+    return NGX_OK;
 }
 
 
-void
-ngx_http_ldseg_spool_close(ngx_shm_zone_t *zone, ngx_log_t *log)
+#if (NGX_THREADS)
+
+static void
+ngx_http_ldseg_spool_thread(void *data, ngx_log_t *log)
 {
-    uint32_t                        n;
-    ngx_http_ldseg_shctx_t         *ctx;
-    ngx_http_ldseg_spool_writer_t  *w;
+    ngx_http_ldseg_spool_job_t  **ctx = data;
 
-    ctx = zone->data;
-    w = &ngx_http_ldseg_spool_writer;
+    ngx_http_ldseg_spool_job_run(*ctx);
+}
 
-    if (w->fd != NGX_INVALID_FILE) {
-        ngx_close_file(w->fd);
-        w->fd = NGX_INVALID_FILE;
+
+static void
+ngx_http_ldseg_spool_thread_done(ngx_event_t *ev)
+{
+    ngx_http_ldseg_spool_job_t  *job = ev->data;
+
+    job->handler(job);
+}
+
+#endif
+
+
+void
+ngx_http_ldseg_spool_job_run(ngx_http_ldseg_spool_job_t *job)
+{
+    ngx_uint_t                     i, created;
+    ngx_http_ldseg_spool_op_t     *op;
+    ngx_http_ldseg_spool_claim_t  *c;
+
+    /*
+     * Runs in a thread: no logging and no allocation from the job's pool,
+     * only system calls; errors are left in the job for the worker.
+     */
+
+    if (job->len) {
+        created = 0;
+
+        /* the CRCs are computed here, off the worker's event loop */
+
+        c = job->claims->elts;
+
+        for (i = 0; i < job->claims->nelts; i++) {
+            ngx_http_ldseg_spool_record_seal(job->buf + c[i].pos, c[i].len);
+        }
+
+        if (*job->fd == NGX_INVALID_FILE) {
+            *job->fd = open((char *) job->name,
+                            O_WRONLY|O_APPEND|O_CREAT|O_NOFOLLOW,
+                            NGX_HTTP_LDSEG_SPOOL_MODE);
+
+            if (*job->fd == NGX_INVALID_FILE) {
+                job->err = ngx_errno;
+                job->failed = "open()";
+                goto ops;
+            }
+
+            *job->size = 0;
+            created = 1;
+        }
+
+        ngx_http_ldseg_crash("spool_before_write");
+
+        if (ngx_http_ldseg_spool_write_all(*job->fd, job->buf, job->len)
+            != NGX_OK)
+        {
+            job->err = ngx_errno;
+            job->failed = "write()";
+            goto ops;
+        }
+
+        ngx_http_ldseg_crash("spool_after_write");
+
+        if (job->fsync && fdatasync(*job->fd) == -1) {
+            job->err = ngx_errno;
+            job->failed = "fdatasync()";
+            goto ops;
+        }
+
+        if (created && job->fsync) {
+            ngx_http_ldseg_spool_sync_dir(job);
+        }
+
+        *job->size += job->len;
+        job->written = 1;
     }
 
-    if (w->sfile == NULL) {
+ops:
+
+    if (job->ops.ops) {
+        op = job->ops.ops->elts;
+
+        for (i = 0; i < job->ops.ops->nelts; i++) {
+            ngx_http_ldseg_spool_do_op(&op[i]);
+        }
+    }
+
+    job->complete = 1;
+}
+
+
+static void
+ngx_http_ldseg_spool_sync_dir(ngx_http_ldseg_spool_job_t *job)
+{
+    int  fd;
+
+    /* the new file's directory entry must survive a power loss too */
+
+    fd = open((char *) job->dir, O_RDONLY|O_DIRECTORY);
+
+    if (fd == -1) {
+        job->err = ngx_errno;
+        job->failed = "open() of the directory";
         return;
     }
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    if (fsync(fd) == -1) {
+        job->err = ngx_errno;
+        job->failed = "fsync() of the directory";
+    }
 
-    w->sfile->writer = 0;
-    n = ngx_http_ldseg_sfile_release(ctx, w->sfile);
-    w->sfile = NULL;
+    (void) close(fd);
+}
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-    ngx_http_ldseg_spool_unlink(zone, n, log);
+static void
+ngx_http_ldseg_spool_do_op(ngx_http_ldseg_spool_op_t *op)
+{
+    ngx_fd_t  fd;
+
+    switch (op->type) {
+
+    case NGX_HTTP_LDSEG_SPOOL_MARK:
+
+        /* the record's payload is gone: a replay skips it */
+
+        fd = open((char *) op->name, O_WRONLY|O_NOFOLLOW|O_NONBLOCK);
+        if (fd == NGX_INVALID_FILE) {
+            if (ngx_errno != NGX_ENOENT) {
+                op->err = ngx_errno;
+            }
+            return;
+        }
+
+        if (pwrite(fd, NGX_HTTP_LDSEG_SPOOL_DONE, 4, op->off) != 4) {
+            op->err = ngx_errno;
+        }
+
+        (void) close(fd);
+        return;
+
+    case NGX_HTTP_LDSEG_SPOOL_UNLINK:
+
+        if (unlink((char *) op->name) == -1 && ngx_errno != NGX_ENOENT) {
+            op->err = ngx_errno;
+        }
+
+        return;
+
+    case NGX_HTTP_LDSEG_SPOOL_APPEND:
+
+        fd = open((char *) op->name, O_WRONLY|O_APPEND|O_CREAT|O_NOFOLLOW,
+                  NGX_HTTP_LDSEG_SPOOL_MODE);
+        if (fd == NGX_INVALID_FILE) {
+            op->err = ngx_errno;
+            return;
+        }
+
+        if (ngx_http_ldseg_spool_write_all(fd, op->data, op->len) != NGX_OK
+            || fdatasync(fd) == -1)
+        {
+            op->err = ngx_errno;
+        }
+
+        (void) close(fd);
+        return;
+    }
 }

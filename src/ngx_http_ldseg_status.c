@@ -13,7 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_ldseg_module.h"
-#include "ngx_http_ldseg_shm.h"
+#include "ngx_http_ldseg_queue.h"
 
 
 typedef struct {
@@ -31,6 +31,36 @@ static u_char *ngx_http_ldseg_status_prometheus(u_char *p,
 
 #define ngx_http_ldseg_stat(st, c)                                           \
     (*(ngx_atomic_t *) ((u_char *) (st) + (c)->offset))
+
+
+const char  *ngx_http_ldseg_reasons[NGX_HTTP_LDSEG_NREASONS] = {
+    "invalid_json",
+    "not_an_object",
+    "too_large",
+    "too_many_messages",
+    "too_deep",
+    "invalid_batch",
+    "invalid_type",
+    "missing_event",
+    "missing_identity",
+    "invalid_properties",
+    "invalid_timestamp",
+    "missing_user_id",
+    "missing_previous_id",
+    "invalid_metric",
+    "queue_full",
+    "too_many_destinations",
+    "invalid_identity",
+    "other"
+};
+
+
+const char  *ngx_http_ldseg_drops[NGX_HTTP_LDSEG_NDROPS] = {
+    "too_large_for_launchdarkly",
+    "spool_corrupt",
+    "no_room",
+    "dead_letter_unwritable"
+};
 
 
 static ngx_str_t  ngx_http_ldseg_text =
@@ -59,6 +89,9 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_counters[] = {
       offsetof(ngx_http_ldseg_stats_t, failed) },
     { "dropped", "LaunchDarkly events given up on.",
       offsetof(ngx_http_ldseg_stats_t, dropped) },
+    { "dead_lettered", "LaunchDarkly events LaunchDarkly refused on every "
+      "attempt, written to the dead-letter file.",
+      offsetof(ngx_http_ldseg_stats_t, dead_lettered) },
     { "lease_expired", "Payloads taken over after a lease expired.",
       offsetof(ngx_http_ldseg_stats_t, lease_expired) },
     { "spooled", "LaunchDarkly events written to the spool.",
@@ -78,6 +111,21 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_post_counters[] = {
       offsetof(ngx_http_ldseg_stats_t, posts_failed) },
     { NULL, NULL, 0 }
 };
+
+
+ngx_uint_t
+ngx_http_ldseg_reason(const char *code)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_LDSEG_NREASONS - 1; i++) {
+        if (ngx_strcmp(code, ngx_http_ldseg_reasons[i]) == 0) {
+            return i;
+        }
+    }
+
+    return NGX_HTTP_LDSEG_REASON_OTHER;
+}
 
 
 ngx_int_t
@@ -103,7 +151,7 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
 
-    st = ngx_http_ldseg_shm_stats(lmcf->shm_zone);
+    st = ngx_http_ldseg_queue_stats(lmcf->shm_zone);
     if (st == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -117,7 +165,7 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
         prometheus = 1;
     }
 
-    ngx_http_ldseg_shm_usage(lmcf->shm_zone, &u);
+    ngx_http_ldseg_queue_usage(lmcf->shm_zone, &u);
 
     /* a generous fixed bound: every line is short and their count known */
 
@@ -172,9 +220,10 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
     }
 
     p = ngx_sprintf(p, "},\"queue\":{\"events\":%ui,\"bytes\":%uz,"
-                    "\"size\":%uz},\"spool\":{\"events\":%ui,"
-                    "\"bytes\":%O}", u->events, u->bytes, u->size,
-                    u->spool_events, u->spool_bytes);
+                    "\"size\":%uz,\"destinations\":%ui},\"spool\":"
+                    "{\"events\":%ui,\"bytes\":%O}", u->events, u->bytes,
+                    u->size, u->destinations, u->spool_events,
+                    u->spool_bytes);
 
     p = ngx_sprintf(p, ",\"posts\":{");
 
@@ -254,6 +303,10 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
                     "# HELP ldseg_posts_in_flight POSTs being sent now.\n"
                     "# TYPE ldseg_posts_in_flight gauge\n"
                     "ldseg_posts_in_flight %ui\n"
+                    "# HELP ldseg_destinations Destinations (events URL "
+                    "and client-side ID) in the queue.\n"
+                    "# TYPE ldseg_destinations gauge\n"
+                    "ldseg_destinations %ui\n"
                     "# HELP ldseg_spool_events LaunchDarkly events with a "
                     "copy in the spool.\n"
                     "# TYPE ldseg_spool_events gauge\n"
@@ -262,7 +315,7 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
                     "# TYPE ldseg_spool_bytes gauge\n"
                     "ldseg_spool_bytes %O\n",
                     u->events, u->bytes, u->size, u->inflight,
-                    u->spool_events, u->spool_bytes);
+                    u->destinations, u->spool_events, u->spool_bytes);
 
     return p;
 }

@@ -1,0 +1,2003 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * The shared-memory queue, and the only code that takes the zone lock.
+ * Every worker appends the events of a request in one lock round, and
+ * every worker's flush timer leases whole payloads from it.  A payload is
+ * leased, not popped: it stays in the queue until its POST is
+ * acknowledged, so a worker that dies mid-POST loses nothing; when the
+ * lease deadline passes (or its owner is dead) another worker sends the
+ * same payload again, under the same payload ID.  Everything lives inside
+ * the zone and is stored by value, so the zone survives "nginx -s reload"
+ * with its contents.
+ *
+ * Gauges (queued events and bytes, leases in flight, live records per
+ * spool file) are kept up to date by every operation and recounted from
+ * the payloads by ngx_http_ldseg_queue_reap(): a worker killed between
+ * two steps of an operation leaves whole lists behind, and the recount
+ * repairs the numbers.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include <sys/random.h>
+
+#include "ngx_http_ldseg_queue.h"
+#include "ngx_http_ldseg_spool.h"
+#include "ngx_http_ldseg_crash.h"
+
+
+/* bytes of records one spool job writes at most */
+#define NGX_HTTP_LDSEG_SPOOL_JOB_MAX  (4 * 1024 * 1024)
+
+/* a spool write that has not ended by then is taken over */
+#define NGX_HTTP_LDSEG_SPOOL_CLAIM    60000
+
+
+static ngx_http_ldseg_dest_t *ngx_http_ldseg_dest_lookup(
+    ngx_http_ldseg_zone_t *z, ngx_str_t *url, uint32_t hash);
+static ngx_http_ldseg_dest_t *ngx_http_ldseg_dest_get(
+    ngx_http_ldseg_zone_t *z, ngx_str_t *url, ngx_uint_t max);
+static ngx_http_ldseg_dest_t *ngx_http_ldseg_dest_find(
+    ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest, uint64_t id);
+static void ngx_http_ldseg_dest_free(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_dest_t *dest);
+static size_t ngx_http_ldseg_refused_bytes(ngx_http_ldseg_zone_t *z);
+static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_new(
+    ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest);
+static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_find(
+    ngx_http_ldseg_dest_t *dest, uint64_t seq);
+static void ngx_http_ldseg_payload_forget(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_payload_t *p, ngx_http_ldseg_spool_ops_t *ops);
+static void ngx_http_ldseg_payload_free_chunks(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_payload_t *p);
+static ngx_int_t ngx_http_ldseg_payload_split(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_payload_t *p, u_char *body, size_t len);
+static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_from(
+    ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest, u_char *data,
+    size_t len, ngx_uint_t nevents);
+static ngx_int_t ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *op);
+static ngx_http_ldseg_chunk_t *ngx_http_ldseg_chunk_alloc(
+    ngx_http_ldseg_zone_t *z, size_t len);
+static u_char *ngx_http_ldseg_payload_copy(ngx_http_ldseg_payload_t *p,
+    u_char *buf);
+static ngx_uint_t ngx_http_ldseg_evict(ngx_http_ldseg_zone_t *z);
+static ngx_http_ldseg_sfile_t *ngx_http_ldseg_sfile_new(
+    ngx_http_ldseg_zone_t *z, uint32_t number, u_char *dir, size_t dir_len);
+static ngx_http_ldseg_sfile_t *ngx_http_ldseg_sfile_find(
+    ngx_http_ldseg_zone_t *z, uint32_t number);
+static ngx_uint_t ngx_http_ldseg_sfile_release(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_sfile_t *sf, ngx_http_ldseg_spool_ops_t *ops);
+static void ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z,
+    ngx_msec_t now, ngx_http_ldseg_spool_ops_t *ops);
+static void ngx_http_ldseg_random_id(u_char *id);
+
+
+ngx_int_t
+ngx_http_ldseg_queue_init(ngx_http_ldseg_zone_t *z)
+{
+    size_t                len;
+    ngx_http_ldseg_sh_t  *sh;
+
+    sh = ngx_slab_calloc(z->shpool, sizeof(ngx_http_ldseg_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    z->sh = sh;
+    z->shpool->data = sh;
+
+    sh->layout = NGX_HTTP_LDSEG_LAYOUT;
+    ngx_rbtree_init(&sh->rbtree, &sh->sentinel, ngx_str_rbtree_insert_value);
+    ngx_queue_init(&sh->dests);
+    ngx_queue_init(&sh->sfiles);
+
+    len = sizeof(" in ldseg zone \"\"") + z->name.len;
+
+    z->shpool->log_ctx = ngx_slab_alloc(z->shpool, len);
+    if (z->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(z->shpool->log_ctx, " in ldseg zone \"%V\"%Z", &z->name);
+
+    /* a full zone is answered with 503 and logged by the caller */
+    z->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_ldseg_queue_copy(ngx_http_ldseg_zone_t *oz, ngx_http_ldseg_zone_t *z,
+    ngx_log_t *log)
+{
+    ngx_str_t                  url;
+    ngx_uint_t                 copied, disk;
+    ngx_queue_t               *dq, *q;
+    ngx_http_ldseg_sh_t       *osh;
+    ngx_http_ldseg_dest_t     *odest, *dest;
+    ngx_http_ldseg_sfile_t    *osf, *sf;
+    ngx_http_ldseg_payload_t  *op;
+
+    /*
+     * The master runs this while the new configuration may still be
+     * rejected: the old zone is only read, apart from fixing payload IDs
+     * and marking what was copied, which its workers ignore unless the
+     * reload is committed (ngx_http_ldseg_queue_handover()).
+     */
+
+    osh = oz->sh;
+    copied = 0;
+    disk = 0;
+
+    ngx_shmtx_lock(&oz->shpool->mutex);
+
+    for (q = ngx_queue_head(&osh->sfiles);
+         q != ngx_queue_sentinel(&osh->sfiles);
+         q = ngx_queue_next(q))
+    {
+        osf = ngx_queue_data(q, ngx_http_ldseg_sfile_t, queue);
+
+        sf = ngx_http_ldseg_sfile_new(z, osf->number, osf->dir,
+                                      osf->dir_len);
+        if (sf == NULL) {
+            goto nomem;
+        }
+
+        sf->writer = osf->writer;
+        sf->size = osf->size;
+        sf->pinned = osf->pinned;
+        z->sh->spool_bytes += osf->size;
+    }
+
+    /* the old workers go on numbering their files: leave them room */
+    z->sh->spool_seq = osh->spool_seq + 0x1000000;
+    z->sh->seq = osh->seq;
+    z->sh->stats = osh->stats;
+
+    for (dq = ngx_queue_head(&osh->dests);
+         dq != ngx_queue_sentinel(&osh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        odest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        url.data = odest->url;
+        url.len = odest->url_len;
+
+        dest = ngx_http_ldseg_dest_get(z, &url, 0);
+        if (dest == NULL) {
+            goto nomem;
+        }
+
+        dest->refused = odest->refused;
+
+        for (q = ngx_queue_head(&odest->payloads);
+             q != ngx_queue_sentinel(&odest->payloads);
+             q = ngx_queue_next(q))
+        {
+            op = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            if (op->done || op->nevents == 0) {
+                continue;
+            }
+
+            switch (ngx_http_ldseg_payload_copy_to(z, dest, op)) {
+
+            case NGX_OK:
+                copied += op->nevents;
+                break;
+
+            case NGX_DONE:
+                copied += op->nevents;
+                disk += op->nevents;
+                break;
+
+            default:
+                goto nomem;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&oz->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "ldseg_zone \"%V\" resized: %ui queued events copied, "
+                  "%ui of them on disk only", &z->name, copied, disk);
+
+    return NGX_OK;
+
+nomem:
+
+    ngx_shmtx_unlock(&oz->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_EMERG, log, 0,
+                  "ldseg_zone \"%V\" of %uz bytes is too small for the "
+                  "queued events, which stay with the running workers",
+                  &z->name, z->size);
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *op)
+{
+    ngx_http_ldseg_chunk_t    *chunk, *nc;
+    ngx_http_ldseg_payload_t  *p;
+
+    /*
+     * A copy of op (in a zone the master holds locked) at the end of dest
+     * in the new zone z, which no worker uses yet.  NGX_OK: in memory;
+     * NGX_DONE: on disk only; NGX_DECLINED: no room, nothing copied.
+     */
+
+    /* both copies may be sent: under the same ID */
+
+    if (!op->has_id) {
+        ngx_http_ldseg_random_id(op->id);
+        op->has_id = 1;
+    }
+
+    p = ngx_http_ldseg_payload_new(z, dest);
+    if (p == NULL) {
+        return NGX_DECLINED;
+    }
+
+    p->nevents = op->nevents;
+    p->len = op->len;
+    p->attempts = op->attempts;
+    p->closed = 1;
+    p->has_id = 1;
+    ngx_memcpy(p->id, op->id, 16);
+
+    if (op->sfile) {
+        p->sfile = ngx_http_ldseg_sfile_find(z, op->sfile->number);
+
+        if (p->sfile) {
+            p->soff = op->soff;
+            p->slen = op->slen;
+        }
+    }
+
+    for (chunk = op->head; chunk; chunk = chunk->next) {
+        nc = ngx_http_ldseg_chunk_alloc(z, chunk->len);
+        if (nc == NULL) {
+            break;
+        }
+
+        nc->nevents = chunk->nevents;
+        ngx_memcpy(nc->data, chunk->data, chunk->len);
+
+        if (p->tail) {
+            p->tail->next = nc;
+
+        } else {
+            p->head = nc;
+        }
+
+        p->tail = nc;
+        p->mem += nc->len;
+    }
+
+    if (chunk != NULL || op->head == NULL) {
+
+        /* no room in memory: it must be on disk to be kept */
+
+        ngx_http_ldseg_payload_free_chunks(z, p);
+
+        if (p->sfile == NULL) {
+            ngx_queue_remove(&p->queue);
+            ngx_slab_free_locked(z->shpool, p);
+            return NGX_DECLINED;
+        }
+    }
+
+    if (p->sfile) {
+        p->sfile->live++;
+        z->sh->spool_events += p->nevents;
+    }
+
+    if (p->head == NULL) {
+        dest->dbytes += p->len;
+
+    } else {
+        z->sh->bytes += p->mem;
+        dest->bytes += p->mem;
+    }
+
+    z->sh->events += p->nevents;
+
+    op->copied = 1;
+
+    return (p->head == NULL) ? NGX_DONE : NGX_OK;
+}
+
+
+void
+ngx_http_ldseg_queue_handover(ngx_http_ldseg_zone_t *oz,
+    ngx_http_ldseg_zone_t *z, ngx_log_t *log)
+{
+    ngx_str_t                  url;
+    ngx_uint_t                 n, kept;
+    ngx_queue_t               *dq, *q;
+    ngx_http_ldseg_dest_t     *odest, *dest;
+    ngx_http_ldseg_payload_t  *op;
+
+    /*
+     * The reload is committed and no new worker runs yet: what the old
+     * workers queued since the copy is copied too, and from now on they
+     * answer 503 and stop sending what the new zone has a copy of.  What
+     * finds no room stays theirs to send.
+     */
+
+    n = 0;
+    kept = 0;
+
+    ngx_shmtx_lock(&oz->shpool->mutex);
+
+    for (dq = ngx_queue_head(&oz->sh->dests);
+         dq != ngx_queue_sentinel(&oz->sh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        odest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        url.data = odest->url;
+        url.len = odest->url_len;
+        dest = NULL;
+
+        for (q = ngx_queue_head(&odest->payloads);
+             q != ngx_queue_sentinel(&odest->payloads);
+             q = ngx_queue_next(q))
+        {
+            op = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            if (op->copied || op->done || op->nevents == 0) {
+                continue;
+            }
+
+            if (dest == NULL) {
+                dest = ngx_http_ldseg_dest_get(z, &url, 0);
+            }
+
+            if (dest != NULL
+                && ngx_http_ldseg_payload_copy_to(z, dest, op)
+                   != NGX_DECLINED)
+            {
+                n += op->nevents;
+
+            } else {
+                kept += op->nevents;
+            }
+        }
+    }
+
+    oz->sh->handed_over = 1;
+
+    ngx_shmtx_unlock(&oz->shpool->mutex);
+
+    if (n || kept) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "ldseg_zone \"%V\": %ui events queued during the "
+                      "reload copied, %ui left to the old workers",
+                      &z->name, n, kept);
+    }
+}
+
+
+ngx_int_t
+ngx_http_ldseg_queue_replay(void *data, ngx_http_ldseg_spool_rec_t *rec)
+{
+    ngx_http_ldseg_replay_t *rp = data;
+
+    ngx_http_ldseg_zone_t     *z;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_sfile_t    *sf;
+    ngx_http_ldseg_payload_t  *p;
+
+    z = rp->zone;
+
+    if (rec->rec == NULL) {
+
+        /* a file begins */
+
+        sf = ngx_http_ldseg_sfile_new(z, rec->file, rec->dir.data,
+                                      rec->dir.len);
+        rp->sfile = sf;
+
+        if (sf == NULL) {
+            /* unknown to the zone: no worker touches it */
+            rp->full = 1;
+            return NGX_OK;
+        }
+
+        sf->size = rec->file_size;
+        z->sh->spool_bytes += rec->file_size;
+
+        return NGX_OK;
+    }
+
+    sf = rp->sfile;
+
+    if (sf == NULL) {
+        return NGX_OK;
+    }
+
+    if (!rp->full) {
+        dest = ngx_http_ldseg_dest_get(z, &rec->url, 0);
+        p = (dest != NULL) ? ngx_http_ldseg_payload_new(z, dest) : NULL;
+
+        if (p != NULL) {
+            p->nevents = rec->nevents;
+            p->len = rec->body_len;
+            p->closed = 1;
+            p->has_id = 1;
+            ngx_memcpy(p->id, rec->id, 16);
+
+            p->sfile = sf;
+            p->soff = rec->off;
+            p->slen = rec->len;
+
+            sf->live++;
+            dest->dbytes += p->len;
+            z->sh->events += p->nevents;
+            z->sh->spool_events += p->nevents;
+            z->sh->stats.replayed += p->nevents;
+            rp->events += p->nevents;
+
+            return NGX_OK;
+        }
+
+        rp->full = 1;
+    }
+
+    /* its records stay on disk for the next start */
+
+    if (!sf->pinned) {
+        sf->pinned = 1;
+        rp->pinned++;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_http_ldseg_stats_t *
+ngx_http_ldseg_queue_stats(ngx_shm_zone_t *zone)
+{
+    ngx_http_ldseg_zone_t  *z;
+
+    if (zone == NULL) {
+        return NULL;
+    }
+
+    z = zone->data;
+
+    if (z == NULL || z->sh == NULL) {
+        return NULL;
+    }
+
+    return &z->sh->stats;
+}
+
+
+void
+ngx_http_ldseg_queue_usage(ngx_shm_zone_t *zone, ngx_http_ldseg_usage_t *u)
+{
+    ngx_queue_t            *q;
+    ngx_http_ldseg_dest_t  *dest;
+    ngx_http_ldseg_zone_t  *z;
+
+    z = zone->data;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    u->events = z->sh->events;
+    u->bytes = z->sh->bytes;
+    u->inflight = 0;
+    u->destinations = z->sh->ndests;
+
+    for (q = ngx_queue_head(&z->sh->dests);
+         q != ngx_queue_sentinel(&z->sh->dests);
+         q = ngx_queue_next(q))
+    {
+        dest = ngx_queue_data(q, ngx_http_ldseg_dest_t, queue);
+        u->inflight += dest->inflight;
+    }
+
+    u->spool_events = z->sh->spool_events;
+    u->spool_bytes = z->sh->spool_bytes;
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    u->size = z->size;
+}
+
+
+ngx_http_ldseg_enqueue_e
+ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
+    ldseg_result_t *res, ngx_http_ldseg_queue_conf_t *qc, ngx_uint_t *full)
+{
+    size_t                     len, start, end;
+    uint32_t                   n;
+    ngx_uint_t                 i, j, count;
+    ngx_queue_t               *q;
+    ngx_http_ldseg_sh_t       *sh;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_zone_t     *z;
+    size_t                     olen, omem;
+    ngx_uint_t                 onevents;
+    ngx_http_ldseg_chunk_t    *chunk, *next, *otail;
+    ngx_http_ldseg_payload_t  *p, *op, *first;
+    ngx_http_ldseg_enqueue_e   rc;
+
+    z = zone->data;
+    sh = z->sh;
+    *full = 0;
+
+    op = NULL;
+    first = NULL;
+    otail = NULL;
+    onevents = 0;
+    olen = 0;
+    omem = 0;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    /*
+     * A committed reload moved this zone's queue to a resized zone that
+     * the old workers cannot reach: they answer 503, the client retries
+     * and reaches a new worker.
+     */
+
+    if (sh->handed_over) {
+        rc = NGX_HTTP_LDSEG_ENQ_MOVED;
+        goto failed;
+    }
+
+    rc = NGX_HTTP_LDSEG_ENQ_FULL;
+
+    if (qc->limit && sh->bytes + res->events_len > qc->limit
+        && (ngx_http_ldseg_evict(z) == 0
+            || sh->bytes + res->events_len > qc->limit))
+    {
+        goto failed;
+    }
+
+    dest = ngx_http_ldseg_dest_get(z, url, qc->max_destinations);
+
+    if (dest == NULL) {
+        if (qc->max_destinations && sh->ndests >= qc->max_destinations) {
+            rc = NGX_HTTP_LDSEG_ENQ_DESTINATIONS;
+        }
+
+        goto failed;
+    }
+
+    /*
+     * While LaunchDarkly refuses a client-side ID, its events are kept,
+     * but all refused IDs together may fill an eighth of the zone only
+     * (in memory and in the spool): the other destinations go on, and
+     * the clients of refused ones get 503 and keep their events.
+     */
+
+    if (dest->refused
+        && ngx_http_ldseg_refused_bytes(z) + res->events_len > z->size / 8)
+    {
+        rc = NGX_HTTP_LDSEG_ENQ_REFUSED;
+        goto failed;
+    }
+
+    /* the open payload: the last one, if it still takes events */
+
+    p = NULL;
+
+    if (!ngx_queue_empty(&dest->payloads)) {
+        q = ngx_queue_last(&dest->payloads);
+        p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+        if (p->closed || p->head == NULL) {
+            p = NULL;
+
+        } else {
+            /* remembered as it was, to undo on a full zone */
+            op = p;
+            otail = p->tail;
+            onevents = p->nevents;
+            olen = p->len;
+            omem = p->mem;
+        }
+    }
+
+    i = 0;
+
+    while (i < res->n) {
+
+        if (res->msgs[i].status != LDSEG_MSG_EVENT) {
+            i++;
+            continue;
+        }
+
+        /* the open payload takes the next event only within the limits */
+
+        if (p != NULL
+            && (p->nevents >= qc->batch_size
+                || p->len + 1 + res->msgs[i].event_len > qc->max_payload))
+        {
+            p->closed = 1;
+            p = NULL;
+        }
+
+        if (p == NULL) {
+            p = ngx_http_ldseg_payload_new(z, dest);
+
+            if (p == NULL && ngx_http_ldseg_evict(z)) {
+                p = ngx_http_ldseg_payload_new(z, dest);
+            }
+
+            if (p == NULL) {
+                goto undo;
+            }
+
+            if (first == NULL) {
+                first = p;
+            }
+        }
+
+        /* take events i.. while the payload has room; at least one */
+
+        start = res->msgs[i].event_off;
+        end = start;
+        count = 0;
+        len = p->len;
+
+        for (j = i; j < res->n; j++) {
+            if (res->msgs[j].status != LDSEG_MSG_EVENT) {
+                continue;
+            }
+
+            if (count > 0
+                && (p->nevents + count >= qc->batch_size
+                    || len + res->msgs[j].event_len + 1 > qc->max_payload))
+            {
+                break;
+            }
+
+            len += res->msgs[j].event_len + (len ? 1 : 0);
+            end = res->msgs[j].event_off + res->msgs[j].event_len;
+            count++;
+        }
+
+        n = (uint32_t) (end - start);
+
+        chunk = ngx_http_ldseg_chunk_alloc(z, n);
+
+        if (chunk == NULL && ngx_http_ldseg_evict(z)) {
+            chunk = ngx_http_ldseg_chunk_alloc(z, n);
+        }
+
+        if (chunk == NULL) {
+            goto undo;
+        }
+
+        chunk->nevents = (uint32_t) count;
+        ngx_memcpy(chunk->data, res->events + start, n);
+
+        ngx_http_ldseg_crash("queue_enqueue_chunk");
+
+        if (p->tail) {
+            p->tail->next = chunk;
+            p->len += 1 + n;
+
+        } else {
+            p->head = chunk;
+            p->len = n;
+        }
+
+        p->tail = chunk;
+        p->nevents += count;
+        p->mem += n;
+
+        ngx_http_ldseg_crash("queue_enqueue_linked");
+
+        sh->events += count;
+        sh->bytes += n;
+        dest->bytes += n;
+
+        if (p->nevents >= qc->batch_size || p->len >= qc->max_payload) {
+            p->closed = 1;
+            *full = 1;
+        }
+
+        i = j;
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return NGX_HTTP_LDSEG_ENQ_OK;
+
+undo:
+
+    /*
+     * The zone is full: what this request added is taken back (the new
+     * payloads, then the open payload's new chunks), so that a request is
+     * queued whole or not at all.
+     */
+
+    while (first != NULL) {
+        q = ngx_queue_last(&dest->payloads);
+        p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+        sh->events -= p->nevents;
+        sh->bytes -= p->mem;
+        dest->bytes -= p->mem;
+
+        ngx_queue_remove(&p->queue);
+        ngx_http_ldseg_payload_free_chunks(z, p);
+        ngx_slab_free_locked(z->shpool, p);
+
+        if (p == first) {
+            break;
+        }
+    }
+
+    if (op != NULL) {
+        chunk = (otail != NULL) ? otail->next : op->head;
+
+        while (chunk) {
+            next = chunk->next;
+            sh->events -= chunk->nevents;
+            sh->bytes -= chunk->len;
+            dest->bytes -= chunk->len;
+            ngx_slab_free_locked(z->shpool, chunk);
+            chunk = next;
+        }
+
+        if (otail != NULL) {
+            otail->next = NULL;
+
+        } else {
+            op->head = NULL;
+        }
+
+        op->tail = otail;
+        op->nevents = onevents;
+        op->len = olen;
+        op->mem = omem;
+        op->closed = 0;
+    }
+
+failed:
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
+    ngx_msec_t lease_time, ngx_uint_t full_only, ngx_http_ldseg_lease_t *l)
+{
+    ngx_queue_t               *dq, *q;
+    ngx_http_ldseg_sh_t       *sh;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_zone_t     *z;
+    ngx_http_ldseg_payload_t  *p;
+
+    z = zone->data;
+    sh = z->sh;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    for (dq = ngx_queue_head(&sh->dests);
+         dq != ngx_queue_sentinel(&sh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        dest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        if ((ngx_msec_int_t) (dest->not_before - now) > 0) {
+            continue;
+        }
+
+        for (q = ngx_queue_head(&dest->payloads);
+             q != ngx_queue_sentinel(&dest->payloads);
+             q = ngx_queue_next(q))
+        {
+            p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            if (p->done || p->nevents == 0 || (full_only && !p->closed)
+                || (p->copied && sh->handed_over)
+                || (p->head == NULL && p->sfile == NULL)
+                || (ngx_msec_int_t) (p->not_before - now) > 0)
+            {
+                continue;
+            }
+
+            if (p->leased) {
+                if ((ngx_msec_int_t) (p->lease_until - now) > 0
+                    && !ngx_http_ldseg_pid_dead(p->owner))
+                {
+                    continue;
+                }
+
+                /* the worker that leased it died or hangs: send it again */
+
+                p->leased = 0;
+                dest->inflight--;
+                (void) ngx_atomic_fetch_add(&sh->stats.lease_expired, 1);
+            }
+
+            /* after a failure, probe with one payload at a time */
+
+            if (dest->failures && dest->inflight) {
+                break;
+            }
+
+            if (!p->has_id) {
+                ngx_http_ldseg_random_id(p->id);
+                p->has_id = 1;
+            }
+
+            p->closed = 1;
+            p->lease_until = now + lease_time;
+            p->lease_gen++;
+            p->owner = ngx_pid;
+            p->leased = 1;
+            dest->inflight++;
+
+            ngx_http_ldseg_crash("queue_lease");
+
+            l->dest = dest;
+            l->dest_id = dest->id;
+            l->seq = p->seq;
+            l->lease_gen = p->lease_gen;
+            l->nevents = p->nevents;
+            l->len = p->len;
+            l->attempts = p->attempts;
+            l->refused = dest->refused;
+            ngx_memcpy(l->id, p->id, 16);
+
+            l->url_len = dest->url_len;
+            ngx_memcpy(l->url, dest->url, dest->url_len);
+
+            l->on_disk = (p->head == NULL);
+            l->disk.off = 0;
+            l->disk.len = 0;
+
+            if (l->on_disk) {
+                ngx_http_ldseg_spool_name(p->sfile->dir, p->sfile->dir_len,
+                                          p->sfile->number, l->disk.name);
+                l->disk.off = p->soff;
+                l->disk.len = p->slen;
+            }
+
+            /* round robin between destinations */
+            ngx_queue_remove(dq);
+            ngx_queue_insert_tail(&sh->dests, dq);
+
+            ngx_shmtx_unlock(&z->shpool->mutex);
+
+            return NGX_OK;
+        }
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return NGX_DECLINED;
+}
+
+
+u_char *
+ngx_http_ldseg_queue_copy_out(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
+    u_char *buf)
+{
+    u_char                    *last;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_zone_t     *z;
+    ngx_http_ldseg_payload_t  *p;
+
+    z = zone->data;
+    last = NULL;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    dest = ngx_http_ldseg_dest_find(z, l->dest, l->dest_id);
+    p = (dest != NULL) ? ngx_http_ldseg_payload_find(dest, l->seq) : NULL;
+
+    if (p != NULL && p->leased && p->lease_gen == l->lease_gen
+        && p->head != NULL && p->len == l->len)
+    {
+        last = ngx_http_ldseg_payload_copy(p, buf);
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return last;
+}
+
+
+void
+ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
+    ldseg_delivery_t *d, ngx_uint_t status, ngx_msec_t now, u_char *body,
+    size_t len, ngx_http_ldseg_spool_ops_t *ops, ngx_http_ldseg_done_t *done)
+{
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_zone_t     *z;
+    ngx_http_ldseg_payload_t  *p;
+
+    z = zone->data;
+    ngx_memzero(done, sizeof(ngx_http_ldseg_done_t));
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    dest = ngx_http_ldseg_dest_find(z, l->dest, l->dest_id);
+
+    if (dest == NULL) {
+        /* the lease expired, another worker delivered it, all is gone */
+        goto unlock;
+    }
+
+    /* only an answer of LaunchDarkly changes whether it refuses the ID */
+
+    if (d->outcome == LDSEG_DELIVERY_REFUSED_ID) {
+        if (dest->refused != status) {
+            done->refused_first = 1;
+        }
+
+        dest->refused = status;
+
+    } else if (d->outcome == LDSEG_DELIVERY_DONE) {
+        dest->refused = 0;
+        dest->failures = 0;
+    }
+
+    p = ngx_http_ldseg_payload_find(dest, l->seq);
+
+    if (p == NULL) {
+        /* the lease expired and another worker delivered it */
+        goto unlock;
+    }
+
+    if (p->lease_gen != l->lease_gen) {
+
+        /* the lease expired and another worker took the payload over */
+
+        if (d->outcome == LDSEG_DELIVERY_DONE) {
+            if (p->leased) {
+                p->done = 1;
+
+            } else {
+                ngx_http_ldseg_payload_forget(z, p, ops);
+            }
+        }
+
+        goto unlock;
+    }
+
+    if (p->leased) {
+        p->leased = 0;
+        dest->inflight--;
+    }
+
+    ngx_http_ldseg_crash("queue_complete");
+
+    switch (d->outcome) {
+
+    case LDSEG_DELIVERY_DONE:
+        ngx_http_ldseg_payload_forget(z, p, ops);
+        break;
+
+    case LDSEG_DELIVERY_SPLIT:
+
+        if (p->nevents < 2) {
+            /* one event LaunchDarkly will never take */
+            done->dropped = p->nevents;
+            done->drop_reason = NGX_HTTP_LDSEG_DROP_TOO_LARGE;
+            ngx_http_ldseg_payload_forget(z, p, ops);
+            break;
+        }
+
+        if (body != NULL
+            && ngx_http_ldseg_payload_split(z, p, body, len) == NGX_OK)
+        {
+            ngx_http_ldseg_crash("queue_split");
+            ngx_http_ldseg_payload_forget(z, p, ops);
+            break;
+        }
+
+        /* no room for the halves yet */
+        p->attempts++;
+        p->not_before = now + 1000;
+        break;
+
+    case LDSEG_DELIVERY_DEAD_LETTER:
+        done->dead_letter = p->nevents;
+        ngx_http_ldseg_payload_forget(z, p, ops);
+        break;
+
+    default: /* LDSEG_DELIVERY_RETRY, LDSEG_DELIVERY_REFUSED_ID */
+
+        p->attempts++;
+
+        if (d->pause_destination) {
+            dest->failures++;
+            dest->not_before = now + (ngx_msec_t) d->delay_ms;
+
+        } else {
+            p->not_before = now + (ngx_msec_t) d->delay_ms;
+        }
+
+        if (d->move_behind) {
+            ngx_queue_remove(&p->queue);
+            ngx_queue_insert_tail(&dest->payloads, &p->queue);
+        }
+
+        break;
+    }
+
+unlock:
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+}
+
+
+ngx_int_t
+ngx_http_ldseg_queue_spool_claim(ngx_shm_zone_t *zone, ngx_msec_t now,
+    ngx_msec_t delay, ngx_uint_t all, off_t max_size, ngx_str_t *dir,
+    uint32_t *file, ngx_http_ldseg_spool_job_t *job)
+{
+    u_char                        *b;
+    size_t                         size, rlen;
+    ngx_uint_t                     pass;
+    ngx_queue_t                   *dq, *q;
+    ngx_http_ldseg_sh_t           *sh;
+    ngx_http_ldseg_dest_t         *dest;
+    ngx_http_ldseg_zone_t         *z;
+    ngx_http_ldseg_sfile_t        *sf;
+    ngx_http_ldseg_payload_t      *p;
+    ngx_http_ldseg_spool_claim_t  *c;
+
+    z = zone->data;
+    sh = z->sh;
+    size = 0;
+    b = NULL;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    if (sh->spool_bytes >= max_size) {
+        ngx_shmtx_unlock(&z->shpool->mutex);
+        return NGX_BUSY;
+    }
+
+    /*
+     * Two passes: the first sizes the records, the second copies them
+     * into one buffer of this process, so the payloads can be written
+     * without the lock and are never read from the zone unlocked.
+     */
+
+    for (pass = 0; pass < 2; pass++) {
+
+        if (pass == 1) {
+            if (size == 0) {
+                break;
+            }
+
+            job->buf = ngx_pnalloc(job->pool, size);
+            if (job->buf == NULL) {
+                break;
+            }
+
+            b = job->buf;
+            size = 0;
+        }
+
+        for (dq = ngx_queue_head(&sh->dests);
+             dq != ngx_queue_sentinel(&sh->dests);
+             dq = ngx_queue_next(dq))
+        {
+            dest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+            for (q = ngx_queue_head(&dest->payloads);
+                 q != ngx_queue_sentinel(&dest->payloads);
+                 q = ngx_queue_next(q))
+            {
+                p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+                if (p->head == NULL || p->sfile != NULL || p->done
+                    || p->nevents == 0 || (p->copied && sh->handed_over)
+                    || (p->spooling
+                        && (ngx_msec_int_t) (p->spool_until - now) > 0
+                        && !ngx_http_ldseg_pid_dead(p->spooler))
+                    || (!all && now - p->created < delay))
+                {
+                    continue;
+                }
+
+                rlen = ngx_http_ldseg_spool_record_size(dest->url_len,
+                                                        p->len + 2);
+
+                if (size > 0 && size + rlen > NGX_HTTP_LDSEG_SPOOL_JOB_MAX) {
+                    goto next;
+                }
+
+                if (pass == 0) {
+                    size += rlen;
+                    continue;
+                }
+
+                if (size + rlen > job->len) {
+                    /* the first pass sized a smaller set */
+                    goto next;
+                }
+
+                c = ngx_array_push(job->claims);
+                if (c == NULL) {
+                    goto next;
+                }
+
+                if (!p->has_id) {
+                    ngx_http_ldseg_random_id(p->id);
+                    p->has_id = 1;
+                }
+
+                /* it takes no more events: the record is its whole self */
+
+                p->closed = 1;
+                p->spooling = 1;
+                p->spooler = ngx_pid;
+                p->spool_until = now + NGX_HTTP_LDSEG_SPOOL_CLAIM;
+
+                c->owner = dest;
+                c->owner_id = dest->id;
+                c->seq = p->seq;
+                ngx_memcpy(c->id, p->id, 16);
+                c->pos = size;
+                c->len = rlen;
+                c->off = 0;
+
+                b = ngx_http_ldseg_spool_record_start(job->buf + size,
+                                                      p->id, p->nevents,
+                                                      dest->url,
+                                                      dest->url_len);
+                b = ngx_http_ldseg_payload_copy(p, b);
+
+                size += rlen;
+            }
+        }
+
+    next:
+
+        if (pass == 0) {
+            /* the bound of the second pass */
+            job->len = size;
+        }
+    }
+
+    if (b == NULL || job->claims->nelts == 0) {
+        job->len = 0;
+        ngx_shmtx_unlock(&z->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    job->len = size;
+
+    if (*file == 0) {
+        sf = ngx_http_ldseg_sfile_new(z, ++sh->spool_seq, dir->data, dir->len);
+
+        if (sf == NULL) {
+            c = job->claims->elts;
+
+            for (pass = 0; pass < job->claims->nelts; pass++) {
+                dest = c[pass].owner;
+                p = ngx_http_ldseg_payload_find(dest, c[pass].seq);
+                if (p != NULL) {
+                    p->spooling = 0;
+                }
+            }
+
+            job->len = 0;
+            ngx_shmtx_unlock(&z->shpool->mutex);
+            return NGX_DECLINED;
+        }
+
+        sf->writer = ngx_pid;
+        *file = sf->number;
+    }
+
+    ngx_http_ldseg_crash("queue_spool_claim");
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_ldseg_queue_spool_done(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_spool_job_t *job, ngx_uint_t ok, ngx_uint_t close,
+    ngx_http_ldseg_spool_ops_t *ops)
+{
+    off_t                          base;
+    ngx_uint_t                     i;
+    ngx_http_ldseg_sh_t           *sh;
+    ngx_http_ldseg_dest_t         *dest;
+    ngx_http_ldseg_zone_t         *z;
+    ngx_http_ldseg_sfile_t        *sf;
+    ngx_http_ldseg_payload_t      *p;
+    ngx_http_ldseg_spool_claim_t  *c;
+
+    z = zone->data;
+    sh = z->sh;
+
+    base = ok ? *job->size - (off_t) job->len : 0;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    sf = (job->file != 0) ? ngx_http_ldseg_sfile_find(z, job->file) : NULL;
+
+    if (ok && sf != NULL) {
+        sh->spool_bytes += *job->size - sf->size;
+        sf->size = *job->size;
+    }
+
+    c = (job->claims != NULL) ? job->claims->elts : NULL;
+
+    for (i = 0; c != NULL && i < job->claims->nelts; i++) {
+        c[i].off = base + c[i].pos;
+
+        dest = ngx_http_ldseg_dest_find(z, c[i].owner, c[i].owner_id);
+        p = (dest != NULL) ? ngx_http_ldseg_payload_find(dest, c[i].seq)
+                           : NULL;
+
+        if (p != NULL && p->spooling && p->spooler == ngx_pid
+            && ngx_memcmp(p->id, c[i].id, 16) == 0)
+        {
+            p->spooling = 0;
+
+            if (ok && sf != NULL && p->sfile == NULL) {
+                p->sfile = sf;
+                p->soff = c[i].off;
+                p->slen = c[i].len;
+                sf->live++;
+                sh->spool_events += p->nevents;
+                (void) ngx_atomic_fetch_add(&sh->stats.spooled, p->nevents);
+                continue;
+            }
+        }
+
+        if (ok && sf != NULL) {
+            /* delivered or split while it was written: never replayed */
+            (void) ngx_http_ldseg_spool_op_file(ops, NGX_HTTP_LDSEG_SPOOL_MARK,
+                                                sf->dir, sf->dir_len,
+                                                sf->number, c[i].off);
+        }
+    }
+
+    ngx_http_ldseg_crash("queue_spool_done");
+
+    if (close && sf != NULL && sf->writer == ngx_pid) {
+        sf->writer = 0;
+        (void) ngx_http_ldseg_sfile_release(z, sf, ops);
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+}
+
+
+void
+ngx_http_ldseg_queue_reap(ngx_shm_zone_t *zone, ngx_msec_t now,
+    ngx_http_ldseg_spool_ops_t *ops)
+{
+    ngx_queue_t            *q, *next;
+    ngx_http_ldseg_sh_t    *sh;
+    ngx_http_ldseg_dest_t  *dest;
+    ngx_http_ldseg_zone_t  *z;
+    ngx_http_ldseg_sfile_t *sf;
+
+    z = zone->data;
+    sh = z->sh;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    ngx_http_ldseg_recount(z, now, ops);
+
+    /* files of workers that died are closed; empty ones unlinked */
+
+    for (q = ngx_queue_head(&sh->sfiles);
+         q != ngx_queue_sentinel(&sh->sfiles);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sf = ngx_queue_data(q, ngx_http_ldseg_sfile_t, queue);
+
+        if (sf->writer && ngx_http_ldseg_pid_dead(sf->writer)) {
+            sf->writer = 0;
+        }
+
+        (void) ngx_http_ldseg_sfile_release(z, sf, ops);
+    }
+
+    /* empty destinations that wait for nothing are freed */
+
+    for (q = ngx_queue_head(&sh->dests);
+         q != ngx_queue_sentinel(&sh->dests);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        dest = ngx_queue_data(q, ngx_http_ldseg_dest_t, queue);
+
+        if (ngx_queue_empty(&dest->payloads) && dest->inflight == 0
+            && (ngx_msec_int_t) (dest->not_before - now) <= 0)
+        {
+            ngx_http_ldseg_dest_free(z, dest);
+        }
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+}
+
+
+void
+ngx_http_ldseg_queue_release(ngx_shm_zone_t *zone)
+{
+    ngx_queue_t               *dq, *q;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_zone_t     *z;
+    ngx_http_ldseg_payload_t  *p;
+
+    z = zone->data;
+
+    if (z == NULL || z->sh == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    for (dq = ngx_queue_head(&z->sh->dests);
+         dq != ngx_queue_sentinel(&z->sh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        dest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        for (q = ngx_queue_head(&dest->payloads);
+             q != ngx_queue_sentinel(&dest->payloads);
+             q = ngx_queue_next(q))
+        {
+            p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            if (p->leased && p->owner == ngx_pid) {
+                p->leased = 0;
+                dest->inflight--;
+            }
+
+            if (p->spooling && p->spooler == ngx_pid) {
+                p->spooling = 0;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+}
+
+
+ngx_uint_t
+ngx_http_ldseg_pid_dead(ngx_pid_t pid)
+{
+    return pid != ngx_pid && kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH;
+}
+
+
+static void
+ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
+    ngx_http_ldseg_spool_ops_t *ops)
+{
+    ngx_queue_t               *dq, *q, *next;
+    ngx_http_ldseg_sh_t       *sh;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_sfile_t    *sf;
+    ngx_http_ldseg_payload_t  *p;
+
+    /*
+     * Every gauge is derived again from the payloads: an operation cut
+     * short by a killed worker leaves consistent lists (each link is one
+     * store) but may have missed a counter.  Payloads delivered while
+     * another worker held them, and claims of dead processes, end here.
+     */
+
+    sh = z->sh;
+
+    sh->events = 0;
+    sh->bytes = 0;
+    sh->spool_events = 0;
+    sh->spool_bytes = 0;
+
+    for (q = ngx_queue_head(&sh->sfiles);
+         q != ngx_queue_sentinel(&sh->sfiles);
+         q = ngx_queue_next(q))
+    {
+        sf = ngx_queue_data(q, ngx_http_ldseg_sfile_t, queue);
+        sf->live = 0;
+        sh->spool_bytes += sf->size;
+    }
+
+    for (dq = ngx_queue_head(&sh->dests);
+         dq != ngx_queue_sentinel(&sh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        dest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        dest->bytes = 0;
+        dest->dbytes = 0;
+        dest->inflight = 0;
+
+        for (q = ngx_queue_head(&dest->payloads);
+             q != ngx_queue_sentinel(&dest->payloads);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            if (p->leased && ngx_http_ldseg_pid_dead(p->owner)) {
+                p->leased = 0;
+            }
+
+            if (p->spooling && ngx_http_ldseg_pid_dead(p->spooler)) {
+                p->spooling = 0;
+            }
+
+            if (p->done && !p->spooling
+                && (!p->leased
+                    || (ngx_msec_int_t) (p->lease_until - now) <= 0))
+            {
+                p->leased = 0;
+
+                if (p->sfile) {
+                    p->sfile->live++;
+                }
+
+                ngx_http_ldseg_payload_forget(z, p, ops);
+                continue;
+            }
+
+            if (p->head == NULL && p->sfile == NULL) {
+                /* an empty payload left by a killed worker */
+                ngx_queue_remove(&p->queue);
+                ngx_slab_free_locked(z->shpool, p);
+                continue;
+            }
+
+            sh->events += p->nevents;
+            sh->bytes += p->mem;
+            dest->bytes += p->mem;
+
+            if (p->head == NULL) {
+                dest->dbytes += p->len;
+            }
+
+            if (p->leased) {
+                dest->inflight++;
+            }
+
+            if (p->sfile) {
+                p->sfile->live++;
+                sh->spool_events += p->nevents;
+            }
+        }
+    }
+}
+
+
+static ngx_http_ldseg_dest_t *
+ngx_http_ldseg_dest_lookup(ngx_http_ldseg_zone_t *z, ngx_str_t *url,
+    uint32_t hash)
+{
+    ngx_str_node_t  *sn;
+
+    sn = ngx_str_rbtree_lookup(&z->sh->rbtree, url, hash);
+
+    if (sn == NULL) {
+        return NULL;
+    }
+
+    return (ngx_http_ldseg_dest_t *) sn;
+}
+
+
+static ngx_http_ldseg_dest_t *
+ngx_http_ldseg_dest_get(ngx_http_ldseg_zone_t *z, ngx_str_t *url,
+    ngx_uint_t max)
+{
+    uint32_t                hash;
+    ngx_http_ldseg_dest_t  *dest;
+
+    hash = ngx_crc32_short(url->data, url->len);
+
+    dest = ngx_http_ldseg_dest_lookup(z, url, hash);
+    if (dest != NULL) {
+        return dest;
+    }
+
+    if (max && z->sh->ndests >= max) {
+        return NULL;
+    }
+
+    dest = ngx_slab_calloc_locked(z->shpool,
+                              offsetof(ngx_http_ldseg_dest_t, url) + url->len);
+    if (dest == NULL) {
+        return NULL;
+    }
+
+    ngx_queue_init(&dest->payloads);
+    dest->id = ++z->sh->dest_seq;
+    dest->url_len = url->len;
+    ngx_memcpy(dest->url, url->data, url->len);
+
+    dest->sn.node.key = hash;
+    dest->sn.str.len = url->len;
+    dest->sn.str.data = dest->url;
+
+    ngx_rbtree_insert(&z->sh->rbtree, &dest->sn.node);
+    ngx_queue_insert_tail(&z->sh->dests, &dest->queue);
+    z->sh->ndests++;
+
+    return dest;
+}
+
+
+static ngx_http_ldseg_dest_t *
+ngx_http_ldseg_dest_find(ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest,
+    uint64_t id)
+{
+    ngx_queue_t            *q;
+    ngx_http_ldseg_dest_t  *d;
+
+    /* a destination a worker knows of may have been freed meanwhile */
+
+    for (q = ngx_queue_head(&z->sh->dests);
+         q != ngx_queue_sentinel(&z->sh->dests);
+         q = ngx_queue_next(q))
+    {
+        d = ngx_queue_data(q, ngx_http_ldseg_dest_t, queue);
+
+        if (d == dest) {
+            return (d->id == id) ? d : NULL;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_ldseg_dest_free(ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest)
+{
+    ngx_rbtree_delete(&z->sh->rbtree, &dest->sn.node);
+    ngx_queue_remove(&dest->queue);
+    z->sh->ndests--;
+
+    ngx_slab_free_locked(z->shpool, dest);
+}
+
+
+static size_t
+ngx_http_ldseg_refused_bytes(ngx_http_ldseg_zone_t *z)
+{
+    size_t                  n;
+    ngx_queue_t            *q;
+    ngx_http_ldseg_dest_t  *dest;
+
+    n = 0;
+
+    for (q = ngx_queue_head(&z->sh->dests);
+         q != ngx_queue_sentinel(&z->sh->dests);
+         q = ngx_queue_next(q))
+    {
+        dest = ngx_queue_data(q, ngx_http_ldseg_dest_t, queue);
+
+        if (dest->refused) {
+            n += dest->bytes + dest->dbytes;
+        }
+    }
+
+    return n;
+}
+
+
+static ngx_http_ldseg_payload_t *
+ngx_http_ldseg_payload_new(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_dest_t *dest)
+{
+    ngx_http_ldseg_payload_t  *p;
+
+    p = ngx_slab_calloc_locked(z->shpool, sizeof(ngx_http_ldseg_payload_t));
+    if (p == NULL) {
+        return NULL;
+    }
+
+    p->seq = ++z->sh->seq;
+    p->dest = dest;
+    p->created = ngx_current_msec;
+    p->not_before = ngx_current_msec;
+    ngx_queue_insert_tail(&dest->payloads, &p->queue);
+
+    return p;
+}
+
+
+static ngx_http_ldseg_payload_t *
+ngx_http_ldseg_payload_find(ngx_http_ldseg_dest_t *dest, uint64_t seq)
+{
+    ngx_queue_t               *q;
+    ngx_http_ldseg_payload_t  *p;
+
+    for (q = ngx_queue_head(&dest->payloads);
+         q != ngx_queue_sentinel(&dest->payloads);
+         q = ngx_queue_next(q))
+    {
+        p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+        if (p->seq == seq) {
+            return p;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_ldseg_payload_forget(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_payload_t *p, ngx_http_ldseg_spool_ops_t *ops)
+{
+    off_t                    off;
+    ngx_http_ldseg_dest_t   *dest;
+    ngx_http_ldseg_sfile_t  *sf;
+
+    /* the payload leaves the queue; its record is marked or unlinked */
+
+    dest = p->dest;
+
+    z->sh->events -= p->nevents;
+    z->sh->bytes -= p->mem;
+    dest->bytes -= p->mem;
+
+    if (p->head == NULL) {
+        dest->dbytes -= p->len;
+    }
+
+    ngx_queue_remove(&p->queue);
+
+    ngx_http_ldseg_crash("queue_forget");
+
+    sf = p->sfile;
+
+    if (sf != NULL) {
+        off = p->soff;
+        sf->live--;
+        z->sh->spool_events -= p->nevents;
+
+        if (!ngx_http_ldseg_sfile_release(z, sf, ops)) {
+            (void) ngx_http_ldseg_spool_op_file(ops, NGX_HTTP_LDSEG_SPOOL_MARK,
+                                                sf->dir, sf->dir_len,
+                                                sf->number, off);
+        }
+    }
+
+    ngx_http_ldseg_payload_free_chunks(z, p);
+    ngx_slab_free_locked(z->shpool, p);
+}
+
+
+static void
+ngx_http_ldseg_payload_free_chunks(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_payload_t *p)
+{
+    ngx_http_ldseg_chunk_t  *chunk, *next;
+
+    chunk = p->head;
+
+    p->head = NULL;
+    p->tail = NULL;
+    p->mem = 0;
+
+    for ( /* void */ ; chunk; chunk = next) {
+        next = chunk->next;
+        ngx_slab_free_locked(z->shpool, chunk);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_payload_split(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_payload_t *p, u_char *body, size_t len)
+{
+    size_t                     off;
+    ngx_uint_t                 first;
+    ngx_http_ldseg_payload_t  *a, *b;
+
+    /*
+     * A payload too large for LaunchDarkly is replaced by two halves (new
+     * payloads, new IDs), made from the body that was sent: the same for
+     * a payload in memory and one held on disk only.
+     */
+
+    if (ldseg_delivery_split((const char *) body, len, p->nevents, &off)
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    first = p->nevents / 2;
+
+    a = ngx_http_ldseg_payload_from(z, p->dest, body + 1, off - 1, first);
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    b = ngx_http_ldseg_payload_from(z, p->dest, body + off + 1,
+                                    len - off - 2, p->nevents - first);
+    if (b == NULL) {
+        ngx_queue_remove(&a->queue);
+        z->sh->events -= a->nevents;
+        z->sh->bytes -= a->mem;
+        p->dest->bytes -= a->mem;
+        ngx_http_ldseg_payload_free_chunks(z, a);
+        ngx_slab_free_locked(z->shpool, a);
+        return NGX_ERROR;
+    }
+
+    /* in the place of the original, in order */
+
+    ngx_queue_remove(&a->queue);
+    ngx_queue_remove(&b->queue);
+    ngx_queue_insert_after(&p->queue, &a->queue);
+    ngx_queue_insert_after(&a->queue, &b->queue);
+
+    a->attempts = p->attempts + 1;
+    b->attempts = p->attempts + 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_ldseg_payload_t *
+ngx_http_ldseg_payload_from(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_dest_t *dest, u_char *data, size_t len, ngx_uint_t nevents)
+{
+    ngx_http_ldseg_chunk_t    *chunk;
+    ngx_http_ldseg_payload_t  *p;
+
+    chunk = ngx_http_ldseg_chunk_alloc(z, len);
+
+    if (chunk == NULL && ngx_http_ldseg_evict(z)) {
+        chunk = ngx_http_ldseg_chunk_alloc(z, len);
+    }
+
+    if (chunk == NULL) {
+        return NULL;
+    }
+
+    p = ngx_http_ldseg_payload_new(z, dest);
+    if (p == NULL) {
+        ngx_slab_free_locked(z->shpool, chunk);
+        return NULL;
+    }
+
+    chunk->nevents = (uint32_t) nevents;
+    ngx_memcpy(chunk->data, data, len);
+
+    p->head = chunk;
+    p->tail = chunk;
+    p->nevents = nevents;
+    p->len = len;
+    p->mem = len;
+    p->closed = 1;
+
+    z->sh->events += nevents;
+    z->sh->bytes += len;
+    dest->bytes += len;
+
+    return p;
+}
+
+
+static ngx_http_ldseg_chunk_t *
+ngx_http_ldseg_chunk_alloc(ngx_http_ldseg_zone_t *z, size_t len)
+{
+    ngx_http_ldseg_chunk_t  *chunk;
+
+    chunk = ngx_slab_alloc_locked(z->shpool,
+                                  offsetof(ngx_http_ldseg_chunk_t, data) + len);
+    if (chunk == NULL) {
+        return NULL;
+    }
+
+    chunk->next = NULL;
+    chunk->nevents = 0;
+    chunk->len = (uint32_t) len;
+
+    return chunk;
+}
+
+
+static u_char *
+ngx_http_ldseg_payload_copy(ngx_http_ldseg_payload_t *p, u_char *buf)
+{
+    u_char                  *b;
+    ngx_http_ldseg_chunk_t  *chunk;
+
+    b = buf;
+    *b++ = '[';
+
+    for (chunk = p->head; chunk; chunk = chunk->next) {
+        if (chunk != p->head) {
+            *b++ = ',';
+        }
+
+        b = ngx_cpymem(b, chunk->data, chunk->len);
+    }
+
+    *b++ = ']';
+
+    return b;
+}
+
+
+static ngx_uint_t
+ngx_http_ldseg_evict(ngx_http_ldseg_zone_t *z)
+{
+    ngx_uint_t                 freed;
+    ngx_queue_t               *dq, *q;
+    ngx_http_ldseg_dest_t     *dest;
+    ngx_http_ldseg_payload_t  *p;
+
+    /*
+     * The zone is full: payloads that are safe in the spool give their
+     * memory back and are read from disk when their turn comes.
+     */
+
+    freed = 0;
+
+    for (dq = ngx_queue_head(&z->sh->dests);
+         dq != ngx_queue_sentinel(&z->sh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        dest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        for (q = ngx_queue_last(&dest->payloads);
+             q != ngx_queue_sentinel(&dest->payloads);
+             q = ngx_queue_prev(q))
+        {
+            p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            if (p->head == NULL || p->sfile == NULL || p->leased
+                || p->spooling || p->done)
+            {
+                continue;
+            }
+
+            freed += p->mem;
+            z->sh->bytes -= p->mem;
+            dest->bytes -= p->mem;
+            dest->dbytes += p->len;
+
+            ngx_http_ldseg_payload_free_chunks(z, p);
+        }
+    }
+
+    return freed;
+}
+
+
+static ngx_http_ldseg_sfile_t *
+ngx_http_ldseg_sfile_new(ngx_http_ldseg_zone_t *z, uint32_t number,
+    u_char *dir, size_t dir_len)
+{
+    ngx_http_ldseg_sfile_t  *sf;
+
+    sf = ngx_slab_calloc_locked(z->shpool,
+                                offsetof(ngx_http_ldseg_sfile_t, dir) + dir_len);
+    if (sf == NULL) {
+        return NULL;
+    }
+
+    sf->number = number;
+    sf->dir_len = dir_len;
+    ngx_memcpy(sf->dir, dir, dir_len);
+
+    ngx_queue_insert_tail(&z->sh->sfiles, &sf->queue);
+
+    return sf;
+}
+
+
+static ngx_http_ldseg_sfile_t *
+ngx_http_ldseg_sfile_find(ngx_http_ldseg_zone_t *z, uint32_t number)
+{
+    ngx_queue_t             *q;
+    ngx_http_ldseg_sfile_t  *sf;
+
+    for (q = ngx_queue_head(&z->sh->sfiles);
+         q != ngx_queue_sentinel(&z->sh->sfiles);
+         q = ngx_queue_next(q))
+    {
+        sf = ngx_queue_data(q, ngx_http_ldseg_sfile_t, queue);
+
+        if (sf->number == number) {
+            return sf;
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_uint_t
+ngx_http_ldseg_sfile_release(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_sfile_t *sf, ngx_http_ldseg_spool_ops_t *ops)
+{
+    /*
+     * A file that no writer holds open and that holds nothing live is
+     * unlinked; not a file loaded in part (it holds records for the next
+     * start), and not by the workers of a zone that handed its queue over
+     * (the new zone knows the file).
+     */
+
+    if (sf->live || sf->writer || sf->pinned || z->sh->handed_over) {
+        return 0;
+    }
+
+    if (ngx_http_ldseg_spool_op_file(ops, NGX_HTTP_LDSEG_SPOOL_UNLINK,
+                                     sf->dir, sf->dir_len, sf->number, 0)
+        != NGX_OK)
+    {
+        return 0;
+    }
+
+    z->sh->spool_bytes -= sf->size;
+
+    ngx_queue_remove(&sf->queue);
+    ngx_slab_free_locked(z->shpool, sf);
+
+    return 1;
+}
+
+
+static void
+ngx_http_ldseg_random_id(u_char *id)
+{
+    ssize_t     n;
+    size_t      got;
+    ngx_uint_t  i;
+
+    /*
+     * From the kernel, in the process that uses it: no random stream is
+     * ever shared by two processes (a pool inherited across fork() would
+     * give every worker the same payload IDs).
+     */
+
+    for (got = 0; got < 16; got += n) {
+        n = getrandom(id + got, 16 - got, 0);
+
+        if (n <= 0) {
+            if (n == -1 && ngx_errno == NGX_EINTR) {
+                n = 0;
+                continue;
+            }
+
+            break;
+        }
+    }
+
+    if (got < 16) {
+        for (i = got; i < 16; i++) {
+            id[i] = (u_char) ngx_random();
+        }
+    }
+}

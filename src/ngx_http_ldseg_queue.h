@@ -1,0 +1,357 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * The shared-memory queue: destinations (one per events URL and client-side
+ * ID), payloads (the events of one future POST), chunks (the events one
+ * request added to a payload), the spool files that hold durable copies,
+ * and the counters every worker bumps.  Every operation on them is in
+ * ngx_http_ldseg_queue.c, the only file that takes the zone lock.
+ */
+
+
+#ifndef _NGX_HTTP_LDSEG_QUEUE_H_INCLUDED_
+#define _NGX_HTTP_LDSEG_QUEUE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ldseg.h"
+#include "ldseg_delivery.h"
+#include "ngx_http_ldseg_spool.h"
+
+
+#define NGX_HTTP_LDSEG_LAYOUT         3
+
+
+/* reasons a message is rejected; the order is that of ngx_http_ldseg_reasons */
+#define NGX_HTTP_LDSEG_NREASONS       18
+#define NGX_HTTP_LDSEG_REASON_FULL    14
+#define NGX_HTTP_LDSEG_REASON_DESTS   15
+#define NGX_HTTP_LDSEG_REASON_OTHER   17
+
+/* reasons an accepted event is given up on */
+#define NGX_HTTP_LDSEG_NDROPS         4
+#define NGX_HTTP_LDSEG_DROP_TOO_LARGE 0
+#define NGX_HTTP_LDSEG_DROP_CORRUPT   1
+#define NGX_HTTP_LDSEG_DROP_NO_ROOM   2
+#define NGX_HTTP_LDSEG_DROP_DEAD      3
+
+
+typedef struct {
+    ngx_atomic_t                  requests;
+    ngx_atomic_t                  received;
+    ngx_atomic_t                  accepted;
+    ngx_atomic_t                  rejected;
+    ngx_atomic_t                  skipped;
+    ngx_atomic_t                  translated;
+    ngx_atomic_t                  queued;
+    ngx_atomic_t                  delivered;
+    ngx_atomic_t                  failed;
+    ngx_atomic_t                  dropped;
+    ngx_atomic_t                  dead_lettered;
+    ngx_atomic_t                  posts_sent;
+    ngx_atomic_t                  posts_succeeded;
+    ngx_atomic_t                  posts_failed;
+    ngx_atomic_t                  lease_expired;
+    ngx_atomic_t                  spooled;
+    ngx_atomic_t                  replayed;
+    ngx_atomic_t                  rejected_reasons[NGX_HTTP_LDSEG_NREASONS];
+    ngx_atomic_t                  dropped_reasons[NGX_HTTP_LDSEG_NDROPS];
+} ngx_http_ldseg_stats_t;
+
+
+/* a spool file: payloads whose durable copy it holds are "live" */
+typedef struct {
+    ngx_queue_t                   queue;
+    uint32_t                      number;
+    ngx_pid_t                     writer;
+    ngx_uint_t                    live;
+    off_t                         size;
+
+    /* loaded in part at start: it is kept for the next start */
+    unsigned                      pinned:1;
+
+    size_t                        dir_len;
+    u_char                        dir[1];
+} ngx_http_ldseg_sfile_t;
+
+
+typedef struct ngx_http_ldseg_chunk_s  ngx_http_ldseg_chunk_t;
+
+struct ngx_http_ldseg_chunk_s {
+    ngx_http_ldseg_chunk_t       *next;
+    uint32_t                      nevents;
+    uint32_t                      len;
+    u_char                        data[1];
+};
+
+
+typedef struct ngx_http_ldseg_dest_s  ngx_http_ldseg_dest_t;
+
+typedef struct {
+    ngx_queue_t                   queue;
+    ngx_http_ldseg_dest_t        *dest;
+    ngx_http_ldseg_chunk_t       *head;
+    ngx_http_ldseg_chunk_t       *tail;
+    uint64_t                      seq;
+    ngx_msec_t                    lease_until;
+    ngx_uint_t                    lease_gen;
+    ngx_uint_t                    nevents;
+    size_t                        len;
+    ngx_uint_t                    attempts;
+    ngx_pid_t                     owner;
+    ngx_msec_t                    created;
+    ngx_msec_t                    not_before;
+    size_t                        mem;       /* bytes of its chunks */
+
+    /* the durable copy, when spooled; head == NULL: on disk only */
+    ngx_http_ldseg_sfile_t       *sfile;
+    off_t                         soff;
+    size_t                        slen;
+
+    /* being written to the spool by this process until spool_until */
+    ngx_pid_t                     spooler;
+    ngx_msec_t                    spool_until;
+
+    u_char                        id[16];
+    unsigned                      leased:1;
+    unsigned                      closed:1;
+    unsigned                      has_id:1;
+    unsigned                      done:1;
+    unsigned                      spooling:1;
+    unsigned                      copied:1;
+} ngx_http_ldseg_payload_t;
+
+
+struct ngx_http_ldseg_dest_s {
+    ngx_str_node_t                sn;
+    ngx_queue_t                   queue;
+    ngx_queue_t                   payloads;
+    uint64_t                      id;
+    size_t                        bytes;     /* in memory */
+    size_t                        dbytes;    /* on disk only */
+    ngx_msec_t                    not_before;
+    ngx_uint_t                    failures;
+    ngx_uint_t                    inflight;
+    ngx_uint_t                    refused;   /* 401, 403, 404 or 0 */
+    size_t                        url_len;
+    u_char                        url[1];
+};
+
+
+typedef struct {
+    ngx_uint_t                    layout;
+    ngx_rbtree_t                  rbtree;
+    ngx_rbtree_node_t             sentinel;
+    ngx_queue_t                   dests;
+    ngx_uint_t                    ndests;
+    uint64_t                      dest_seq;
+    ngx_uint_t                    events;
+    size_t                        bytes;
+    uint64_t                      seq;
+    ngx_queue_t                   sfiles;
+    uint32_t                      spool_seq;
+    ngx_uint_t                    spool_events;
+    off_t                         spool_bytes;
+
+    /* a reload moved the queue to a resized zone, which now serves */
+    ngx_uint_t                    handed_over;
+
+    ngx_http_ldseg_stats_t        stats;
+} ngx_http_ldseg_sh_t;
+
+
+typedef struct ngx_http_ldseg_zone_s  ngx_http_ldseg_zone_t;
+
+struct ngx_http_ldseg_zone_s {
+    ngx_http_ldseg_sh_t          *sh;
+    ngx_slab_pool_t              *shpool;
+    size_t                        size;
+    ngx_str_t                     name;
+
+    /* the zone a resize copied from, until the reload is committed */
+    ngx_http_ldseg_zone_t        *old;
+
+    void                         *spool;   /* ngx_http_ldseg_spool_conf_t */
+};
+
+
+/* the state of a spool replay */
+typedef struct {
+    ngx_http_ldseg_zone_t        *zone;
+    ngx_http_ldseg_sfile_t       *sfile;
+    ngx_uint_t                    full;
+    ngx_uint_t                    events;
+    ngx_uint_t                    pinned;
+} ngx_http_ldseg_replay_t;
+
+
+/* what the queue needs from the configuration */
+typedef struct {
+    ngx_uint_t                    batch_size;
+    size_t                        max_payload;
+    size_t                        limit;
+    ngx_uint_t                    max_destinations;
+} ngx_http_ldseg_queue_conf_t;
+
+
+typedef enum {
+    NGX_HTTP_LDSEG_ENQ_OK = 0,
+    NGX_HTTP_LDSEG_ENQ_FULL,
+    NGX_HTTP_LDSEG_ENQ_REFUSED,
+    NGX_HTTP_LDSEG_ENQ_DESTINATIONS,
+    NGX_HTTP_LDSEG_ENQ_MOVED
+} ngx_http_ldseg_enqueue_e;
+
+
+/* what a worker holds while it POSTs a payload */
+typedef struct {
+    ngx_http_ldseg_dest_t        *dest;
+    uint64_t                      dest_id;
+    uint64_t                      seq;
+    ngx_uint_t                    lease_gen;
+    ngx_uint_t                    nevents;
+    size_t                        len;
+    ngx_uint_t                    attempts;
+    ngx_uint_t                    refused;
+    u_char                        id[16];
+
+    /* the destination URL, copied */
+    size_t                        url_len;
+    u_char                        url[NGX_HTTP_LDSEG_URL_MAX];
+
+    /* on disk only: where, file name and record */
+    ngx_http_ldseg_spool_loc_t    disk;
+    unsigned                      on_disk:1;
+} ngx_http_ldseg_lease_t;
+
+
+/* what became of a completed payload */
+typedef struct {
+    ngx_uint_t                    dropped;       /* events given up on */
+    ngx_uint_t                    drop_reason;
+    ngx_uint_t                    dead_letter;   /* write it there */
+    ngx_uint_t                    refused_first; /* log the refused ID */
+} ngx_http_ldseg_done_t;
+
+
+typedef struct {
+    ngx_uint_t                    events;
+    size_t                        bytes;
+    size_t                        size;
+    ngx_uint_t                    inflight;
+    ngx_uint_t                    destinations;
+    ngx_uint_t                    spool_events;
+    off_t                         spool_bytes;
+} ngx_http_ldseg_usage_t;
+
+
+/* a fresh zone's structures; NGX_OK or NGX_ERROR */
+ngx_int_t ngx_http_ldseg_queue_init(ngx_http_ldseg_zone_t *z);
+
+/*
+ * Copies the queue of the zone oz (a reload resized it) into the fresh
+ * zone z, fixing payload IDs in oz first so both copies carry the same
+ * ID.  Nothing in oz is removed or disabled: if the reload fails, its
+ * workers go on as before.  NGX_ERROR (logged) when a payload fits
+ * neither in z's memory nor on disk.
+ */
+ngx_int_t ngx_http_ldseg_queue_copy(ngx_http_ldseg_zone_t *oz,
+    ngx_http_ldseg_zone_t *z, ngx_log_t *log);
+
+/*
+ * The reload that resized oz into z is committed (no new worker runs
+ * yet): what oz's workers queued since the copy is copied too, and they
+ * let go of everything copied.
+ */
+void ngx_http_ldseg_queue_handover(ngx_http_ldseg_zone_t *oz,
+    ngx_http_ldseg_zone_t *z, ngx_log_t *log);
+
+/*
+ * Spool replay at start, the handler of ngx_http_ldseg_spool_scan() with
+ * an ngx_http_ldseg_replay_t as data: every record becomes a payload kept
+ * on disk only, while the zone has room; a file whose records do not all
+ * fit is pinned (never unlinked in this run).
+ */
+ngx_int_t ngx_http_ldseg_queue_replay(void *data,
+    ngx_http_ldseg_spool_rec_t *rec);
+
+/* the counters, or NULL when the zone is not yet usable */
+ngx_http_ldseg_stats_t *ngx_http_ldseg_queue_stats(ngx_shm_zone_t *zone);
+
+/* the queue's gauges, read under the lock */
+void ngx_http_ldseg_queue_usage(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_usage_t *u);
+
+/*
+ * Appends the events of res for the destination url (copied by value) in
+ * one lock round; *full is set when a payload reached the batch size.
+ * Nothing is queued unless NGX_HTTP_LDSEG_ENQ_OK is returned.
+ */
+ngx_http_ldseg_enqueue_e ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
+    ngx_str_t *url, ldseg_result_t *res, ngx_http_ldseg_queue_conf_t *qc,
+    ngx_uint_t *full);
+
+/*
+ * Leases the next payload ready to send (with full_only, one that takes
+ * no more events) and gives it a payload ID from getrandom() if it has
+ * none.  NGX_OK: l is filled and the lease must be ended with
+ * ngx_http_ldseg_queue_complete(); NGX_DECLINED: nothing to send.
+ */
+ngx_int_t ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
+    ngx_msec_t lease_time, ngx_uint_t full_only, ngx_http_ldseg_lease_t *l);
+
+/*
+ * Copies a leased payload held in memory as a JSON array into buf
+ * (l->len + 2 bytes).  NULL when the lease was lost meanwhile.
+ */
+u_char *ngx_http_ldseg_queue_copy_out(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_lease_t *l, u_char *buf);
+
+/*
+ * Ends a lease with the delivery outcome d of status; body is what was
+ * sent (the split needs it).  Spool records to mark and files to unlink
+ * are added to ops; *done tells the caller what else to do.
+ */
+void ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_lease_t *l, ldseg_delivery_t *d, ngx_uint_t status,
+    ngx_msec_t now, u_char *body, size_t len, ngx_http_ldseg_spool_ops_t *ops,
+    ngx_http_ldseg_done_t *done);
+
+/*
+ * Claims payloads older than delay (all of them with all) for the spool
+ * file file (0: a new file is numbered in dir and *file set) and copies
+ * them as spool records into job.  NGX_OK: job holds records;
+ * NGX_DECLINED: nothing to write; NGX_BUSY: the spool is at max_size.
+ */
+ngx_int_t ngx_http_ldseg_queue_spool_claim(ngx_shm_zone_t *zone,
+    ngx_msec_t now, ngx_msec_t delay, ngx_uint_t all, off_t max_size,
+    ngx_str_t *dir, uint32_t *file, ngx_http_ldseg_spool_job_t *job);
+
+/*
+ * The spool job ended: with ok, its records are the payloads' durable
+ * copies; records of payloads that went away meanwhile are added to ops.
+ * close: this process is done with the file.
+ */
+void ngx_http_ldseg_queue_spool_done(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_spool_job_t *job, ngx_uint_t ok, ngx_uint_t close,
+    ngx_http_ldseg_spool_ops_t *ops);
+
+/*
+ * Housekeeping from the flush timer: files of dead writers are closed,
+ * files that hold nothing are unlinked (ops), empty idle destinations and
+ * forgotten payloads are freed.
+ */
+void ngx_http_ldseg_queue_reap(ngx_shm_zone_t *zone, ngx_msec_t now,
+    ngx_http_ldseg_spool_ops_t *ops);
+
+/* gives back every lease this process holds (worker exit) */
+void ngx_http_ldseg_queue_release(ngx_shm_zone_t *zone);
+
+/* another process with this pid no longer exists */
+ngx_uint_t ngx_http_ldseg_pid_dead(ngx_pid_t pid);
+
+
+#endif /* _NGX_HTTP_LDSEG_QUEUE_H_INCLUDED_ */
