@@ -244,7 +244,14 @@ ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
         op->has_id = 1;
     }
 
+    /* room is made by leaving what is on disk on disk only */
+
     p = ngx_http_ldseg_payload_new(z, dest);
+
+    if (p == NULL && ngx_http_ldseg_evict(z)) {
+        p = ngx_http_ldseg_payload_new(z, dest);
+    }
+
     if (p == NULL) {
         return NGX_DECLINED;
     }
@@ -267,6 +274,11 @@ ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
 
     for (chunk = op->head; chunk; chunk = chunk->next) {
         nc = ngx_http_ldseg_chunk_alloc(z, chunk->len);
+
+        if (nc == NULL && p->sfile == NULL && ngx_http_ldseg_evict(z)) {
+            nc = ngx_http_ldseg_chunk_alloc(z, chunk->len);
+        }
+
         if (nc == NULL) {
             break;
         }
@@ -623,11 +635,14 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
             continue;
         }
 
-        /* the open payload takes the next event only within the limits */
+        /*
+         * The open payload takes the next event only within the limits;
+         * max_payload bounds the POST body, the array's brackets included
+         */
 
         if (p != NULL
             && (p->nevents >= qc->batch_size
-                || p->len + 1 + res->msgs[i].event_len > qc->max_payload))
+                || p->len + 1 + res->msgs[i].event_len + 2 > qc->max_payload))
         {
             p->closed = 1;
             p = NULL;
@@ -663,7 +678,8 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
 
             if (count > 0
                 && (p->nevents + count >= qc->batch_size
-                    || len + res->msgs[j].event_len + 1 > qc->max_payload))
+                    || len + 1 + res->msgs[j].event_len + 2
+                       > qc->max_payload))
             {
                 break;
             }
@@ -709,7 +725,7 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
         sh->bytes += n;
         dest->bytes += n;
 
-        if (p->nevents >= qc->batch_size || p->len >= qc->max_payload) {
+        if (p->nevents >= qc->batch_size || p->len + 2 >= qc->max_payload) {
             p->closed = 1;
             *full = 1;
         }
@@ -914,6 +930,8 @@ ngx_http_ldseg_queue_copy_out(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
         && p->head != NULL && p->len == l->len)
     {
         last = ngx_http_ldseg_payload_copy(p, buf);
+
+        ngx_http_ldseg_crash("queue_copy_out");
     }
 
     ngx_shmtx_unlock(&z->shpool->mutex);
@@ -1306,6 +1324,8 @@ ngx_http_ldseg_queue_reap(ngx_shm_zone_t *zone, ngx_msec_t now,
     ngx_shmtx_lock(&z->shpool->mutex);
 
     ngx_http_ldseg_recount(z, now, ops);
+
+    ngx_http_ldseg_crash("queue_reap");
 
     /* files of workers that died are closed; empty ones unlinked */
 
@@ -1888,6 +1908,8 @@ ngx_http_ldseg_evict(ngx_http_ldseg_zone_t *z)
             dest->dbytes += p->len;
 
             ngx_http_ldseg_payload_free_chunks(z, p);
+
+            ngx_http_ldseg_crash("queue_evict");
         }
     }
 
@@ -1963,6 +1985,9 @@ ngx_http_ldseg_sfile_release(ngx_http_ldseg_zone_t *z,
     z->sh->spool_bytes -= sf->size;
 
     ngx_queue_remove(&sf->queue);
+
+    ngx_http_ldseg_crash("queue_sfile_release");
+
     ngx_slab_free_locked(z->shpool, sf);
 
     return 1;

@@ -844,6 +844,8 @@ ngx_http_ldseg_spool_do_op(ngx_http_ldseg_spool_op_t *op)
             return;
         }
 
+        ngx_http_ldseg_crash("spool_mark");
+
         if (pwrite(fd, NGX_HTTP_LDSEG_SPOOL_DONE, 4, op->off) != 4) {
             op->err = ngx_errno;
         }
@@ -852,6 +854,8 @@ ngx_http_ldseg_spool_do_op(ngx_http_ldseg_spool_op_t *op)
         return;
 
     case NGX_HTTP_LDSEG_SPOOL_UNLINK:
+
+        ngx_http_ldseg_crash("spool_unlink");
 
         if (unlink((char *) op->name) == -1 && ngx_errno != NGX_ENOENT) {
             op->err = ngx_errno;
