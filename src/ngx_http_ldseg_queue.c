@@ -237,12 +237,18 @@ ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
      * NGX_DONE: on disk only; NGX_DECLINED: no room, nothing copied.
      */
 
-    /* both copies may be sent: under the same ID */
+    /*
+     * Both copies may be sent: under the same ID, and with the same
+     * events, so the old workers add no more events to it (harmless if
+     * the reload fails: their next events start a new payload).
+     */
 
     if (!op->has_id) {
         ngx_http_ldseg_random_id(op->id);
         op->has_id = 1;
     }
+
+    op->closed = 1;
 
     /* room is made by leaving what is on disk on disk only */
 
@@ -390,6 +396,9 @@ ngx_http_ldseg_queue_handover(ngx_http_ldseg_zone_t *oz,
     }
 
     oz->sh->handed_over = 1;
+
+    /* the old workers wait only for what is still theirs, then exit */
+    ngx_http_ldseg_recount(oz, ngx_current_msec, NULL);
 
     ngx_shmtx_unlock(&oz->shpool->mutex);
 
@@ -1471,7 +1480,12 @@ ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
                 p->spooling = 0;
             }
 
-            if (p->done && !p->spooling
+            if (p->copied && sh->handed_over) {
+                /* the resized zone sends it */
+                continue;
+            }
+
+            if (p->done && !p->spooling && ops != NULL
                 && (!p->leased
                     || (ngx_msec_int_t) (p->lease_until - now) <= 0))
             {
@@ -1485,7 +1499,7 @@ ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
                 continue;
             }
 
-            if (p->head == NULL && p->sfile == NULL) {
+            if (p->head == NULL && p->sfile == NULL && !p->leased) {
                 /* an empty payload left by a killed worker */
                 ngx_queue_remove(&p->queue);
                 ngx_slab_free_locked(z->shpool, p);
