@@ -15,7 +15,7 @@ use Test::Ldseg;
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(54);
+my $t = Test::Ldseg->new()->plan(62);
 
 # a configuration with placeholders for each level
 
@@ -224,6 +224,32 @@ fails(qr/"ldseg_status" directive is not allowed here/, 'status in server',
 fails(qr/ldseg_writekey/, 'unknown variable',
       http => 'map $ldseg_writekey $id { default x; }',
       loc => 'ldseg on; ldseg_client_side_id $id;');
+
+# the queue's bounds, the dead letter and the spool's thread pool
+
+my $td = $t->testdir;
+
+valid('max destinations, dead letter, spool thread pool',
+      http => "ldseg_max_destinations 10; ldseg_dead_letter $td/dead.jsonl; "
+              . "ldseg_dead_letter_after 3; "
+              . "ldseg_spool $td thread_pool=default;");
+fails(qr/"ldseg_max_destinations"/, 'max destinations 0',
+      http => 'ldseg_max_destinations 0;');
+fails(qr/"ldseg_dead_letter" directory ".*nowhere\/" does not exist/,
+      'dead letter in a missing directory',
+      http => "ldseg_dead_letter $td/nowhere/dead.jsonl;");
+fails(qr/"ldseg_dead_letter_after"/, 'dead letter after 0',
+      http => 'ldseg_dead_letter_after 0;');
+fails(qr/thread_pool/, 'spool with an empty thread pool name',
+      http => "ldseg_spool $td thread_pool=;");
+fails(qr/thread pool "nopool" not found|unknown thread pool "nopool"/,
+      'spool with an undeclared thread pool',
+      http => "ldseg_spool $td thread_pool=nopool;");
+fails(qr/"ldseg_client_side_id" is longer than 256/,
+      'client-side ID too long', id => 'ldseg_client_side_id ' . ('a' x 257)
+      . ';');
+fails(qr/ldseg_events_url/, 'events URL too long',
+      http => 'ldseg_events_url http://' . ('a' x 1100) . '.example;');
 
 # unknown directive in the ldseg_ namespace
 
