@@ -18,6 +18,7 @@ MODULE      := $(BUILD)/ngx_http_ldseg_module.so
 NGX_BUILD   := $(BUILD)/nginx
 CRASH_BUILD := $(BUILD)/nginx-crash
 CRASH_MODULE := $(BUILD)/crashpoints/ngx_http_ldseg_module.so
+CRASH_CC_OPT := -DNGX_HTTP_LDSEG_CRASHPOINTS=1
 CC          ?= cc
 
 CORE_SRCS   := $(wildcard src/ldseg_*.c)
@@ -79,7 +80,7 @@ $(CRASH_BUILD)/objs/Makefile: config
 	cp -r $(NGX_SRC) $(CRASH_BUILD)
 	cd $(CRASH_BUILD) && . ./conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
-	        --with-cc-opt='-g -O2 -fPIC -fstack-protector-strong -DNGX_HTTP_LDSEG_CRASHPOINTS=1' \
+	        --with-cc-opt='-g -O2 -fPIC -fstack-protector-strong $(CRASH_CC_OPT)' \
 	        --with-ld-opt='-Wl,-z,relro -Wl,-z,now -fPIC' \
 	        --add-dynamic-module=$(CURDIR) > configure.log
 
