@@ -23,6 +23,8 @@
 # same body; an event never delivered under two payload IDs; nothing
 # delivered that a client was refused; the queue drains to nothing (no
 # leaked events, bytes, leases or spool records); the zone still serves.
+#
+# TEST_LDSEG_CRASHPOINTS=REGEX runs only the points whose names match.
 
 use strict;
 use warnings;
