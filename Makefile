@@ -8,12 +8,17 @@ SHELL := /bin/bash
 #   make fuzz     longer libFuzzer run (FUZZ_SECONDS, default 300)
 #   make static   build nginx 1.22.1 with the module compiled in (build/static)
 #   make asan     static nginx with AddressSanitizer/UBSan (build/asan)
+#   make crashpoints  the module with its crash points compiled in
+#                 (build/crashpoints/ngx_http_ldseg_module.so, t/490-*.t)
 #   make bench    throughput/CPU benchmark against bare nginx (bench/)
 
 NGX_SRC     ?= /usr/share/nginx/src
 BUILD       := build
 MODULE      := $(BUILD)/ngx_http_ldseg_module.so
 NGX_BUILD   := $(BUILD)/nginx
+CRASH_BUILD := $(BUILD)/nginx-crash
+CRASH_MODULE := $(BUILD)/crashpoints/ngx_http_ldseg_module.so
+CRASH_CC_OPT := -DNGX_HTTP_LDSEG_CRASHPOINTS=1
 CC          ?= cc
 
 CORE_SRCS   := $(wildcard src/ldseg_*.c)
@@ -35,7 +40,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_QUICK  ?= 20
 
 .PHONY: all deps check-core unit fuzz-replay fuzz fuzz-quick test run \
-        static asan bench clean
+        static asan bench clean crashpoints
 
 all: $(MODULE)
 
@@ -66,6 +71,27 @@ $(MODULE): $(NGX_BUILD)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) \
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
 	cp $(NGX_BUILD)/objs/ngx_http_ldseg_module.so $@.tmp
 	mv -f $@.tmp $@
+
+# The same module with NGX_HTTP_LDSEG_CRASHPOINTS: a second objs tree,
+# configured like $(NGX_BUILD) but for the define (src/ngx_http_ldseg_crash.h)
+$(CRASH_BUILD)/objs/Makefile: config
+	rm -rf $(CRASH_BUILD)
+	mkdir -p $(BUILD)
+	cp -r $(NGX_SRC) $(CRASH_BUILD)
+	cd $(CRASH_BUILD) && . ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt='-g -O2 -fPIC -fstack-protector-strong $(CRASH_CC_OPT)' \
+	        --with-ld-opt='-Wl,-z,relro -Wl,-z,now -fPIC' \
+	        --add-dynamic-module=$(CURDIR) > configure.log
+
+$(CRASH_MODULE): $(CRASH_BUILD)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) \
+                 $(GLUE_SRCS) $(GLUE_HDRS) $(BUILD)/check-core.stamp
+	$(MAKE) -C $(CRASH_BUILD) -f objs/Makefile modules
+	@mkdir -p $(dir $@)
+	cp $(CRASH_BUILD)/objs/ngx_http_ldseg_module.so $@.tmp
+	mv -f $@.tmp $@
+
+crashpoints: $(CRASH_MODULE)
 
 $(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
@@ -100,7 +126,7 @@ fuzz-quick fuzz: $(FUZZ_BINS)
 	done
 
 test: deps
-	$(MAKE) all unit fuzz-replay fuzz-quick
+	$(MAKE) all crashpoints unit fuzz-replay fuzz-quick
 	prove -r t/
 
 run: $(MODULE)

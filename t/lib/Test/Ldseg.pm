@@ -25,8 +25,13 @@ package Test::Ldseg;
 # [alert], [crit], [emerg], "open socket", "Sanitizer" or "exited on signal"
 # lines, and nginx must have quit within 15 s.
 #
+# Test::Ldseg->new(module => $path) loads that build of the module instead
+# of build/ngx_http_ldseg_module.so (t/490-crashpoints.t loads the one of
+# "make crashpoints"); so does TEST_LDSEG_MODULE for every test file.
+#
 # Environment: TEST_NGINX_BINARY (default /usr/sbin/nginx), TEST_NGINX_STATIC
 # (the binary has ldseg compiled in; detected from "nginx -V" as well),
+# TEST_LDSEG_MODULE (the module to load, default build/...so),
 # TEST_NGINX_LEAVE (keep the test directory), TEST_NGINX_CATLOG (print
 # error.log at the end), TEST_NGINX_VERBOSE (diag what the harness does),
 # TEST_LDSEG_TIMEOUT (watchdog for a whole test file, default 240 s).
@@ -71,6 +76,7 @@ sub new {
         _pid      => $$,
         ports     => {},
         no_module => $opts{no_module} ? 1 : 0,
+        module    => $opts{module} || $ENV{TEST_LDSEG_MODULE} || $MODULE,
     }, $class;
 
     $SIG{PIPE} = 'IGNORE';
@@ -80,8 +86,14 @@ sub new {
     $self->{static} = $ENV{TEST_NGINX_STATIC}
         || `$NGINX -V 2>&1` =~ /ldseg/ ? 1 : 0;
 
-    if (!$self->{no_module} && !$self->{static} && !-f $MODULE) {
-        Test::More::plan(skip_all => "$MODULE not built (run make)");
+    if (!$self->{no_module} && !$self->{static} && !-f $self->{module}) {
+        Test::More::plan(skip_all => "$self->{module} not built (run make)");
+    }
+
+    # a build of its own cannot be loaded into a binary that has ldseg
+
+    if ($opts{module} && $self->{static}) {
+        Test::More::plan(skip_all => "needs the dynamic module $opts{module}");
     }
 
     $self->{_testdir} = tempdir('ldseg-test-XXXXXXXXXX', TMPDIR => 1)
@@ -157,7 +169,7 @@ sub mock {
 }
 
 
-sub module_path { $MODULE }
+sub module_path { ref $_[0] ? $_[0]{module} : $MODULE }
 
 
 sub test_globals {
@@ -178,8 +190,8 @@ sub test_globals {
 
 
 # nginx loads a private copy of the module: a rebuild that rewrites
-# build/ngx_http_ldseg_module.so in place must not change the code under a
-# running test
+# build/ngx_http_ldseg_module.so (or the module given to new()) in place
+# must not change the code under a running test
 
 sub _module_copy {
     my ($self) = @_;
@@ -187,7 +199,8 @@ sub _module_copy {
     my $copy = "$self->{_testdir}/ngx_http_ldseg_module.so";
     return $copy if -f $copy;
 
-    open my $in, '<', $MODULE or die "$MODULE: $!\n";
+    my $module = $self->{module};
+    open my $in, '<', $module or die "$module: $!\n";
     binmode $in;
     open my $out, '>', "$copy.tmp" or die "$copy.tmp: $!\n";
     binmode $out;
