@@ -55,7 +55,8 @@ static void ngx_http_ldseg_payload_forget(ngx_http_ldseg_zone_t *z,
 static void ngx_http_ldseg_payload_free_chunks(ngx_http_ldseg_zone_t *z,
     ngx_http_ldseg_payload_t *p);
 static ngx_int_t ngx_http_ldseg_payload_split(ngx_http_ldseg_zone_t *z,
-    ngx_http_ldseg_payload_t *p, u_char *body, size_t len);
+    ngx_http_ldseg_payload_t *p, u_char *body, size_t len,
+    ngx_http_ldseg_payload_t **halves);
 static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_from(
     ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest, u_char *data,
     size_t len, ngx_uint_t nevents);
@@ -837,7 +838,7 @@ ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
             p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
 
             if (p->done || p->nevents == 0 || (full_only && !p->closed)
-                || (p->copied && sh->handed_over)
+                || p->hold || (p->copied && sh->handed_over)
                 || (p->head == NULL && p->sfile == NULL)
                 || (ngx_msec_int_t) (p->not_before - now) > 0)
             {
@@ -956,7 +957,7 @@ ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
 {
     ngx_http_ldseg_dest_t     *dest;
     ngx_http_ldseg_zone_t     *z;
-    ngx_http_ldseg_payload_t  *p;
+    ngx_http_ldseg_payload_t  *p, *halves[2];
 
     z = zone->data;
     ngx_memzero(done, sizeof(ngx_http_ldseg_done_t));
@@ -1031,10 +1032,20 @@ ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
         }
 
         if (body != NULL
-            && ngx_http_ldseg_payload_split(z, p, body, len) == NGX_OK)
+            && ngx_http_ldseg_payload_split(z, p, body, len, halves)
+               == NGX_OK)
         {
+            /*
+             * The halves are held until the original is gone: a worker
+             * killed in between leaves either the original or the
+             * halves, never both (ngx_http_ldseg_recount()).
+             */
+
             ngx_http_ldseg_crash("queue_split");
             ngx_http_ldseg_payload_forget(z, p, ops);
+            ngx_http_ldseg_crash("queue_split_forgotten");
+            halves[0]->hold = 0;
+            halves[1]->hold = 0;
             break;
         }
 
@@ -1137,7 +1148,8 @@ ngx_http_ldseg_queue_spool_claim(ngx_shm_zone_t *zone, ngx_msec_t now,
                 p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
 
                 if (p->head == NULL || p->sfile != NULL || p->done
-                    || p->nevents == 0 || (p->copied && sh->handed_over)
+                    || p->hold || p->nevents == 0
+                    || (p->copied && sh->handed_over)
                     || (p->spooling
                         && (ngx_msec_int_t) (p->spool_until - now) > 0
                         && !ngx_http_ldseg_pid_dead(p->spooler))
@@ -1485,6 +1497,24 @@ ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
                 continue;
             }
 
+            if (p->hold) {
+
+                /*
+                 * A split cut short: with the original still there, the
+                 * half goes (the original is sent again); without it, the
+                 * split is finished.
+                 */
+
+                if (ngx_http_ldseg_payload_find(dest, p->parent) != NULL) {
+                    ngx_queue_remove(&p->queue);
+                    ngx_http_ldseg_payload_free_chunks(z, p);
+                    ngx_slab_free_locked(z->shpool, p);
+                    continue;
+                }
+
+                p->hold = 0;
+            }
+
             if (p->done && !p->spooling && ops != NULL
                 && (!p->leased
                     || (ngx_msec_int_t) (p->lease_until - now) <= 0))
@@ -1749,7 +1779,8 @@ ngx_http_ldseg_payload_free_chunks(ngx_http_ldseg_zone_t *z,
 
 static ngx_int_t
 ngx_http_ldseg_payload_split(ngx_http_ldseg_zone_t *z,
-    ngx_http_ldseg_payload_t *p, u_char *body, size_t len)
+    ngx_http_ldseg_payload_t *p, u_char *body, size_t len,
+    ngx_http_ldseg_payload_t **halves)
 {
     size_t                     off;
     ngx_uint_t                 first;
@@ -1795,6 +1826,14 @@ ngx_http_ldseg_payload_split(ngx_http_ldseg_zone_t *z,
 
     a->attempts = p->attempts + 1;
     b->attempts = p->attempts + 1;
+
+    a->parent = p->seq;
+    b->parent = p->seq;
+    a->hold = 1;
+    b->hold = 1;
+
+    halves[0] = a;
+    halves[1] = b;
 
     return NGX_OK;
 }

@@ -111,6 +111,9 @@ typedef struct {
     off_t                         soff;
     size_t                        slen;
 
+    /* a half of a split not finished yet: its payload is parent */
+    uint64_t                      parent;
+
     /* being written to the spool by this process until spool_until */
     ngx_pid_t                     spooler;
     ngx_msec_t                    spool_until;
@@ -122,6 +125,7 @@ typedef struct {
     unsigned                      done:1;
     unsigned                      spooling:1;
     unsigned                      copied:1;
+    unsigned                      hold:1;
 } ngx_http_ldseg_payload_t;
 
 
