@@ -63,6 +63,7 @@ static const ldseg_json_key_t  ldseg_msg_keys[] = {
     LDSEG_KEY("userId", LDSEG_F_USER_ID),
     LDSEG_KEY("anonymousId", LDSEG_F_ANONYMOUS_ID),
     LDSEG_KEY("previousId", LDSEG_F_PREVIOUS_ID),
+    LDSEG_KEY("groupId", LDSEG_F_GROUP_ID),
     { "properties", sizeof("properties") - 1, LDSEG_F_PROPERTIES, 0,
       ldseg_props_keys, sizeof(ldseg_props_keys) / sizeof(ldseg_json_key_t) },
     LDSEG_KEY("timestamp", LDSEG_F_TIMESTAMP),
@@ -295,6 +296,8 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
                 ldseg_translate_prepare(&m, type, opt, ev);
             }
 
+            ev->msg_len = (size_t) (p - q);
+
         } else {
             p = ldseg_json_value(js, q, depth + 1, &e);
             if (p == NULL) {
@@ -304,6 +307,7 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
             ev->status = LDSEG_MSG_REJECTED;
             ev->err.code = "not_an_object";
             ev->err.message = "batch message is not a JSON object";
+            ev->msg_len = e.len;
         }
 
         p = ldseg_json_ws(p, end);
@@ -395,6 +399,7 @@ ldseg_segment_output(const ldseg_event_t *evs, const ldseg_allocator_t *a,
         mr = &res->msgs[i];
         mr->status = evs[i].status;
         mr->err = evs[i].err;
+        mr->msg_len = evs[i].msg_len;
 
         switch (mr->status) {
 
@@ -460,7 +465,7 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
 {
     int                   object;
     size_t                n;
-    const char           *p, *end;
+    const char           *p, *end, *start;
     ldseg_rc_t            rc;
     ldseg_json_t          js;
     ldseg_event_t         single, *evs;
@@ -498,6 +503,7 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
 
     p = ldseg_json_ws(body, end);
     object = (p < end && *p == '{');
+    start = p;
 
     if (!object) {
         p = ldseg_json_value(&js, p, 0, NULL);
@@ -543,6 +549,7 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
         n = 1;
         evs = &single;
         ldseg_translate_prepare(&m, ep, opt, &single);
+        single.msg_len = (size_t) (p - start);
     }
 
     if (n != 0) {
