@@ -9,6 +9,8 @@ SHELL := /bin/bash
 #   make static   build nginx 1.22.1 with the module compiled in (build/static)
 #   make asan     static nginx with AddressSanitizer/UBSan (build/asan)
 #   make bench    throughput/CPU benchmark against bare nginx (bench/)
+#   make bench-adversarial
+#                 cost per byte of adversarial bodies against track.json
 
 NGX_SRC     ?= /usr/share/nginx/src
 BUILD       := build
@@ -35,7 +37,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_QUICK  ?= 20
 
 .PHONY: all deps check-core unit fuzz-replay fuzz fuzz-quick test run \
-        static asan bench clean
+        static asan bench bench-adversarial clean
 
 all: $(MODULE)
 
@@ -114,6 +116,9 @@ asan:
 
 bench: $(MODULE)
 	@sh bench/run.sh
+
+bench-adversarial: $(MODULE)
+	@bash bench/adversarial.sh
 
 clean:
 	rm -rf $(BUILD)
