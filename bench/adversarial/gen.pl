@@ -161,8 +161,8 @@ $body{'numbers-ids'} = fill(sub {
 
 {
     # properties: {"p0":[[[...]]],"p1":...}, each nested to the limit:
-    # body { batch [ message { properties { key [ x 60 ... = 64
-    my $inner = nest(59, '{"k":true}');
+    # body {, batch [, message {, properties {, then 60 x [ = 64 levels
+    my $inner = nest(60, '1,"k",true');
     $body{deep} = fill(sub {
         my $i = shift;
         my ($props, $n) = ('{', 0);
@@ -219,10 +219,11 @@ if (defined $corpus) {
             . ',"properties":{"revenue":"' . num17(22) . '",'
             . '"value":1e400}}'
         } 0 .. 20),
+        # at the depth limit, not beyond: message {, properties {, "a" {
         'adv-deep' => "\x01" . msg(0, props => '{"a":'
-            . nest(61, '{"k":[1e20,-0,"\u0000"]}') . '}'),
+            . nest(60, '{"k":[1e20,-0,"\u0000"]}') . '}'),
         'adv-deep-id' => "\x01" . msg(0, no_user => 1,
-            anon => nest(62, ' ' x 2000 . '[1e21,{"a":[]},null,true]')),
+            anon => nest(60, ' ' x 2000 . '[1e21,{"a":[]},null,true]')),
         'adv-tiny' => "\x07" . batch(map {
             '{"type":"track","event":"E","userId":"u"}'
         } 0 .. 999),
