@@ -283,9 +283,11 @@ measure() {
     codes=$(post "$body" 3 | sort | uniq -c | awk '{ printf "%s:%s ", $2, $1 }')
     wait_drained
 
-    # requests per round: about 2 MB of input, at least 1
-    n=$(( 2000000 / inflated ))
+    # requests per round: about 16 MB of input, at least 1, so that the
+    # status polls between rounds stay negligible
+    n=$(( 16000000 / inflated ))
     [ "$n" -ge 1 ] || n=1
+    [ "$n" -le 20000 ] || n=20000
 
     t0=$(worker_ticks)
     s0=$(date +%s)
