@@ -11,6 +11,8 @@ SHELL := /bin/bash
 #   make crashpoints  the module with its crash points compiled in
 #                 (build/crashpoints/ngx_http_ldseg_module.so, t/490-*.t)
 #   make bench    throughput/CPU benchmark against bare nginx (bench/)
+#   make bench-adversarial
+#                 cost per byte of adversarial bodies against track.json
 
 NGX_SRC     ?= /usr/share/nginx/src
 BUILD       := build
@@ -40,7 +42,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_QUICK  ?= 20
 
 .PHONY: all deps check-core unit fuzz-replay fuzz fuzz-quick test run \
-        static asan bench clean crashpoints
+        static asan bench bench-adversarial clean crashpoints
 
 all: $(MODULE)
 
@@ -140,6 +142,9 @@ asan:
 
 bench: $(MODULE)
 	@sh bench/run.sh
+
+bench-adversarial: $(MODULE)
+	@bash bench/adversarial.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -25,6 +25,17 @@
 #define LDSEG_MAX_BATCH_MESSAGES      2500
 #define LDSEG_MAX_DEPTH               64
 
+/*
+ * Bounded cost per byte.  An identity (userId, anonymousId, previousId,
+ * groupId) whose JavaScript String() is longer than LDSEG_MAX_IDENTITY
+ * bytes rejects its message with "invalid_identity"; then every event is
+ * at most its message's size plus LDSEG_EVENT_SLACK: the event's own text
+ * (at most 167 bytes), two ids written as numbers (25 more bytes each) and
+ * anonymousId written a second time as a string (LDSEG_MAX_IDENTITY).
+ */
+#define LDSEG_MAX_IDENTITY            1024
+#define LDSEG_EVENT_SLACK             (LDSEG_MAX_IDENTITY + 256)
+
 
 typedef enum {
     LDSEG_OK = 0,
@@ -86,6 +97,7 @@ typedef struct {
     ldseg_error_t                 err;       /* REJECTED: why; SKIPPED: why */
     size_t                        event_off; /* EVENT: offset in res->events */
     size_t                        event_len; /* EVENT: length of the event */
+    size_t                        msg_len;   /* the message's bytes */
 } ldseg_msg_result_t;
 
 

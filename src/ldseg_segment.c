@@ -16,8 +16,15 @@
 
 #define LDSEG_KEY(name, slot)  { name, sizeof(name) - 1, slot, NULL, NULL, 0 }
 
-/* prepared batch messages are kept in an array grown from this size */
-#define LDSEG_SEGMENT_BATCH_START  16
+/*
+ * Prepared batch messages are kept in blocks of this many, which are
+ * never moved: a batch of 2500 tiny messages costs no copying and no
+ * allocation large enough to be mapped (and faulted in) afresh.
+ */
+#define LDSEG_SEGMENT_BLOCK        64
+
+#define ldseg_segment_ev(blocks, i)                                          \
+    (&(blocks)[(i) / LDSEG_SEGMENT_BLOCK][(i) % LDSEG_SEGMENT_BLOCK])
 
 
 typedef struct {
@@ -31,9 +38,10 @@ typedef struct {
 typedef struct {
     const ldseg_options_t        *opt;
     const ldseg_allocator_t      *a;
-    ldseg_event_t                *evs;
+    ldseg_event_t               **blocks;
+    size_t                        nblocks;   /* allocated blocks */
+    size_t                        cap;       /* slots in blocks[] */
     size_t                        n;
-    size_t                        cap;
 } ldseg_segment_ctx_t;
 
 
@@ -47,8 +55,9 @@ static ldseg_rc_t ldseg_segment_scan_fail(const ldseg_json_t *js,
     ldseg_error_t *err);
 static ldseg_rc_t ldseg_segment_write_key(const ldseg_json_val_t *v,
     const ldseg_allocator_t *a, ldseg_result_t *res);
-static ldseg_rc_t ldseg_segment_output(const ldseg_event_t *evs,
+static ldseg_rc_t ldseg_segment_output(ldseg_event_t *const *blocks,
     const ldseg_allocator_t *a, ldseg_result_t *res);
+static void ldseg_segment_free(ldseg_segment_ctx_t *ctx);
 
 
 static const ldseg_json_key_t  ldseg_props_keys[] = {
@@ -63,6 +72,7 @@ static const ldseg_json_key_t  ldseg_msg_keys[] = {
     LDSEG_KEY("userId", LDSEG_F_USER_ID),
     LDSEG_KEY("anonymousId", LDSEG_F_ANONYMOUS_ID),
     LDSEG_KEY("previousId", LDSEG_F_PREVIOUS_ID),
+    LDSEG_KEY("groupId", LDSEG_F_GROUP_ID),
     { "properties", sizeof("properties") - 1, LDSEG_F_PROPERTIES, 0,
       ldseg_props_keys, sizeof(ldseg_props_keys) / sizeof(ldseg_json_key_t) },
     LDSEG_KEY("timestamp", LDSEG_F_TIMESTAMP),
@@ -181,42 +191,74 @@ ldseg_segment_fail(ldseg_error_t *err, ldseg_rc_t rc, const char *code,
 static ldseg_event_t *
 ldseg_segment_next(ldseg_json_t *js, ldseg_segment_ctx_t *ctx)
 {
-    size_t          cap;
-    ldseg_event_t  *evs;
+    size_t           cap;
+    ldseg_event_t  **blocks, *b;
 
     if (ctx->n == ctx->opt->max_batch_messages) {
         (void) ldseg_json_fail(js, "too_many_messages");
         return NULL;
     }
 
-    if (ctx->n == ctx->cap) {
-        cap = (ctx->cap == 0) ? LDSEG_SEGMENT_BATCH_START : ctx->cap * 2;
+    if (ctx->n == ctx->nblocks * LDSEG_SEGMENT_BLOCK) {
 
-        if (cap > ctx->opt->max_batch_messages) {
-            cap = ctx->opt->max_batch_messages;
+        if (ctx->nblocks == ctx->cap) {
+            cap = (ctx->cap == 0) ? 4 : ctx->cap * 2;
+
+            if (cap > ((size_t) -1) / sizeof(ldseg_event_t *)) {
+                (void) ldseg_json_fail(js, "no_memory");
+                return NULL;
+            }
+
+            blocks = ctx->a->alloc(ctx->a->ctx,
+                                   cap * sizeof(ldseg_event_t *));
+            if (blocks == NULL) {
+                (void) ldseg_json_fail(js, "no_memory");
+                return NULL;
+            }
+
+            if (ctx->blocks != NULL) {
+                memcpy(blocks, ctx->blocks,
+                       ctx->nblocks * sizeof(ldseg_event_t *));
+                ctx->a->free(ctx->a->ctx, ctx->blocks);
+            }
+
+            ctx->blocks = blocks;
+            ctx->cap = cap;
         }
 
-        if (cap > ((size_t) -1) / sizeof(ldseg_event_t)) {
+        b = ctx->a->alloc(ctx->a->ctx,
+                          LDSEG_SEGMENT_BLOCK * sizeof(ldseg_event_t));
+        if (b == NULL) {
             (void) ldseg_json_fail(js, "no_memory");
             return NULL;
         }
 
-        evs = ctx->a->alloc(ctx->a->ctx, cap * sizeof(ldseg_event_t));
-        if (evs == NULL) {
-            (void) ldseg_json_fail(js, "no_memory");
-            return NULL;
-        }
-
-        if (ctx->evs != NULL) {
-            memcpy(evs, ctx->evs, ctx->n * sizeof(ldseg_event_t));
-            ctx->a->free(ctx->a->ctx, ctx->evs);
-        }
-
-        ctx->evs = evs;
-        ctx->cap = cap;
+        ctx->blocks[ctx->nblocks++] = b;
     }
 
-    return &ctx->evs[ctx->n++];
+    b = ldseg_segment_ev(ctx->blocks, ctx->n);
+    ctx->n++;
+
+    return b;
+}
+
+
+static void
+ldseg_segment_free(ldseg_segment_ctx_t *ctx)
+{
+    size_t  i;
+
+    for (i = 0; i < ctx->nblocks; i++) {
+        ctx->a->free(ctx->a->ctx, ctx->blocks[i]);
+    }
+
+    if (ctx->blocks != NULL) {
+        ctx->a->free(ctx->a->ctx, ctx->blocks);
+    }
+
+    ctx->blocks = NULL;
+    ctx->nblocks = 0;
+    ctx->cap = 0;
 }
 
 
@@ -295,6 +337,8 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
                 ldseg_translate_prepare(&m, type, opt, ev);
             }
 
+            ev->msg_len = (size_t) (p - q);
+
         } else {
             p = ldseg_json_value(js, q, depth + 1, &e);
             if (p == NULL) {
@@ -304,6 +348,7 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
             ev->status = LDSEG_MSG_REJECTED;
             ev->err.code = "not_an_object";
             ev->err.message = "batch message is not a JSON object";
+            ev->msg_len = e.len;
         }
 
         p = ldseg_json_ws(p, end);
@@ -382,24 +427,27 @@ ldseg_segment_write_key(const ldseg_json_val_t *v, const ldseg_allocator_t *a,
 
 
 static ldseg_rc_t
-ldseg_segment_output(const ldseg_event_t *evs, const ldseg_allocator_t *a,
-    ldseg_result_t *res)
+ldseg_segment_output(ldseg_event_t *const *blocks,
+    const ldseg_allocator_t *a, ldseg_result_t *res)
 {
     char                *p;
     size_t               i, len, total;
+    ldseg_event_t       *ev;
     ldseg_msg_result_t  *mr;
 
     total = 0;
 
     for (i = 0; i < res->n; i++) {
         mr = &res->msgs[i];
-        mr->status = evs[i].status;
-        mr->err = evs[i].err;
+        ev = ldseg_segment_ev(blocks, i);
+        mr->status = ev->status;
+        mr->err = ev->err;
+        mr->msg_len = ev->msg_len;
 
         switch (mr->status) {
 
         case LDSEG_MSG_EVENT:
-            len = ldseg_translate_write(&evs[i], NULL);
+            len = ldseg_translate_write(ev, NULL);
 
             /* the event and a comma; cannot overflow below SIZE_MAX / 2 */
             if (len > ((size_t) -1) / 2 - total) {
@@ -444,7 +492,7 @@ ldseg_segment_output(const ldseg_event_t *evs, const ldseg_allocator_t *a,
         }
 
         mr->event_off = (size_t) (p - res->events);
-        p += ldseg_translate_write(&evs[i], p);
+        p += ldseg_translate_write(ldseg_segment_ev(blocks, i), p);
     }
 
     res->events_len = (size_t) (p - res->events);
@@ -460,10 +508,10 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
 {
     int                   object;
     size_t                n;
-    const char           *p, *end;
+    const char           *p, *end, *start;
     ldseg_rc_t            rc;
     ldseg_json_t          js;
-    ldseg_event_t         single, *evs;
+    ldseg_event_t         single, *one, *const *blocks;
     ldseg_segment_ctx_t   ctx;
     ldseg_segment_msg_t   m;
 
@@ -485,9 +533,10 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
 
     ctx.opt = opt;
     ctx.a = a;
-    ctx.evs = NULL;
-    ctx.n = 0;
+    ctx.blocks = NULL;
+    ctx.nblocks = 0;
     ctx.cap = 0;
+    ctx.n = 0;
 
     js.end = end;
     js.max_depth = opt->max_depth;
@@ -498,6 +547,7 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
 
     p = ldseg_json_ws(body, end);
     object = (p < end && *p == '{');
+    start = p;
 
     if (!object) {
         p = ldseg_json_value(&js, p, 0, NULL);
@@ -537,12 +587,14 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
         }
 
         n = ctx.n;
-        evs = ctx.evs;
+        blocks = ctx.blocks;
 
     } else {
         n = 1;
-        evs = &single;
+        one = &single;
+        blocks = &one;
         ldseg_translate_prepare(&m, ep, opt, &single);
+        single.msg_len = (size_t) (p - start);
     }
 
     if (n != 0) {
@@ -556,14 +608,12 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
     }
 
     if (ldseg_segment_write_key(&m.f[LDSEG_F_WRITE_KEY], a, res) != LDSEG_OK
-        || ldseg_segment_output(evs, a, res) != LDSEG_OK)
+        || ldseg_segment_output(blocks, a, res) != LDSEG_OK)
     {
         goto nomem;
     }
 
-    if (ctx.evs != NULL) {
-        a->free(a->ctx, ctx.evs);
-    }
+    ldseg_segment_free(&ctx);
 
     return LDSEG_OK;
 
@@ -573,9 +623,7 @@ nomem:
 
 failed:
 
-    if (ctx.evs != NULL) {
-        a->free(a->ctx, ctx.evs);
-    }
+    ldseg_segment_free(&ctx);
 
     ldseg_result_free(res, a);
 

@@ -9,6 +9,15 @@
  * name and metric rules below are those coercions.  Values are copied as
  * their raw JSON tokens wherever the reference keeps them unchanged, so
  * escapes (even \u0000) and number spellings survive.
+ *
+ * An event is at most its message's size plus LDSEG_EVENT_SLACK: tokens
+ * are copied at most once (a metric token of more than LDSEG_NUMBER_LEN
+ * bytes, which "data" holds already, is written as its shortest number),
+ * a number grows by at most LDSEG_NUMBER_LEN bytes, and the one value
+ * that can grow faster than that, an identity stringified the JavaScript
+ * way ([{},{}] becomes "[object Object],[object Object]"), is bounded by
+ * LDSEG_MAX_IDENTITY: a message with a longer one is rejected with
+ * "invalid_identity", found in one pass that stops at the bound.
  */
 
 
@@ -37,6 +46,13 @@ typedef struct {
 } ldseg_out_t;
 
 
+/* the identities whose String() is bounded, and what a reject says */
+typedef struct {
+    ldseg_segment_field_e         slot;
+    const char                   *message;
+} ldseg_identity_t;
+
+
 static int ldseg_exists(const ldseg_json_val_t *v);
 static ldseg_id_e ldseg_translate_id(const ldseg_json_val_t *v,
     ldseg_json_val_t *id);
@@ -54,11 +70,27 @@ static void ldseg_out(ldseg_out_t *o, const char *s, size_t len);
 static void ldseg_out_id(ldseg_out_t *o, const ldseg_json_val_t *id);
 static void ldseg_out_number(ldseg_out_t *o, double v);
 static void ldseg_out_int(ldseg_out_t *o, int64_t v);
-static void ldseg_out_js_string(ldseg_out_t *o, const ldseg_json_val_t *v,
-    int nested);
+static ldseg_rc_t ldseg_out_js_string(ldseg_out_t *o,
+    const ldseg_json_val_t *v, size_t max);
+static ldseg_rc_t ldseg_out_js_array(ldseg_out_t *o, const char *p,
+    const char *end, size_t limit);
+static const char *ldseg_js_string_end(const char *p);
+static const char *ldseg_js_skip_object(const char *p);
+static ldseg_rc_t ldseg_translate_identities(const ldseg_segment_msg_t *m,
+    ldseg_event_t *ev);
 
 
 #define ldseg_out_lit(o, s)  ldseg_out(o, s, sizeof(s) - 1)
+
+
+static const ldseg_identity_t  ldseg_identities[] = {
+    { LDSEG_F_USER_ID, "\"userId\" is longer than 1024 bytes as a string" },
+    { LDSEG_F_ANONYMOUS_ID,
+      "\"anonymousId\" is longer than 1024 bytes as a string" },
+    { LDSEG_F_PREVIOUS_ID,
+      "\"previousId\" is longer than 1024 bytes as a string" },
+    { LDSEG_F_GROUP_ID, "\"groupId\" is longer than 1024 bytes as a string" }
+};
 
 
 static int
@@ -250,6 +282,12 @@ ldseg_translate_metric(const ldseg_json_val_t *v, ldseg_event_t *ev)
             return LDSEG_EINVAL;
         }
 
+        if (v->len > LDSEG_NUMBER_LEN) {
+            /* "data" holds the token already: do not write it twice */
+            ev->metric_v = d;
+            return LDSEG_OK;
+        }
+
         ev->metric = *v;
         return LDSEG_OK;
 
@@ -293,6 +331,50 @@ ldseg_skip(ldseg_event_t *ev, const char *code, const char *message)
 }
 
 
+/*
+ * Every identity must stringify to at most LDSEG_MAX_IDENTITY bytes;
+ * keeps anonymousId's length for the writer.  Only strings and arrays can
+ * be longer: a number is at most LDSEG_NUMBER_LEN bytes, an object
+ * "[object Object]".
+ */
+
+static ldseg_rc_t
+ldseg_translate_identities(const ldseg_segment_msg_t *m, ldseg_event_t *ev)
+{
+    size_t                   i;
+    ldseg_out_t              o;
+    const ldseg_json_val_t  *v;
+
+    for (i = 0; i < sizeof(ldseg_identities) / sizeof(ldseg_identity_t);
+         i++)
+    {
+        v = &m->f[ldseg_identities[i].slot];
+
+        if ((v->type == LDSEG_JSON_STRING
+             && v->len - 2 > LDSEG_MAX_IDENTITY)
+            || v->type == LDSEG_JSON_ARRAY
+            || ldseg_identities[i].slot == LDSEG_F_ANONYMOUS_ID)
+        {
+            o.p = NULL;
+            o.n = 0;
+
+            if (ldseg_out_js_string(&o, v, LDSEG_MAX_IDENTITY) != LDSEG_OK)
+            {
+                ldseg_reject(ev, "invalid_identity",
+                             ldseg_identities[i].message);
+                return LDSEG_ETOOBIG;
+            }
+
+            if (ldseg_identities[i].slot == LDSEG_F_ANONYMOUS_ID) {
+                ev->anon_len = o.n;
+            }
+        }
+    }
+
+    return LDSEG_OK;
+}
+
+
 void
 ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
     const ldseg_options_t *opt, ldseg_event_t *ev)
@@ -303,6 +385,10 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
 
     memset(ev, 0, sizeof(ldseg_event_t));
     ev->status = LDSEG_MSG_EVENT;
+
+    if (ldseg_translate_identities(m, ev) != LDSEG_OK) {
+        return;
+    }
 
     /* identity, for every type: userId ?? anonymousId as a context key */
 
@@ -540,61 +626,190 @@ ldseg_out_id(ldseg_out_t *o, const ldseg_json_val_t *id)
 }
 
 
-/* the contents of the JSON string String(v) gives in JavaScript */
+/* the closing quote of the validated string whose contents start at p */
 
-static void
-ldseg_out_js_string(ldseg_out_t *o, const ldseg_json_val_t *v, int nested)
+static const char *
+ldseg_js_string_end(const char *p)
 {
-    int                first;
-    const char        *p;
-    ldseg_json_val_t   e;
+    for ( ;; ) {
+        if (*p == '"') {
+            return p;
+        }
+
+        p += (*p == '\\') ? 2 : 1;
+    }
+}
+
+
+/* the byte after the validated object at p ('{') */
+
+static const char *
+ldseg_js_skip_object(const char *p)
+{
+    unsigned  depth;
+
+    depth = 0;
+
+    for ( ;; ) {
+        switch (*p) {
+
+        case '"':
+            p = ldseg_js_string_end(p + 1);
+            break;
+
+        case '{':
+        case '[':
+            depth++;
+            break;
+
+        case '}':
+        case ']':
+            if (--depth == 0) {
+                return p + 1;
+            }
+
+            break;
+
+        default:
+            break;
+        }
+
+        p++;
+    }
+}
+
+
+#define ldseg_out_bounded(o, s, len, limit)                                  \
+    if ((o)->n + (len) > (limit)) {                                          \
+        return LDSEG_ETOOBIG;                                                \
+    }                                                                        \
+    ldseg_out(o, s, len)
+
+
+/*
+ * The elements of a validated array, [p, end) without its brackets, as
+ * String() joins them: nested arrays are joined the same way, so every
+ * comma outside strings and objects is a separator, whatever the depth,
+ * and the array is read once.
+ */
+
+static ldseg_rc_t
+ldseg_out_js_array(ldseg_out_t *o, const char *p, const char *end,
+    size_t limit)
+{
+    char         buf[LDSEG_NUMBER_LEN];
+    size_t       len;
+    const char  *q;
+
+    while (p < end) {
+
+        switch (*p) {
+
+        case ',':
+            ldseg_out_bounded(o, ",", 1, limit);
+            p++;
+            break;
+
+        case '"':
+            q = ldseg_js_string_end(p + 1);
+            ldseg_out_bounded(o, p + 1, (size_t) (q - p - 1), limit);
+            p = q + 1;
+            break;
+
+        case '{':
+            ldseg_out_bounded(o, "[object Object]", 15, limit);
+            p = ldseg_js_skip_object(p);
+            break;
+
+        case 't':
+            ldseg_out_bounded(o, "true", 4, limit);
+            p += 4;
+            break;
+
+        case 'f':
+            ldseg_out_bounded(o, "false", 5, limit);
+            p += 5;
+            break;
+
+        case 'n':
+            /* null inside an array prints as nothing */
+            p += 4;
+            break;
+
+        case '-': case '0': case '1': case '2': case '3': case '4':
+        case '5': case '6': case '7': case '8': case '9':
+            q = p + 1;
+
+            while (q < end
+                   && ((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e'
+                       || *q == 'E' || *q == '+' || *q == '-'))
+            {
+                q++;
+            }
+
+            len = ldseg_number_format(ldseg_number_parse(p, (size_t) (q - p)),
+                                      buf);
+            ldseg_out_bounded(o, buf, len, limit);
+            p = q;
+            break;
+
+        default:
+            /* white space, '[' and ']' */
+            p++;
+            break;
+        }
+    }
+
+    return LDSEG_OK;
+}
+
+
+/*
+ * The contents of the JSON string String(v) gives in JavaScript (strings
+ * copied as sent, escapes and all), or LDSEG_ETOOBIG, with nothing more
+ * written, as soon as that would be more than max bytes.
+ */
+
+static ldseg_rc_t
+ldseg_out_js_string(ldseg_out_t *o, const ldseg_json_val_t *v, size_t max)
+{
+    char    buf[LDSEG_NUMBER_LEN];
+    size_t  len, limit;
+
+    limit = o->n + max;
 
     switch (v->type) {
 
     case LDSEG_JSON_STRING:
-        ldseg_out(o, v->p + 1, v->len - 2);
-        return;
+        ldseg_out_bounded(o, v->p + 1, v->len - 2, limit);
+        return LDSEG_OK;
 
     case LDSEG_JSON_NUMBER:
-        ldseg_out_number(o, ldseg_number_parse(v->p, v->len));
-        return;
+        len = ldseg_number_format(ldseg_number_parse(v->p, v->len), buf);
+        ldseg_out_bounded(o, buf, len, limit);
+        return LDSEG_OK;
 
     case LDSEG_JSON_TRUE:
-        ldseg_out_lit(o, "true");
-        return;
+        ldseg_out_bounded(o, "true", 4, limit);
+        return LDSEG_OK;
 
     case LDSEG_JSON_FALSE:
-        ldseg_out_lit(o, "false");
-        return;
+        ldseg_out_bounded(o, "false", 5, limit);
+        return LDSEG_OK;
 
     case LDSEG_JSON_NULL:
-        if (!nested) {
-            ldseg_out_lit(o, "null");
-        }
-
-        return;
+        ldseg_out_bounded(o, "null", 4, limit);
+        return LDSEG_OK;
 
     case LDSEG_JSON_OBJECT:
-        ldseg_out_lit(o, "[object Object]");
-        return;
+        ldseg_out_bounded(o, "[object Object]", 15, limit);
+        return LDSEG_OK;
 
     case LDSEG_JSON_ARRAY:
-        p = v->p;
-        first = 1;
-
-        while (ldseg_json_array_next(&p, v->p + v->len, &e)) {
-            if (!first) {
-                ldseg_out_lit(o, ",");
-            }
-
-            first = 0;
-            ldseg_out_js_string(o, &e, 1);
-        }
-
-        return;
+        return ldseg_out_js_array(o, v->p + 1, v->p + v->len - 1, limit);
 
     default:
-        return;
+        return LDSEG_OK;
     }
 }
 
@@ -634,7 +849,15 @@ ldseg_translate_write(const ldseg_event_t *ev, char *dst)
 
         if (ev->anon.type != LDSEG_JSON_NONE) {
             ldseg_out_lit(&o, ",\"unauthenticatedUser\":\"");
-            ldseg_out_js_string(&o, &ev->anon, 0);
+
+            if (o.p == NULL) {
+                /* measured when prepared */
+                o.n += ev->anon_len;
+
+            } else {
+                (void) ldseg_out_js_string(&o, &ev->anon, ev->anon_len);
+            }
+
             ldseg_out_lit(&o, "\"");
         }
 

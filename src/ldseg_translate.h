@@ -41,12 +41,15 @@ typedef struct {
     double                        metric_v;  /* otherwise this */
     unsigned                      has_metric;
     int64_t                       ms;
+    size_t                        anon_len;  /* String(anon)'s length */
+    size_t                        msg_len;   /* the message's bytes */
 } ldseg_event_t;
 
 
 /*
  * Decides what message m of type "type" becomes under opt; fills ev
- * (ev->status, ev->err).  Allocates nothing.
+ * (ev->status, ev->err; "invalid_identity" for an identity longer than
+ * LDSEG_MAX_IDENTITY once stringified).  Allocates nothing.
  */
 void ldseg_translate_prepare(const ldseg_segment_msg_t *m,
     ldseg_endpoint_e type, const ldseg_options_t *opt, ldseg_event_t *ev);
@@ -54,7 +57,8 @@ void ldseg_translate_prepare(const ldseg_segment_msg_t *m,
 /*
  * Serializes a prepared LDSEG_MSG_EVENT as compact JSON into dst and
  * returns its length; with dst NULL only the length is computed, which is
- * exactly what a later call writes.
+ * exactly what a later call writes.  The length is at most the message's
+ * plus LDSEG_EVENT_SLACK.
  */
 size_t ldseg_translate_write(const ldseg_event_t *ev, char *dst);
 

@@ -5,7 +5,8 @@
  * libFuzzer target over ldseg_process().  The first byte picks the
  * endpoint (low three bits) and the format (bit 3); the rest is the body.
  * Every result must be well formed: each event and the whole array parse
- * as JSON, offsets are consistent, counts add up and all memory returns.
+ * as JSON, offsets are consistent, counts add up, every event is at most
+ * its message's size plus LDSEG_EVENT_SLACK and all memory returns.
  */
 
 
@@ -25,7 +26,7 @@ typedef struct {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void *fuzz_alloc(void *ctx, size_t size);
 static void fuzz_free(void *ctx, void *p);
-static void fuzz_check(const ldseg_result_t *res);
+static void fuzz_check(const ldseg_result_t *res, size_t len);
 
 
 static void *
@@ -48,7 +49,7 @@ fuzz_free(void *ctx, void *p)
 
 
 static void
-fuzz_check(const ldseg_result_t *res)
+fuzz_check(const ldseg_result_t *res, size_t len)
 {
     char                      *arr;
     size_t                     i, next, nevents, nskipped, nrejected;
@@ -67,6 +68,9 @@ fuzz_check(const ldseg_result_t *res)
         case LDSEG_MSG_EVENT:
             if (m->event_off != next
                 || m->event_len == 0
+                || m->msg_len == 0
+                || m->msg_len > len
+                || m->event_len > m->msg_len + LDSEG_EVENT_SLACK
                 || m->event_off + m->event_len > res->events_len
                 || ldseg_json_validate(res->events + m->event_off,
                                        m->event_len, 1000) != LDSEG_OK)
@@ -171,7 +175,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
 
-        fuzz_check(&res);
+        fuzz_check(&res, size - 1);
         ldseg_result_free(&res, &a);
 
     } else if (err.code == NULL || err.message == NULL) {

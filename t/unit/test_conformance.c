@@ -5,7 +5,8 @@
  * Runs every case of t/conformance/ (and the oracle-verified extra cases
  * of t/unit/oracle_cases.json) through ldseg_process() and compares the
  * answer and the events, as parsed JSON, with what Segment's own
- * destination produced.
+ * destination produced.  Every event is also checked against the bound
+ * on output: at most its message's size plus LDSEG_EVENT_SLACK.
  */
 
 
@@ -28,6 +29,46 @@ static void test_case(const char *id, const char *path, const char *body,
     size_t len, const cJSON *expect_status, const cJSON *events, int now);
 static void test_batch(const cJSON *b);
 static const char *test_dir(void);
+static void test_slack(const ldseg_result_t *res, size_t body_len,
+    const char *id);
+
+
+/* the output bound over all cases: events seen, events over, max excess */
+static size_t  test_slack_events;
+static size_t  test_slack_over;
+static size_t  test_slack_max;
+
+
+static void
+test_slack(const ldseg_result_t *res, size_t body_len, const char *id)
+{
+    size_t                     i, excess;
+    const ldseg_msg_result_t  *m;
+
+    for (i = 0; i < res->n; i++) {
+        m = &res->msgs[i];
+
+        if (m->status != LDSEG_MSG_EVENT) {
+            continue;
+        }
+
+        test_slack_events++;
+
+        if (m->msg_len == 0 || m->msg_len > body_len
+            || m->event_len > m->msg_len + LDSEG_EVENT_SLACK)
+        {
+            test_slack_over++;
+            unit_diag("%s[%zu]: message %zu bytes, event %zu bytes", id, i,
+                      m->msg_len, m->event_len);
+        }
+
+        excess = (m->event_len > m->msg_len) ? m->event_len - m->msg_len : 0;
+
+        if (excess > test_slack_max) {
+            test_slack_max = excess;
+        }
+    }
+}
 
 
 static const char *
@@ -253,6 +294,7 @@ test_case(const char *id, const char *path, const char *body, size_t len,
     free(arr);
 
     if (rc == LDSEG_OK) {
+        test_slack(&res, len, id);
         ldseg_result_free(&res, &a);
     }
 
@@ -333,6 +375,7 @@ test_batch(const cJSON *b)
         free(arr);
     }
 
+    test_slack(&res, strlen(body), id);
     ldseg_result_free(&res, &a);
     ok(ua.live == 0, "%s: all memory returned", id);
 
@@ -407,6 +450,10 @@ main(void)
     } else {
         ok(0, "t/unit/oracle_cases.json read");
     }
+
+    ok(test_slack_events != 0 && test_slack_over == 0,
+       "%zu events, each at most its message + %d bytes (largest excess "
+       "%zu)", test_slack_events, (int) LDSEG_EVENT_SLACK, test_slack_max);
 
     cJSON_Delete(cases);
     cJSON_Delete(expected);

@@ -7,6 +7,7 @@
 
 
 #include <math.h>
+#include <stdint.h>
 
 #include <ldseg_number.h>
 
@@ -97,6 +98,8 @@ static const test_coerce_t  test_coerce[] = {
 
 
 static int test_random(void);
+static size_t test_reference(double v, char *dst);
+static int test_shortest(void);
 
 
 /*
@@ -156,6 +159,156 @@ test_random(void)
 }
 
 
+/*
+ * String(v) the slow way, for comparison: the fewest printf() digits that
+ * read back as v, laid out as JavaScript does.
+ */
+
+static size_t
+test_reference(double v, char *dst)
+{
+    int     prec, exp, n, k, i;
+    char    buf[40], digits[20], *d;
+
+    d = dst;
+
+    if (v < 0) {
+        *d++ = '-';
+        v = -v;
+    }
+
+    for (prec = 1; prec < 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*e", prec - 1, v);
+
+        if (strtod(buf, NULL) == v) {
+            break;
+        }
+    }
+
+    snprintf(buf, sizeof(buf), "%.*e", prec - 1, v);
+
+    k = 0;
+
+    for (i = 0; buf[i] != 'e'; i++) {
+        if (buf[i] != '.') {
+            digits[k++] = buf[i];
+        }
+    }
+
+    while (k > 1 && digits[k - 1] == '0') {
+        k--;
+    }
+
+    exp = atoi(&buf[i + 1]);
+    n = exp + 1;
+
+    if (k <= n && n <= 21) {
+        memcpy(d, digits, (size_t) k);
+        d += k;
+
+        for (i = k; i < n; i++) {
+            *d++ = '0';
+        }
+
+    } else if (0 < n && n <= 21) {
+        memcpy(d, digits, (size_t) n);
+        d += n;
+        *d++ = '.';
+        memcpy(d, digits + n, (size_t) (k - n));
+        d += k - n;
+
+    } else if (-6 < n && n <= 0) {
+        *d++ = '0';
+        *d++ = '.';
+
+        for (i = 0; i < -n; i++) {
+            *d++ = '0';
+        }
+
+        memcpy(d, digits, (size_t) k);
+        d += k;
+
+    } else {
+        *d++ = digits[0];
+
+        if (k > 1) {
+            *d++ = '.';
+            memcpy(d, digits + 1, (size_t) (k - 1));
+            d += k - 1;
+        }
+
+        d += sprintf(d, "e%c%d", n - 1 < 0 ? '-' : '+',
+                     n - 1 < 0 ? 1 - n : n - 1);
+    }
+
+    return (size_t) (d - dst);
+}
+
+
+/*
+ * Ryu against the slow reference over random bit patterns, subnormals,
+ * powers of two and 17-digit decimals: the output reads back as the same
+ * double, is never longer, and is the same text whenever it is as long
+ * (it may be shorter: at a power of two the reference only tries the
+ * nearest decimal of each length, JavaScript takes any that reads back).
+ */
+
+static int
+test_shortest(void)
+{
+    char      out[LDSEG_NUMBER_LEN + 1], ref[64];
+    double    d;
+    size_t    i, len, rlen;
+    uint64_t  bits, x;
+
+    x = 0x9e3779b97f4a7c15ULL;
+
+    for (i = 0; i < 300000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+
+        switch (i % 4) {
+        case 0:
+            bits = x;
+            break;
+        case 1:
+            /* subnormals and the smallest normals */
+            bits = x & 0x801fffffffffffffULL;
+            break;
+        case 2:
+            /* powers of two, and their neighbours */
+            bits = (x & 0xfff0000000000000ULL) | (x >> 60 & 1);
+            break;
+        default:
+            bits = (x & 0x800fffffffffffffULL)
+                   | ((uint64_t) (1023 - 60 + (x >> 52) % 120) << 52);
+            break;
+        }
+
+        memcpy(&d, &bits, sizeof(double));
+
+        if (d != d || isinf(d) || d == 0) {
+            continue;
+        }
+
+        len = ldseg_number_format(d, out);
+        out[len] = '\0';
+        rlen = test_reference(d, ref);
+        ref[rlen] = '\0';
+
+        if (strtod(out, NULL) != d || len > rlen
+            || (len == rlen && strcmp(out, ref) != 0))
+        {
+            unit_diag("%.17g: %s, reference %s", d, out, ref);
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 int
 main(void)
 {
@@ -193,6 +346,7 @@ main(void)
 
     ok(test_random(), "200000 random doubles parse like strtod and "
        "format round-trip");
+    ok(test_shortest(), "300000 doubles format as the shortest digits");
 
     return done();
 }
