@@ -430,6 +430,7 @@ ngx_http_ldseg_inflate(ngx_http_request_t *r, u_char *in, size_t len,
     u_char **out, size_t *outlen, size_t limit, ldseg_error_t *err)
 {
     int         rc;
+    size_t      ratio;
     u_char     *buf;
     z_stream    z;
     ngx_str_t  *enc;
@@ -450,7 +451,22 @@ ngx_http_ldseg_inflate(ngx_http_request_t *r, u_char *in, size_t len,
         return NGX_DECLINED;
     }
 
-    /* one byte more than the limit tells a body that is too large */
+    /*
+     * A body may expand to Segment's limit, and to at most
+     * NGX_HTTP_LDSEG_GZIP_RATIO times its own size (plus a little for
+     * small ones): a few hundred bytes of gzip never cost a worker the
+     * parsing of half a megabyte.  One byte more than the bound tells a
+     * body that is too large.
+     */
+
+    ratio = len * NGX_HTTP_LDSEG_GZIP_RATIO + NGX_HTTP_LDSEG_GZIP_SLACK;
+
+    if (ratio < limit) {
+        limit = ratio;
+
+    } else {
+        ratio = 0;
+    }
 
     buf = ngx_pnalloc(r->pool, limit + 1);
     if (buf == NULL) {
@@ -481,7 +497,8 @@ ngx_http_ldseg_inflate(ngx_http_request_t *r, u_char *in, size_t len,
 
     if (z.avail_out == 0) {
         err->code = "too_large";
-        err->message = "the request body exceeds Segment's size limit";
+        err->message = ratio ? "the gzip request body expands too much"
+                             : "the request body exceeds Segment's size limit";
 
     } else {
         err->code = "invalid_json";

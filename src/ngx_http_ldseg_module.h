@@ -22,6 +22,10 @@
 #define NGX_HTTP_LDSEG_DEFAULT_URL    "https://events.launchdarkly.com"
 #define NGX_HTTP_LDSEG_USER_AGENT     "ldseg/" LDSEG_VERSION
 
+/* how much a gzip body may expand: ratio, and bytes for small bodies */
+#define NGX_HTTP_LDSEG_GZIP_RATIO     100
+#define NGX_HTTP_LDSEG_GZIP_SLACK     (16 * 1024)
+
 /* a client-side ID, and an events URL, at most */
 #define NGX_HTTP_LDSEG_ID_MAX         256
 #define NGX_HTTP_LDSEG_EVENTS_URL_MAX 1024
