@@ -150,7 +150,11 @@ is($s->{posts}{sent}, $posts, 'posts sent = POSTs LaunchDarkly saw');
 is($s->{posts}{succeeded}, $posts, 'posts succeeded');
 is($s->{posts}{failed}, 0, 'posts failed');
 
-# the counters live in the zone: every worker shows the same
+# the counters live in the zone: every worker shows the same (once the
+# idle destination is freed, nothing changes by itself any more)
+
+Test::Ldseg::wait_for(sub { my $x = $t->status;
+                            $x && $x->{queue}{destinations} == 0 }, 5);
 
 my %bodies;
 for (1 .. 8) {
