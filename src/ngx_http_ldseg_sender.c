@@ -826,10 +826,16 @@ ngx_http_ldseg_spool_tick(ngx_http_ldseg_sender_t *s, ngx_uint_t all,
 
     ngx_http_ldseg_queue_reap(s->zone, ngx_current_msec, ops);
 
-    pool = ops->pool;
+    /* a pool of the job's own: freed at once when there is nothing to do */
+
+    pool = ngx_create_pool(2 * NGX_MAX_PATH + 4096, s->log);
+    if (pool == NULL) {
+        return NULL;
+    }
 
     job = ngx_pcalloc(pool, sizeof(ngx_http_ldseg_spool_job_t));
     if (job == NULL) {
+        ngx_destroy_pool(pool);
         return NULL;
     }
 
@@ -847,6 +853,7 @@ ngx_http_ldseg_spool_tick(ngx_http_ldseg_sender_t *s, ngx_uint_t all,
         job->claims = ngx_array_create(pool, 16,
                                        sizeof(ngx_http_ldseg_spool_claim_t));
         if (job->claims == NULL) {
+            ngx_destroy_pool(pool);
             return NULL;
         }
 
@@ -874,11 +881,12 @@ ngx_http_ldseg_spool_tick(ngx_http_ldseg_sender_t *s, ngx_uint_t all,
     }
 
     if (job->len == 0 && job->ops.ops->nelts == 0) {
-        /* nothing to do: the pool waits for the next operations */
+        /* nothing to do: the pending pool waits for operations */
+        ngx_destroy_pool(pool);
         return NULL;
     }
 
-    /* the job owns the pending pool now */
+    /* the job owns the pending operations and their pool now */
 
     s->pending.pool = NULL;
     s->pending.ops = NULL;
@@ -955,6 +963,7 @@ ngx_http_ldseg_spool_job_done(ngx_http_ldseg_spool_job_t *job)
 
     s->job = NULL;
 
+    ngx_destroy_pool(job->ops.pool);
     ngx_destroy_pool(job->pool);
 }
 
