@@ -60,6 +60,8 @@ static ngx_int_t ngx_http_ldseg_payload_split(ngx_http_ldseg_zone_t *z,
 static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_from(
     ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest, u_char *data,
     size_t len, ngx_uint_t nevents);
+static void ngx_http_ldseg_payload_unsplit(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *p);
 static ngx_int_t ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
     ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *op);
 static ngx_http_ldseg_chunk_t *ngx_http_ldseg_chunk_alloc(
@@ -852,11 +854,16 @@ ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
                     continue;
                 }
 
-                /* the worker that leased it died or hangs: send it again */
+                /*
+                 * The worker that leased it died or hangs: send it again,
+                 * without the halves of a split it may have left held.
+                 */
 
                 p->leased = 0;
                 dest->inflight--;
                 (void) ngx_atomic_fetch_add(&sh->stats.lease_expired, 1);
+
+                ngx_http_ldseg_payload_unsplit(z, dest, p);
             }
 
             /* after a failure, probe with one payload at a time */
@@ -1836,6 +1843,37 @@ ngx_http_ldseg_payload_split(ngx_http_ldseg_zone_t *z,
     halves[1] = b;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_ldseg_payload_unsplit(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *p)
+{
+    ngx_queue_t               *q, *next;
+    ngx_http_ldseg_payload_t  *h;
+
+    /* halves of p that a killed worker left held go: p is sent whole */
+
+    for (q = ngx_queue_next(&p->queue);
+         q != ngx_queue_sentinel(&dest->payloads);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        h = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+        if (!h->hold || h->parent != p->seq) {
+            continue;
+        }
+
+        z->sh->events -= h->nevents;
+        z->sh->bytes -= h->mem;
+        dest->bytes -= h->mem;
+
+        ngx_queue_remove(&h->queue);
+        ngx_http_ldseg_payload_free_chunks(z, h);
+        ngx_slab_free_locked(z->shpool, h);
+    }
 }
 
 
