@@ -761,13 +761,7 @@ undo:
         q = ngx_queue_last(&dest->payloads);
         p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
 
-        sh->events -= p->nevents;
-        sh->bytes -= p->mem;
-        dest->bytes -= p->mem;
-
-        ngx_queue_remove(&p->queue);
-        ngx_http_ldseg_payload_free_chunks(z, p);
-        ngx_slab_free_locked(z->shpool, p);
+        ngx_http_ldseg_payload_forget(z, p, NULL);
 
         if (p == first) {
             break;
@@ -893,7 +887,6 @@ ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
             l->nevents = p->nevents;
             l->len = p->len;
             l->attempts = p->attempts;
-            l->refused = dest->refused;
             ngx_memcpy(l->id, p->id, 16);
 
             l->url_len = dest->url_len;
@@ -1730,7 +1723,10 @@ ngx_http_ldseg_payload_forget(ngx_http_ldseg_zone_t *z,
     ngx_http_ldseg_dest_t   *dest;
     ngx_http_ldseg_sfile_t  *sf;
 
-    /* the payload leaves the queue; its record is marked or unlinked */
+    /*
+     * The payload leaves the queue; its record is marked, or its file
+     * unlinked, through ops (NULL for a payload that has no record).
+     */
 
     dest = p->dest;
 
@@ -1815,12 +1811,7 @@ ngx_http_ldseg_payload_split(ngx_http_ldseg_zone_t *z,
     b = ngx_http_ldseg_payload_from(z, p->dest, body + off + 1,
                                     len - off - 2, p->nevents - first);
     if (b == NULL) {
-        ngx_queue_remove(&a->queue);
-        z->sh->events -= a->nevents;
-        z->sh->bytes -= a->mem;
-        p->dest->bytes -= a->mem;
-        ngx_http_ldseg_payload_free_chunks(z, a);
-        ngx_slab_free_locked(z->shpool, a);
+        ngx_http_ldseg_payload_forget(z, a, NULL);
         return NGX_ERROR;
     }
 
@@ -1862,17 +1853,9 @@ ngx_http_ldseg_payload_unsplit(ngx_http_ldseg_zone_t *z,
         next = ngx_queue_next(q);
         h = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
 
-        if (!h->hold || h->parent != p->seq) {
-            continue;
+        if (h->hold && h->parent == p->seq) {
+            ngx_http_ldseg_payload_forget(z, h, NULL);
         }
-
-        z->sh->events -= h->nevents;
-        z->sh->bytes -= h->mem;
-        dest->bytes -= h->mem;
-
-        ngx_queue_remove(&h->queue);
-        ngx_http_ldseg_payload_free_chunks(z, h);
-        ngx_slab_free_locked(z->shpool, h);
     }
 }
 

@@ -219,7 +219,6 @@ typedef struct {
     ngx_uint_t                    nevents;
     size_t                        len;
     ngx_uint_t                    attempts;
-    ngx_uint_t                    refused;
     u_char                        id[16];
 
     /* the destination URL, copied */

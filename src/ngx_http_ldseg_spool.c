@@ -391,7 +391,6 @@ ngx_http_ldseg_spool_scan_file(ngx_str_t *dir, uint32_t n,
     r.dir = *dir;
     r.file = n;
     r.file_size = size;
-    r.log = log;
 
     rc = handler(data, &r);
 

@@ -55,7 +55,6 @@ typedef struct {
     u_char                       *id;
     ngx_str_t                     url;
     size_t                        body_len;
-    ngx_log_t                    *log;
 } ngx_http_ldseg_spool_rec_t;
 
 typedef ngx_int_t (*ngx_http_ldseg_spool_rec_pt)(void *data,
