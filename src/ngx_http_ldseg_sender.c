@@ -91,6 +91,8 @@ static void ngx_http_ldseg_complete(ngx_http_ldseg_sender_t *s,
     size_t len);
 static void ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_lease_t *l, long code, u_char *body, size_t len);
+static void ngx_http_ldseg_drop(ngx_http_ldseg_sender_t *s, ngx_uint_t n,
+    ngx_uint_t reason);
 static ngx_str_t ngx_http_ldseg_client_side_id(ngx_http_ldseg_lease_t *l);
 static void ngx_http_ldseg_abort_all(void *data);
 static ngx_http_ldseg_spool_ops_t *ngx_http_ldseg_pending(
@@ -352,15 +354,7 @@ ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s, ngx_uint_t full_only)
 
         if (rc == NGX_DECLINED) {
             d.outcome = LDSEG_DELIVERY_DONE;
-
-            ngx_log_error(NGX_LOG_WARN, s->log, 0,
-                          "ldseg: %ui events dropped: %s", l.nevents,
-                          ngx_http_ldseg_drops[NGX_HTTP_LDSEG_DROP_CORRUPT]);
-
-            (void) ngx_atomic_fetch_add(&s->stats->dropped, l.nevents);
-            (void) ngx_atomic_fetch_add(
-                &s->stats->dropped_reasons[NGX_HTTP_LDSEG_DROP_CORRUPT],
-                l.nevents);
+            ngx_http_ldseg_drop(s, l.nevents, NGX_HTTP_LDSEG_DROP_CORRUPT);
 
         } else {
             d.outcome = LDSEG_DELIVERY_RETRY;
@@ -633,14 +627,7 @@ ngx_http_ldseg_complete(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l,
                                   ngx_current_msec, body, len, ops, &done);
 
     if (done.dropped) {
-        ngx_log_error(NGX_LOG_WARN, s->log, 0,
-                      "ldseg: %ui events dropped: %s", done.dropped,
-                      ngx_http_ldseg_drops[done.drop_reason]);
-
-        (void) ngx_atomic_fetch_add(&s->stats->dropped, done.dropped);
-        (void) ngx_atomic_fetch_add(
-                         &s->stats->dropped_reasons[done.drop_reason],
-                         done.dropped);
+        ngx_http_ldseg_drop(s, done.dropped, done.drop_reason);
     }
 
     if (done.refused_first) {
@@ -728,10 +715,21 @@ failed:
                   "ldseg: %ui events refused by LaunchDarkly could not be "
                   "written to \"%V\"", l->nevents, &s->lmcf->dead_letter);
 
-    (void) ngx_atomic_fetch_add(&s->stats->dropped, l->nevents);
-    (void) ngx_atomic_fetch_add(
-                   &s->stats->dropped_reasons[NGX_HTTP_LDSEG_DROP_DEAD],
-                   l->nevents);
+    ngx_http_ldseg_drop(s, l->nevents, NGX_HTTP_LDSEG_DROP_DEAD);
+}
+
+
+static void
+ngx_http_ldseg_drop(ngx_http_ldseg_sender_t *s, ngx_uint_t n,
+    ngx_uint_t reason)
+{
+    /* accepted events given up on: one line and the counters, by reason */
+
+    ngx_log_error(NGX_LOG_WARN, s->log, 0, "ldseg: %ui events dropped: %s",
+                  n, ngx_http_ldseg_drops[reason]);
+
+    (void) ngx_atomic_fetch_add(&s->stats->dropped, n);
+    (void) ngx_atomic_fetch_add(&s->stats->dropped_reasons[reason], n);
 }
 
 
