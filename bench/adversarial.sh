@@ -39,18 +39,16 @@ MAX_SECONDS=${ADV_MAX_SECONDS:-60}
 HZ=$(getconf CLK_TCK)
 NCPU=$(nproc)
 
+BENCH_NAME=bench-adversarial
+BENCH_SAY_FD=2
+BENCH_KEEPALIVE_REQUESTS=1000000
+BENCH_BODY_BUFFER=1m
+. "$ROOT/bench/lib.sh"
+
 BODIES=${ADV_BODIES:-"track.json tiny.json deep.json deep-id.json
     objects.json numbers.json numbers-alone.json numbers-cap.json
     numbers-exp.json numbers-ids.json gzip.json.gz"}
 
-say() {
-    echo "bench-adversarial: $*" >&2
-}
-
-fail() {
-    echo "bench-adversarial: error: $*" >&2
-    exit 1
-}
 
 for tool in cc curl perl taskset gzip; do
     command -v "$tool" >/dev/null 2>&1 || fail "$tool is missing"
@@ -93,17 +91,6 @@ else
     say "one CPU only: nginx and curl share it, figures are rough"
 fi
 
-port_in_use() {
-    (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-free_port() {
-    local p=$1
-    while port_in_use "$p"; do
-        p=$(( p + 1 ))
-    done
-    echo "$p"
-}
 
 PORT=${ADV_PORT:-$(free_port 28580)}
 MOCK_PORT=${ADV_MOCK_PORT:-$(free_port $(( PORT + 1 )))}
@@ -112,28 +99,6 @@ rm -rf "$B/server" "$B/mock"
 mkdir -p "$B/server/logs" "$B/server/tmp" "$B/mock/logs" "$B/mock/tmp"
 chmod 755 "$B" "$B/server" "$B/mock" "$B/server/tmp" "$B/mock/tmp"
 
-common_main() {
-    echo "worker_processes 1;"
-    echo "error_log logs/error.log warn;"
-    echo "pid logs/nginx.pid;"
-    if [ "$(id -u)" -eq 0 ]; then
-        echo "user root;"
-    fi
-}
-
-common_http() {
-    cat << END
-    access_log off;
-    keepalive_requests 1000000;
-    client_max_body_size 1m;
-    client_body_buffer_size 1m;
-    client_body_temp_path tmp/body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-END
-}
 
 # a copy: `make` rewrites the module in place under a running nginx
 cp "$MODULE" "$B/ngx_http_ldseg_module.so"
@@ -186,30 +151,9 @@ END
 END
 } > "$B/mock/nginx.conf"
 
-stop_nginx() {
-    local pidf=$1/logs/nginx.pid pid i
-    [ -s "$pidf" ] || return 0
-    pid=$(cat "$pidf")
-    kill -QUIT "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -TERM "$pid" 2>/dev/null || true
-}
 
-cleanup() {
-    stop_nginx "$B/server"
-    stop_nginx "$B/mock"
-}
 trap cleanup EXIT
 
-start_nginx() {
-    "$NGINX" -p "$1/" -c nginx.conf -t -q \
-        || fail "$1/nginx.conf does not pass nginx -t"
-    taskset -c "$2" "$NGINX" -p "$1/" -c nginx.conf \
-        || fail "nginx under $1 did not start (see $1/logs/error.log)"
-}
 
 start_nginx "$B/mock" "$CLIENT_CPU"
 start_nginx "$B/server" "$SERVER_CPU"

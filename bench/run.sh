@@ -53,14 +53,11 @@ BATCH_MESSAGES=20
 HZ=$(getconf CLK_TCK)
 NCPU=$(nproc)
 
-say() {
-    echo "bench: $*"
-}
-
-fail() {
-    echo "bench: error: $*" >&2
-    exit 1
-}
+BENCH_NAME=bench
+BENCH_SAY_FD=1
+BENCH_KEEPALIVE_REQUESTS=10000
+BENCH_BODY_BUFFER=64k
+. "$ROOT/bench/lib.sh"
 
 
 # --- tools -------------------------------------------------------------------
@@ -97,18 +94,6 @@ fi
 
 # --- configuration -----------------------------------------------------------
 
-port_in_use() {
-    (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-free_port() {
-    # free_port FROM: the first port from FROM on nobody listens on
-    local p=$1
-    while port_in_use "$p"; do
-        p=$(( p + 1 ))
-    done
-    echo "$p"
-}
 
 PORT=${PORT:-$(free_port 28480)}
 MOCK_PORT=${MOCK_PORT:-$(free_port $(( PORT + 1 )))}
@@ -117,30 +102,6 @@ rm -rf "$B"
 mkdir -p "$B/server/logs" "$B/server/tmp" "$B/mock/logs" "$B/mock/tmp"
 chmod 755 "$B" "$B/server" "$B/mock" "$B/server/tmp" "$B/mock/tmp"
 
-common_main() {
-    cat << END
-worker_processes 1;
-error_log logs/error.log warn;
-pid logs/nginx.pid;
-END
-    if [ "$(id -u)" -eq 0 ]; then
-        echo "user root;"
-    fi
-}
-
-common_http() {
-    cat << END
-    access_log off;
-    keepalive_requests 10000;
-    client_max_body_size 1m;
-    client_body_buffer_size 64k;
-    client_body_temp_path tmp/body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-END
-}
 
 {
     if [ "$HAVE_LDSEG" = 1 ]; then
@@ -211,33 +172,9 @@ END
 
 # --- servers -----------------------------------------------------------------
 
-stop_nginx() {
-    # stop_nginx DIR: the nginx this script started under DIR, if running
-    local pidf=$1/logs/nginx.pid pid i
 
-    [ -s "$pidf" ] || return 0
-    pid=$(cat "$pidf")
-    kill -QUIT "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -TERM "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    stop_nginx "$B/server"
-    stop_nginx "$B/mock"
-}
 trap cleanup EXIT
 
-start_nginx() {
-    # start_nginx DIR CPU
-    "$NGINX" -p "$1/" -c nginx.conf -t -q \
-        || fail "$1/nginx.conf does not pass nginx -t"
-    taskset -c "$2" "$NGINX" -p "$1/" -c nginx.conf \
-        || fail "nginx under $1 did not start (see $1/logs/error.log)"
-}
 
 start_nginx "$B/mock" "$CLIENT_CPU"
 start_nginx "$B/server" "$SERVER_CPU"
