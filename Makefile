@@ -95,7 +95,7 @@ $(CRASH_MODULE): $(CRASH_BUILD)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) \
 
 crashpoints: $(CRASH_MODULE)
 
-$(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(CORE_SRCS) $(CORE_HDRS)
+$(BUILD)/unit/%: t/unit/%.c t/unit/unit.h t/unit/unit_json.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_SRCS) -lcjson -lm
 

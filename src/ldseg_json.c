@@ -9,10 +9,12 @@
  */
 
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <ldseg_json.h>
+#include <ldseg_number.h>
 
 
 #define LDSEG_JSON_KEY_MAX   64
@@ -273,9 +275,15 @@ ldseg_json_string(ldseg_json_t *js, const char *p, unsigned *esc)
 static const char *
 ldseg_json_number(ldseg_json_t *js, const char *p)
 {
-    const char  *end;
+    size_t       digits;
+    unsigned     exp, neg;
+    const char  *end, *start;
 
     end = js->end;
+    start = p;
+    digits = 0;
+    exp = 0;
+    neg = 0;
 
     if (*p == '-') {
         p++;
@@ -291,6 +299,7 @@ ldseg_json_number(ldseg_json_t *js, const char *p)
     } else if (*p >= '1' && *p <= '9') {
         while (p < end && *p >= '0' && *p <= '9') {
             p++;
+            digits++;
         }
 
     } else {
@@ -313,6 +322,7 @@ ldseg_json_number(ldseg_json_t *js, const char *p)
         p++;
 
         if (p < end && (*p == '+' || *p == '-')) {
+            neg = (*p == '-');
             p++;
         }
 
@@ -321,11 +331,41 @@ ldseg_json_number(ldseg_json_t *js, const char *p)
         }
 
         while (p < end && *p >= '0' && *p <= '9') {
+            if (exp < 100000) {
+                exp = exp * 10 + (unsigned) (*p - '0');
+            }
+
             p++;
         }
     }
 
+    /* a double ends at 1.8e308: only then is the number read */
+
+    if ((digits > 300 || (!neg && exp + digits > 300))
+        && isinf(ldseg_number_parse(start, (size_t) (p - start))))
+    {
+        js->odd++;
+    }
+
     return p;
+}
+
+
+int
+ldseg_json_key_proto(const char *key, size_t len, unsigned esc)
+{
+    char  buf[16];
+
+    if (!esc) {
+        return len == 11 && memcmp(key, "\"__proto__\"", 11) == 0;
+    }
+
+    if (len > sizeof(buf)) {
+        return 0;
+    }
+
+    return ldseg_json_string_decode(key, len, buf) == 9
+           && memcmp(buf, "__proto__", 9) == 0;
 }
 
 
@@ -523,6 +563,10 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
 
         k = NULL;
 
+        if (ldseg_json_key_proto(key, (size_t) (p - key), esc)) {
+            js->odd++;
+        }
+
         if (nkeys != 0) {
             k = ldseg_json_match(key, (size_t) (p - key), esc, keys, nkeys);
         }
@@ -596,6 +640,7 @@ ldseg_json_validate(const char *p, size_t len, unsigned max_depth)
     js.end = end;
     js.max_depth = max_depth;
     js.code = NULL;
+    js.odd = 0;
     js.ctx = NULL;
 
     p = ldseg_json_value(&js, p, 0, NULL);
@@ -633,6 +678,7 @@ ldseg_json_array_next(const char **pp, const char *end, ldseg_json_val_t *v)
     js.end = end;
     js.max_depth = (unsigned) -1;
     js.code = NULL;
+    js.odd = 0;
     js.ctx = NULL;
 
     p = ldseg_json_value(&js, p, 0, v);

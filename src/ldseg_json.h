@@ -65,6 +65,14 @@ struct ldseg_json_s {
     unsigned                      max_depth;
     const char                   *code;      /* why the scan failed */
     void                         *ctx;       /* for handlers */
+
+    /*
+     * Counts the values JavaScript's JSON.parse() and JSON.stringify()
+     * do not give back as sent: numbers out of a double's range (they
+     * become Infinity, written as null) and "__proto__" keys (copying
+     * the object sets its prototype instead).  Zeroed by the caller.
+     */
+    unsigned                      odd;
 };
 
 
@@ -86,6 +94,9 @@ const char *ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
 
 /* records a failure (the first one wins); returns NULL */
 const char *ldseg_json_fail(ldseg_json_t *js, const char *code);
+
+/* whether the key token (quotes included; esc: it has escapes) is __proto__ */
+int ldseg_json_key_proto(const char *key, size_t len, unsigned esc);
 
 /* skips JSON whitespace */
 const char *ldseg_json_ws(const char *p, const char *end);

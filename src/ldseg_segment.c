@@ -154,14 +154,36 @@ ldseg_endpoint_name(ldseg_endpoint_e ep)
 ldseg_endpoint_e
 ldseg_segment_type(const ldseg_json_val_t *v)
 {
+    char              buf[16];
+    size_t            len;
+    const char       *s;
     ldseg_endpoint_e  ep;
 
-    if (v->type != LDSEG_JSON_STRING || v->len < 6) {
+    if (v->type != LDSEG_JSON_STRING) {
+        return LDSEG_EP_UNKNOWN;
+    }
+
+    /* compared as JSON.parse() reads it: "tr\u0061ck" is "track" */
+
+    if (memchr(v->p, '\\', v->len) != NULL) {
+        if (v->len > sizeof(buf)) {
+            return LDSEG_EP_UNKNOWN;
+        }
+
+        len = ldseg_json_string_decode(v->p, v->len, buf);
+        s = buf;
+
+    } else {
+        len = v->len - 2;
+        s = v->p + 1;
+    }
+
+    if (len < 4) {
         /* the short forms are endpoint names only */
         return LDSEG_EP_UNKNOWN;
     }
 
-    ep = ldseg_endpoint(v->p + 1, v->len - 2);
+    ep = ldseg_endpoint(s, len);
 
     return (ep == LDSEG_EP_BATCH) ? LDSEG_EP_UNKNOWN : ep;
 }
@@ -273,6 +295,7 @@ static const char *
 ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
     ldseg_json_val_t *v)
 {
+    unsigned                odd;
     const char             *start, *end, *q;
     ldseg_event_t          *ev;
     ldseg_endpoint_e        type;
@@ -315,6 +338,7 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
 
         if (q < end && *q == '{') {
             memset(&m, 0, sizeof(ldseg_segment_msg_t));
+            odd = js->odd;
 
             p = ldseg_json_object(js, q, depth + 1, ldseg_msg_keys,
                                   sizeof(ldseg_msg_keys)
@@ -322,6 +346,8 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
             if (p == NULL) {
                 return NULL;
             }
+
+            m.odd = (js->odd != odd);
 
             type = ldseg_segment_type(&m.f[LDSEG_F_TYPE]);
 
@@ -544,6 +570,7 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
     js.max_depth = opt->max_depth;
     js.code = NULL;
     js.ctx = &ctx;
+    js.odd = 0;
 
     memset(&m, 0, sizeof(ldseg_segment_msg_t));
 
@@ -595,6 +622,7 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
         n = 1;
         one = &single;
         blocks = &one;
+        m.odd = (js.odd != 0);
         ldseg_translate_prepare(&m, ep, opt, &single);
         single.msg_len = (size_t) (p - start);
     }

@@ -36,6 +36,9 @@ typedef enum {
 /* the spans of one message's fields; type LDSEG_JSON_NONE when absent */
 typedef struct {
     ldseg_json_val_t              f[LDSEG_F_N];
+
+    /* the message holds values JavaScript reads differently (js->odd) */
+    unsigned                      odd;
 } ldseg_segment_msg_t;
 
 

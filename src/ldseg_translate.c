@@ -76,8 +76,14 @@ static ldseg_rc_t ldseg_out_js_array(ldseg_out_t *o, const char *p,
     const char *end, size_t limit);
 static const char *ldseg_js_string_end(const char *p);
 static const char *ldseg_js_skip_object(const char *p);
+static int ldseg_js_object_throws(const char *p);
+static int ldseg_js_key_is(const char *p, const char *end, const char *name,
+    size_t len);
+static const char *ldseg_js_skip_value(const char *p);
+static const char *ldseg_out_data(ldseg_out_t *o, const char *p,
+    const char *end);
 static ldseg_rc_t ldseg_translate_identities(const ldseg_segment_msg_t *m,
-    ldseg_event_t *ev);
+    ldseg_endpoint_e type, ldseg_event_t *ev);
 
 
 #define ldseg_out_lit(o, s)  ldseg_out(o, s, sizeof(s) - 1)
@@ -176,6 +182,11 @@ ldseg_translate_time(const ldseg_json_val_t *v, const ldseg_options_t *opt,
          * out of Date's range is not checked by the reference, whose
          * dayjs then falls back to the current time.
          */
+
+        if (isinf(d)) {
+            /* ajv refuses Infinity as a number */
+            return LDSEG_EINVAL;
+        }
 
         if (d > (double) LDSEG_TIME_MAX_MS
             || d < -(double) LDSEG_TIME_MAX_MS)
@@ -339,7 +350,8 @@ ldseg_skip(ldseg_event_t *ev, const char *code, const char *message)
  */
 
 static ldseg_rc_t
-ldseg_translate_identities(const ldseg_segment_msg_t *m, ldseg_event_t *ev)
+ldseg_translate_identities(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
+    ldseg_event_t *ev)
 {
     size_t                   i;
     ldseg_out_t              o;
@@ -358,11 +370,29 @@ ldseg_translate_identities(const ldseg_segment_msg_t *m, ldseg_event_t *ev)
             o.p = NULL;
             o.n = 0;
 
-            if (ldseg_out_js_string(&o, v, LDSEG_MAX_IDENTITY) != LDSEG_OK)
-            {
+            switch (ldseg_out_js_string(&o, v, LDSEG_MAX_IDENTITY)) {
+
+            case LDSEG_OK:
+                break;
+
+            case LDSEG_ETOOBIG:
                 ldseg_reject(ev, "invalid_identity",
                              ldseg_identities[i].message);
                 return LDSEG_ETOOBIG;
+
+            default:
+                if (type != LDSEG_EP_TRACK
+                    || ldseg_identities[i].slot != LDSEG_F_ANONYMOUS_ID)
+                {
+                    /* only a track's anonymousId is made a string */
+                    break;
+                }
+
+                ldseg_reject(ev, "invalid_identity",
+                             "an identity is an object with a \"toString\" "
+                             "or \"__proto__\" key, which JavaScript "
+                             "cannot turn into a string");
+                return LDSEG_EINVAL;
             }
 
             if (ldseg_identities[i].slot == LDSEG_F_ANONYMOUS_ID) {
@@ -386,7 +416,7 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
     memset(ev, 0, sizeof(ldseg_event_t));
     ev->status = LDSEG_MSG_EVENT;
 
-    if (ldseg_translate_identities(m, ev) != LDSEG_OK) {
+    if (ldseg_translate_identities(m, type, ev) != LDSEG_OK) {
         return;
     }
 
@@ -437,6 +467,7 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
 
         case LDSEG_JSON_OBJECT:
             ev->data = *props;
+            ev->clean = m->odd;
             break;
 
         case LDSEG_JSON_NONE:
@@ -679,6 +710,92 @@ ldseg_js_skip_object(const char *p)
 }
 
 
+/* whether the escaped key token [p, end) (quotes included) is name */
+
+static int
+ldseg_js_key_is(const char *p, const char *end, const char *name, size_t len)
+{
+    char    buf[32];
+    size_t  n;
+
+    n = (size_t) (end - p);
+
+    if (n == len + 2) {
+        return memcmp(p + 1, name, len) == 0;
+    }
+
+    if (n > sizeof(buf) || memchr(p, '\\', n) == NULL) {
+        return 0;
+    }
+
+    n = ldseg_json_string_decode(p, n, buf);
+
+    return n == len && memcmp(buf, name, len) == 0;
+}
+
+
+/*
+ * Whether String() throws for the validated object at p ('{') in the
+ * reference: an own "toString" key hides Object.prototype.toString with
+ * something that is not a function.  A "__proto__" key would set the
+ * object's prototype when the reference copies it, and what String()
+ * gives then depends on that value: refused too (README.md).
+ */
+
+static int
+ldseg_js_object_throws(const char *p)
+{
+    int          key;
+    unsigned     depth;
+    const char  *q;
+
+    depth = 0;
+    key = 0;
+
+    for ( ;; ) {
+        switch (*p) {
+
+        case '"':
+            q = ldseg_js_string_end(p + 1) + 1;
+
+            if (key
+                && (ldseg_js_key_is(p, q, "toString", 8)
+                    || ldseg_js_key_is(p, q, "__proto__", 9)))
+            {
+                return 1;
+            }
+
+            key = 0;
+            p = q;
+            continue;
+
+        case '{':
+        case '[':
+            depth++;
+            key = (depth == 1);
+            break;
+
+        case '}':
+        case ']':
+            if (--depth == 0) {
+                return 0;
+            }
+
+            break;
+
+        case ',':
+            key = (depth == 1);
+            break;
+
+        default:
+            break;
+        }
+
+        p++;
+    }
+}
+
+
 #define ldseg_out_bounded(o, s, len, limit)                                  \
     if ((o)->n + (len) > (limit)) {                                          \
         return LDSEG_ETOOBIG;                                                \
@@ -717,6 +834,10 @@ ldseg_out_js_array(ldseg_out_t *o, const char *p, const char *end,
             break;
 
         case '{':
+            if (ldseg_js_object_throws(p)) {
+                return LDSEG_EINVAL;
+            }
+
             ldseg_out_bounded(o, "[object Object]", 15, limit);
             p = ldseg_js_skip_object(p);
             break;
@@ -767,7 +888,8 @@ ldseg_out_js_array(ldseg_out_t *o, const char *p, const char *end,
 /*
  * The contents of the JSON string String(v) gives in JavaScript (strings
  * copied as sent, escapes and all), or LDSEG_ETOOBIG, with nothing more
- * written, as soon as that would be more than max bytes.
+ * written, as soon as that would be more than max bytes; LDSEG_EINVAL
+ * where String() throws (ldseg_js_object_throws()).
  */
 
 static ldseg_rc_t
@@ -802,6 +924,10 @@ ldseg_out_js_string(ldseg_out_t *o, const ldseg_json_val_t *v, size_t max)
         return LDSEG_OK;
 
     case LDSEG_JSON_OBJECT:
+        if (ldseg_js_object_throws(v->p)) {
+            return LDSEG_EINVAL;
+        }
+
         ldseg_out_bounded(o, "[object Object]", 15, limit);
         return LDSEG_OK;
 
@@ -810,6 +936,147 @@ ldseg_out_js_string(ldseg_out_t *o, const ldseg_json_val_t *v, size_t max)
 
     default:
         return LDSEG_OK;
+    }
+}
+
+
+/* the byte after the validated value at p */
+
+static const char *
+ldseg_js_skip_value(const char *p)
+{
+    switch (*p) {
+
+    case '{':
+    case '[':
+        return ldseg_js_skip_object(p);
+
+    case '"':
+        return ldseg_js_string_end(p + 1) + 1;
+
+    case 't':
+    case 'n':
+        return p + 4;
+
+    case 'f':
+        return p + 5;
+
+    default:
+        p++;
+
+        while ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e'
+               || *p == 'E' || *p == '+' || *p == '-')
+        {
+            p++;
+        }
+
+        return p;
+    }
+}
+
+
+/*
+ * The validated value at p (before end) as JSON.stringify(JSON.parse())
+ * writes it in the reference, for the rare message whose scan counted odd
+ * values: a number out of a double's range is null, a "__proto__" member
+ * is dropped, at any depth; everything else is copied as sent, without
+ * the white space between tokens.  Returns the byte after the value.
+ */
+
+static const char *
+ldseg_out_data(ldseg_out_t *o, const char *p, const char *end)
+{
+    int          first;
+    const char  *q, *v;
+
+    p = ldseg_json_ws(p, end);
+
+    switch (*p) {
+
+    case '{':
+        ldseg_out_lit(o, "{");
+        first = 1;
+
+        for ( ;; ) {
+            p = ldseg_json_ws(p + 1, end);
+
+            if (*p == '}') {
+                break;
+            }
+
+            q = ldseg_js_string_end(p + 1) + 1;
+            v = ldseg_json_ws(ldseg_json_ws(q, end) + 1, end);
+
+            if (ldseg_json_key_proto(p, (size_t) (q - p),
+                                     memchr(p, '\\', (size_t) (q - p))
+                                     != NULL))
+            {
+                p = ldseg_json_ws(ldseg_js_skip_value(v), end);
+
+            } else {
+                if (!first) {
+                    ldseg_out_lit(o, ",");
+                }
+
+                first = 0;
+                ldseg_out(o, p, (size_t) (q - p));
+                ldseg_out_lit(o, ":");
+                p = ldseg_json_ws(ldseg_out_data(o, v, end), end);
+            }
+
+            if (*p != ',') {
+                break;
+            }
+        }
+
+        ldseg_out_lit(o, "}");
+        return p + 1;
+
+    case '[':
+        ldseg_out_lit(o, "[");
+        first = 1;
+
+        for ( ;; ) {
+            p = ldseg_json_ws(p + 1, end);
+
+            if (*p == ']') {
+                break;
+            }
+
+            if (!first) {
+                ldseg_out_lit(o, ",");
+            }
+
+            first = 0;
+            p = ldseg_json_ws(ldseg_out_data(o, p, end), end);
+
+            if (*p != ',') {
+                break;
+            }
+        }
+
+        ldseg_out_lit(o, "]");
+        return p + 1;
+
+    case '"':
+    case 't':
+    case 'f':
+    case 'n':
+        q = ldseg_js_skip_value(p);
+        ldseg_out(o, p, (size_t) (q - p));
+        return q;
+
+    default:
+        q = ldseg_js_skip_value(p);
+
+        if (isinf(ldseg_number_parse(p, (size_t) (q - p)))) {
+            ldseg_out_lit(o, "null");
+
+        } else {
+            ldseg_out(o, p, (size_t) (q - p));
+        }
+
+        return q;
     }
 }
 
@@ -880,7 +1147,10 @@ ldseg_translate_write(const ldseg_event_t *ev, char *dst)
 
     ldseg_out_lit(&o, ",\"data\":");
 
-    if (ev->data.type == LDSEG_JSON_OBJECT) {
+    if (ev->data.type == LDSEG_JSON_OBJECT && ev->clean) {
+        (void) ldseg_out_data(&o, ev->data.p, ev->data.p + ev->data.len);
+
+    } else if (ev->data.type == LDSEG_JSON_OBJECT) {
         ldseg_out(&o, ev->data.p, ev->data.len);
 
     } else {

@@ -41,6 +41,7 @@ typedef struct {
     double                        metric_v;  /* otherwise this */
     unsigned                      has_metric;
     int64_t                       ms;
+    unsigned                      clean;     /* data needs ldseg_out_data */
     size_t                        anon_len;  /* String(anon)'s length */
     size_t                        msg_len;   /* the message's bytes */
 } ldseg_event_t;

@@ -1,6 +1,6 @@
 // Generates t/unit/oracle_cases.json from the reference oracle (see
 // shared/conformance/README.md): node t/unit/oracle_cases.js > t/unit/oracle_cases.json
-// expects the oracle set up in /tmp/oracle (copy of shared/conformance/oracle + setup.sh).
+// expects the oracle installed by t/oracle/setup.sh.
 // Builds t/unit/oracle_cases.json: each case run through the reference oracle.
 const {execFileSync}=require('child_process');
 const T="2022-05-04T03:02:03.000Z";
@@ -44,8 +44,14 @@ for (const t of ["2022-05-04T03:02:03Z","2022-05-04T03:02:03.1Z","2022-05-04T03:
 0,-1.9,1.9,8.64e15,-8.64e15,1651633328000,1e20,"2022-05-04T03:02:03.123z","1970-01-01T00:00:00.0001Z","1969-12-31T23:59:59.999Z","1600-02-29T12:00:00Z"])
   tr({userId:"u",timestamp:t});
 // deliberate differences: the reference's V8/dayjs fallbacks accept these; we reject (status 400, no events)
-for (const t of ["May 4 2022","Wed, 04 May 2022 03:02:03 GMT","20220504","2022/05/04","1651633328000","2022-05-04  03:02:03","2022-05-04T03:02:03:123"])
-  tr({userId:"u",timestamp:t},{status:400,events:[],note:"deliberate: reference accepts via legacy date parsing"});
+for (const t of ["May 4 2022","1651633328000"])
+  tr({userId:"u",timestamp:t},{status:400,events:[],note:"deliberate: a zone-less legacy date, a digit string that is no date"});
+// read as the reference reads them (V8's legacy parser with a zone, dayjs' loose pattern)
+for (const t of ["Wed, 04 May 2022 03:02:03 GMT","20220504","2022/05/04","2022-05-04  03:02:03","2022-05-04T03:02:03:123"])
+  tr({userId:"u",timestamp:t});
+// deliberate: a four-digit year 0000-0099 is that year (the reference reads 0050 as 1950)
+{ const d=new Date(0); d.setUTCFullYear(50,0,1);
+  C.forEach(c=>{ if (c.body.timestamp==="0050-01-01") c.over={note:"deliberate: year as written",events:"YEAR50:"+d.getTime()}; }); }
 // Infinity metric: the reference sends metricValue null; we reject
 for (const v of ["Infinity","-Infinity","1e400"]) tr({userId:"u",properties:{revenue:v}},{status:400,events:[],note:"deliberate: non-finite metric rejected"});
 // identify / alias
@@ -63,7 +69,7 @@ add("track",{type:"alias",userId:"u",event:"X",timestamp:T}); add("alias",{type:
 for (const ep of ["page","screen","group"]) { add(ep,{userId:"u",name:"n"}); add(ep,{name:"n"},{status:400}); add(ep,{userId:"u",properties:[1]},{status:400}); add(ep,{userId:"u",timestamp:"x"},{status:400}); }
 
 const input=C.map(c=>Object.assign({},c.body,{type:c.ep}));
-const out=JSON.parse(execFileSync('node',['/tmp/oracle/oracle.js'],{input:JSON.stringify(input),env:Object.assign({},process.env,{TZ:'UTC'})}));
+const out=JSON.parse(execFileSync('node',[require('path').join(__dirname,'..','oracle','oracle.js')],{input:JSON.stringify(input),env:Object.assign({},process.env,{TZ:'UTC'})}));
 const before=Date.now();
 const res=C.map((c,i)=>{
   const o=out[i]; const events=o.requests.map(r=>r.body[0]);
@@ -71,6 +77,7 @@ const res=C.map((c,i)=>{
   const now = events.length>0 && (c.body.timestamp===undefined||c.body.timestamp===null||c.body.timestamp===""||(typeof c.body.timestamp==="number"&&Math.abs(c.body.timestamp)>8.64e15));
   const r={id:"o"+String(i+1).padStart(3,"0"), path:"/v1/"+c.ep, raw:JSON.stringify(c.body), status, events, now};
   if (o.error) r.oracle_error=o.error;
+  if (c.over && typeof c.over.events==="string") { const ms=Number(c.over.events.split(":")[1]); c.over.events=events.map(e=>Object.assign({},e,{creationDate:ms})); }
   if (c.over) Object.assign(r,c.over);
   return r;
 });

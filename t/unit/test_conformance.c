@@ -12,23 +12,14 @@
 
 #include <math.h>
 
-#include <cjson/cJSON.h>
-
-#include "unit.h"
+#include "unit_json.h"
 
 
-#define TEST_NOW_MS  1700000000123LL
-
-
-static char *test_read(const char *path, size_t *len);
-static cJSON *test_load(const char *path);
-static int test_equal(const cJSON *a, const cJSON *b, int now);
 static ldseg_endpoint_e test_endpoint(const char *path);
 static int test_status_ok(const cJSON *expect, int status);
 static void test_case(const char *id, const char *path, const char *body,
     size_t len, const cJSON *expect_status, const cJSON *events, int now);
 static void test_batch(const cJSON *b);
-static const char *test_dir(void);
 static void test_slack(const ldseg_result_t *res, size_t body_len,
     const char *id);
 
@@ -71,139 +62,7 @@ test_slack(const ldseg_result_t *res, size_t body_len, const char *id)
 }
 
 
-static const char *
-test_dir(void)
-{
-    const char  *d;
-
-    d = getenv("LDSEG_TEST_DIR");
-
-    return (d != NULL) ? d : ".";
-}
-
-
-static char *
-test_read(const char *path, size_t *len)
-{
-    FILE    *f;
-    char    *buf, full[1024];
-    long     size;
-
-    snprintf(full, sizeof(full), "%s/%s", test_dir(), path);
-
-    f = fopen(full, "rb");
-    if (f == NULL) {
-        return NULL;
-    }
-
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-
-    buf = malloc((size_t) size + 1);
-    if (buf == NULL || fread(buf, 1, (size_t) size, f) != (size_t) size) {
-        fclose(f);
-        free(buf);
-        return NULL;
-    }
-
-    fclose(f);
-    buf[size] = '\0';
-    *len = (size_t) size;
-
-    return buf;
-}
-
-
-static cJSON *
-test_load(const char *path)
-{
-    char    *s;
-    size_t   len;
-    cJSON   *j;
-
-    s = test_read(path, &len);
-    if (s == NULL) {
-        return NULL;
-    }
-
-    j = cJSON_ParseWithLength(s, len);
-    free(s);
-
-    return j;
-}
-
-
 /* key order ignored, numbers as doubles, absent differs from null */
-
-static int
-test_equal(const cJSON *a, const cJSON *b, int now)
-{
-    int           n;
-    const cJSON  *x, *y;
-
-    if (a == NULL || b == NULL) {
-        return a == b;
-    }
-
-    if (cJSON_IsNumber(a) && cJSON_IsNumber(b)) {
-        return a->valuedouble == b->valuedouble;
-    }
-
-    if ((a->type & 0xff) != (b->type & 0xff)) {
-        return 0;
-    }
-
-    if (cJSON_IsString(a)) {
-        return strcmp(a->valuestring, b->valuestring) == 0;
-    }
-
-    if (cJSON_IsArray(a)) {
-        if (cJSON_GetArraySize(a) != cJSON_GetArraySize(b)) {
-            return 0;
-        }
-
-        for (x = a->child, y = b->child; x != NULL; x = x->next, y = y->next)
-        {
-            if (!test_equal(x, y, now)) {
-                return 0;
-            }
-        }
-
-        return 1;
-    }
-
-    if (cJSON_IsObject(a)) {
-        n = 0;
-
-        for (x = a->child; x != NULL; x = x->next) {
-            n++;
-            y = cJSON_GetObjectItemCaseSensitive(b, x->string);
-
-            if (y == NULL) {
-                return 0;
-            }
-
-            if (now && strcmp(x->string, "creationDate") == 0) {
-                /* a: ours; the expectation is "the time of processing" */
-                if (x->valuedouble != (double) TEST_NOW_MS) {
-                    return 0;
-                }
-
-                continue;
-            }
-
-            if (!test_equal(x, y, 0)) {
-                return 0;
-            }
-        }
-
-        return n == cJSON_GetArraySize(b);
-    }
-
-    return 1;
-}
-
 
 static ldseg_endpoint_e
 test_endpoint(const char *path)
@@ -256,7 +115,7 @@ test_case(const char *id, const char *path, const char *body, size_t len,
 
     unit_allocator(&a, &ua);
     ldseg_options_init(&opt);
-    opt.now_ms = TEST_NOW_MS;
+    opt.now_ms = UNIT_NOW_MS;
 
     rc = ldseg_process(body, len, test_endpoint(path), &opt, &a, &res, &err);
 
@@ -277,7 +136,7 @@ test_case(const char *id, const char *path, const char *body, size_t len,
     arr[res.events_len + 2] = '\0';
 
     got = cJSON_Parse(arr);
-    eq = test_equal(got, events, now);
+    eq = unit_json_equal(got, events, now);
 
     if (!ok(eq, "%s: events", id)) {
         unit_diag("got %s", arr);
@@ -323,7 +182,7 @@ test_batch(const cJSON *b)
 
     unit_allocator(&a, &ua);
     ldseg_options_init(&opt);
-    opt.now_ms = TEST_NOW_MS;
+    opt.now_ms = UNIT_NOW_MS;
 
     rc = ldseg_process(body, len,
                        test_endpoint(cJSON_GetObjectItem(b, "path")
@@ -364,7 +223,7 @@ test_batch(const cJSON *b)
         }
 
         got = cJSON_Parse(arr);
-        eq = test_equal(got, events,
+        eq = unit_json_equal(got, events,
                         cJSON_IsTrue(cJSON_GetObjectItem(e, "now")));
 
         if (!ok(eq, "%s[%zu]: events", id, i)) {
@@ -391,10 +250,10 @@ main(void)
     cJSON       *cases, *expected, *batches, *extra, *c, *r, *raw, *st;
     const char  *id;
 
-    cases = test_load("t/conformance/cases.json");
-    expected = test_load("t/conformance/expected.json");
-    batches = test_load("t/conformance/batches.json");
-    extra = test_load("t/unit/oracle_cases.json");
+    cases = unit_json_load("t/conformance/cases.json");
+    expected = unit_json_load("t/conformance/expected.json");
+    batches = unit_json_load("t/conformance/batches.json");
+    extra = unit_json_load("t/unit/oracle_cases.json");
 
     if (!ok(cases != NULL && expected != NULL && batches != NULL,
             "conformance files read (run from the repository root)"))
