@@ -13,6 +13,9 @@ SHELL := /bin/bash
 #   make bench    throughput/CPU benchmark against bare nginx (bench/)
 #   make bench-adversarial
 #                 cost per byte of adversarial bodies against track.json
+#   make differential SEEDS="6 7 8"
+#                 fresh random messages through the core, compared with
+#                 Segment's own destination (installs t/oracle from npm)
 
 NGX_SRC     ?= /usr/share/nginx/src
 BUILD       := build
@@ -42,6 +45,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_QUICK  ?= 20
 
 .PHONY: all deps check-core unit fuzz-replay fuzz fuzz-quick test run \
+        differential \
         static asan bench bench-adversarial clean crashpoints
 
 all: $(MODULE)
@@ -133,6 +137,21 @@ test: deps
 
 run: $(MODULE)
 	@sh conf/run.sh
+
+SEEDS       ?= 2 3 4
+
+differential: $(BUILD)/unit/test_differential
+	@bash t/oracle/setup.sh
+	@for s in $(SEEDS); do \
+	    node t/differential/gen.js --seed $$s --count 4000 \
+	        > $(BUILD)/differential-$$s.json || exit 1; \
+	    LDSEG_DIFF_CASES=$(BUILD)/differential-$$s.json \
+	        $(BUILD)/unit/test_differential > $(BUILD)/differential-$$s.out; \
+	    r=$$?; grep -A12 'messages as the reference' \
+	        $(BUILD)/differential-$$s.out | grep -v '^ok\|^1\.\.'; \
+	    [ $$r = 0 ] || { grep -B1 -A3 '^# s' $(BUILD)/differential-$$s.out \
+	        | head -40; exit 1; }; \
+	done
 
 static:
 	@sh .ci/static.sh

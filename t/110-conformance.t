@@ -168,66 +168,8 @@ my $count = $mock->wait_events($n, 20);
 select undef, undef, undef, 1;      # let extra events show up
 
 my @posts = $mock->posts;
-my @got = map {
-    my $p = $_;
-    my $events = Test::Ldseg::canon_json($p->{body});
-    map { { event => $_, time => $p->{time}, used => 0 } }
-        ref $events eq 'ARRAY' ? @$events : ();
-} grep { $_->{status} =~ /^2/ } @posts;
-
-sub same {
-    my ($a, $b, $skip) = @_;
-
-    return 0 if ref $a ne ref $b;
-    if (ref $a eq 'HASH') {
-        my @ka = sort grep { !$skip || $_ ne $skip } keys %$a;
-        my @kb = sort grep { !$skip || $_ ne $skip } keys %$b;
-        return 0 if "@ka" ne "@kb";
-        for (@ka) { return 0 unless same($a->{$_}, $b->{$_}) }
-        return 1;
-    }
-    if (ref $a eq 'ARRAY') {
-        return 0 if @$a != @$b;
-        for (0 .. $#$a) { return 0 unless same($a->[$_], $b->[$_]) }
-        return 1;
-    }
-    return $a eq $b;
-}
-
-sub creation_ms {
-    my ($ev) = @_;
-    my $v = ref $ev eq 'HASH' ? $ev->{creationDate} // '' : '';
-    return $v =~ /^N:(.*)$/ ? $1 + 0 : undef;
-}
-
-# exact expectations first, then "now" ones (creationDate checked apart)
-
-my %missing;
-
-for my $w (sort { ($a->{now} ? 1 : 0) <=> ($b->{now} ? 1 : 0) } @want) {
-    my $found;
-    for my $g (@got) {
-        next if $g->{used};
-        if ($w->{now}) {
-            next unless ref $g->{event} eq 'HASH'
-                        && exists $g->{event}{creationDate}
-                        && same($w->{event}, $g->{event}, 'creationDate');
-            my $ms = creation_ms($g->{event});
-            next unless defined $ms
-                && $ms >= $w->{t0} * 1000 - 120000
-                && $ms <= $w->{t1} * 1000 + 120000;
-        } else {
-            next unless same($w->{event}, $g->{event});
-        }
-        $found = $g;
-        last;
-    }
-    if ($found) {
-        $found->{used} = 1;
-    } else {
-        push @{ $missing{ $w->{case} } }, $w;
-    }
-}
+my ($missing, $extra) = Test::Ldseg::match_events(\@want, \@posts);
+my %missing = %$missing;
 
 # one result per case, events included
 
@@ -247,10 +189,9 @@ ok(!@bm, 'batch events delivered as expected')
     or diag(join "\n", map { "missing ($_->{case}): "
                              . Test::Ldseg::canon_text($_->{event}) } @bm);
 
-my @extra = grep { !$_->{used} } @got;
-ok(!@extra, 'no unexpected or duplicated events')
+ok(!@$extra, 'no unexpected or duplicated events')
     or diag(join "\n", map { 'extra: ' . Test::Ldseg::canon_text($_->{event}) }
-                       @extra);
+                       @$extra);
 
 # every POST
 

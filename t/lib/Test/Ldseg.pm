@@ -811,6 +811,12 @@ sub canon {
     my ($v) = @_;
 
     return 'null' unless defined $v;
+    if (ref $v && ref($v) =~ /^Math::Big/) {
+        # allow_bignum: a number longer than a double, compared as one
+        my $d = 0 + sprintf('%.17g', $v->numify);
+        $d = 0 if $d == 0;
+        return 'N:' . sprintf('%.17g', $d);
+    }
     if (ref $v eq 'HASH') {
         return { map { $_ => canon($v->{$_}) } keys %$v };
     }
@@ -829,12 +835,89 @@ sub canon {
 }
 
 
+# match_events(\@want, \@posts): the events LaunchDarkly got (the 2xx POSTs
+# of the mock) against the expected ones, as a multiset.  A want is
+# { case, event (canon), now, t0, t1 }: with now, creationDate may be any
+# time within 120 s of [t0, t1] (seconds).  Returns ({ case => [wants
+# missing] }, [events got but not expected, or got twice]).
+
+sub _same {
+    my ($a, $b, $skip) = @_;
+
+    return 0 if ref $a ne ref $b;
+    if (ref $a eq 'HASH') {
+        my @ka = sort grep { !$skip || $_ ne $skip } keys %$a;
+        my @kb = sort grep { !$skip || $_ ne $skip } keys %$b;
+        return 0 if "@ka" ne "@kb";
+        for (@ka) { return 0 unless _same($a->{$_}, $b->{$_}) }
+        return 1;
+    }
+    if (ref $a eq 'ARRAY') {
+        return 0 if @$a != @$b;
+        for (0 .. $#$a) { return 0 unless _same($a->[$_], $b->[$_]) }
+        return 1;
+    }
+    return $a eq $b;
+}
+
+sub match_events {
+    shift if ref $_[0] && ref $_[0] eq __PACKAGE__;
+    my ($want, $posts) = @_;
+
+    my @got = map {
+        my $p = $_;
+        my $events = canon_json($p->{body});
+        map { { event => $_, time => $p->{time}, used => 0 } }
+            ref $events eq 'ARRAY' ? @$events : ();
+    } grep { $_->{status} =~ /^2/ } @$posts;
+
+    # exact expectations first, then "now" ones; an index by event text
+    # keeps thousands of events linear
+
+    my %by;
+    push @{ $by{ canon_text($_->{event}) } }, $_ for @got;
+
+    my %missing;
+
+    for my $w (sort { ($a->{now} ? 1 : 0) <=> ($b->{now} ? 1 : 0) } @$want) {
+        my $found;
+        if (!$w->{now}) {
+            ($found) = grep { !$_->{used} }
+                       @{ $by{ canon_text($w->{event}) } || [] };
+        } else {
+            for my $g (@got) {
+                next if $g->{used};
+                next unless ref $g->{event} eq 'HASH'
+                            && exists $g->{event}{creationDate}
+                            && _same($w->{event}, $g->{event}, 'creationDate');
+                my $v = $g->{event}{creationDate} // '';
+                my $ms = $v =~ /^N:(.*)$/ ? $1 + 0 : undef;
+                next unless defined $ms
+                    && $ms >= $w->{t0} * 1000 - 120000
+                    && $ms <= $w->{t1} * 1000 + 120000;
+                $found = $g;
+                last;
+            }
+        }
+        if ($found) {
+            $found->{used} = 1;
+        } else {
+            push @{ $missing{ $w->{case} } }, $w;
+        }
+    }
+
+    return (\%missing, [ grep { !$_->{used} } @got ]);
+}
+
+
 # JSON decoding that keeps the number/string distinction: returns canon()
 
 sub canon_json {
     shift if ref $_[0] && ref $_[0] eq __PACKAGE__;
     my ($text) = @_;
-    my $v = eval { JSON::PP->new->utf8->allow_nonref->decode($text) };
+    my $v = eval {
+        JSON::PP->new->utf8->allow_nonref->allow_bignum->decode($text)
+    };
     return $@ ? undef : canon($v);
 }
 
