@@ -129,7 +129,8 @@ ldseg_time_ws(const char *s, size_t len, size_t i)
  * backtracking as JavaScript's RegExp does; 1 with the groups set.
  * Elements: 0 (\d{4}), 1 [-/]?, 2 (\d{1,2})?, 3 [-/]?, 4 (\d{0,2}),
  * 5 [Tt\s]*, 6 (\d{1,2})?, 7 :?, 8 (\d{1,2})?, 9 :?, 10 (\d{1,2})?,
- * 11 [.:]?, 12 (\d+)?, 13 $.
+ * 11 [.:]?, 12 (\d+)?$.  At most 4 * 3 * 2 * 3 * 2 * 3 * 2 * 3 * 2 ways
+ * are tried after the white space, whose only useful stop is its end.
  */
 
 static int
@@ -139,15 +140,20 @@ ldseg_time_loose_match(ldseg_time_loose_t *lm, int el, size_t pos)
     size_t       n, max, min, stops[64], nstops;
     const char  *s;
 
-    static const int  group[13] = { 0, -1, 1, -1, 2, -1, 3, -1, 4, -1, 5,
-                                    -1, 6 };
+    static const int  group[12] = { 0, -1, 1, -1, 2, -1, 3, -1, 4, -1, 5,
+                                    -1 };
 
     s = lm->s;
 
     switch (el) {
 
-    case 13:
-        return pos == lm->len;
+    case 12:
+        /* (\d+)?$: only every digit left can reach the end */
+        n = ldseg_time_digits(s, lm->len, pos);
+        lm->g[6][0] = (int) pos;
+        lm->g[6][1] = (n == 0) ? -1 : (int) n;
+
+        return pos + n == lm->len;
 
     case 1:
     case 3:
@@ -203,7 +209,7 @@ ldseg_time_loose_match(ldseg_time_loose_t *lm, int el, size_t pos)
 
     g = group[el];
     min = (el == 0) ? 4 : 0;
-    max = (el == 0) ? 4 : (el == 12) ? (size_t) -1 : 2;
+    max = (el == 0) ? 4 : 2;
 
     n = ldseg_time_digits(s, lm->len, pos);
 
@@ -430,6 +436,15 @@ ldseg_time_loose(const char *s, size_t len, int64_t *ms)
     for (i = 0; i < 7; i++) {
         lm.g[i][0] = 0;
         lm.g[i][1] = -1;
+    }
+
+    for (i = 0; (size_t) i < len; i++) {
+        if ((s[i] < '0' || s[i] > ':') && s[i] != '-' && s[i] != '/'
+            && s[i] != '.' && s[i] != 'T' && s[i] != 't' && s[i] != ' '
+            && (s[i] < '\t' || s[i] > '\r') && (unsigned char) s[i] < 0x80)
+        {
+            return LDSEG_ETOOBIG;
+        }
     }
 
     if (!ldseg_time_loose_match(&lm, 0, 0)) {
