@@ -354,7 +354,7 @@ ldseg_json_number(ldseg_json_t *js, const char *p)
 int
 ldseg_json_key_proto(const char *key, size_t len, unsigned esc)
 {
-    char  buf[16];
+    char  buf[64];                  /* "__proto__" with every byte escaped */
 
     if (!esc) {
         return len == 11 && memcmp(key, "\"__proto__\"", 11) == 0;

@@ -154,7 +154,7 @@ ldseg_endpoint_name(ldseg_endpoint_e ep)
 ldseg_endpoint_e
 ldseg_segment_type(const ldseg_json_val_t *v)
 {
-    char              buf[16];
+    char              buf[64];      /* "identify" with every byte escaped */
     size_t            len;
     const char       *s;
     ldseg_endpoint_e  ep;

@@ -715,7 +715,7 @@ ldseg_js_skip_object(const char *p)
 static int
 ldseg_js_key_is(const char *p, const char *end, const char *name, size_t len)
 {
-    char    buf[32];
+    char    buf[64];              /* a 9-byte key with every byte escaped */
     size_t  n;
 
     n = (size_t) (end - p);

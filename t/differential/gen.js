@@ -53,7 +53,7 @@ function ser(v) {
   if (Array.isArray(v)) return '[' + v.map(ser).join(',') + ']';
   if (v.$num !== undefined) return v.$num;
   if (v.$str !== undefined) return '"' + v.$str + '"';
-  if (v.$obj !== undefined) return '{' + v.$obj.map(([k, x]) => JSON.stringify(k) + ':' + ser(x)).join(',') + '}';
+  if (v.$obj !== undefined) return '{' + v.$obj.map(([k, x]) => ser(k) + ':' + ser(x)).join(',') + '}';
   return '{' + Object.keys(v).map((k) => JSON.stringify(k) + ':' + ser(v[k])).join(',') + '}';
 }
 // an object with keys in this order, duplicates and "__proto__" allowed
@@ -94,7 +94,7 @@ function id() {
     case 4: return [scalar(), scalar()];
     case 5: return [];
     case 6: return O([['a', 1]]);
-    case 7: return O([['toString', str()]]);
+    case 7: return O([[pick(['toString', S('\\u0074oString'), S('\\u0074\\u006f\\u0053\\u0074\\u0072\\u0069\\u006e\\u0067')]), str()]]);
     case 8: return '';
     case 9: return S(pick(['', 'u']) + pick(escapes));
     case 10: return pick(['  ', '0', '007', '1e3']);
@@ -189,7 +189,9 @@ function props(depth) {
     if (chance(0.5)) pairs.push(['revenue', metric()]);
     if (chance(0.3)) pairs.push(['value', metric()]);
   }
-  if (chance(0.08)) pairs.splice(int(pairs.length + 1), 0, ['__proto__', pick([O([['x', 1]]), 5, null, 'p', []])]);
+  const proto = pick(['__proto__', S('\\u005f_proto__'),
+    S('\\u005f\\u005f\\u0070\\u0072\\u006f\\u0074\\u006f\\u005f\\u005f')]);
+  if (chance(0.08)) pairs.splice(int(pairs.length + 1), 0, [proto, pick([O([['x', 1]]), 5, null, 'p', []])]);
   if (chance(0.1)) pairs.push([pick(['huge', 'deep']), N(pick(['2e308', '1e400', '-1e999', '1.7976931348623157e308']))]);
   return O(uniqueKeys(pairs));
 }
