@@ -1211,6 +1211,11 @@ ldseg_time_v8(const char *s, size_t len, int64_t *ms)
         return LDSEG_EINVAL;
     }
 
+    if (year > 300000 || year < -300000) {
+        /* beyond TimeClip()'s +-275760 years; V8 reads up to 9 digits */
+        return LDSEG_EINVAL;
+    }
+
     /* TimeComposer::Write() */
 
     while (tm.n < 4) {
