@@ -692,6 +692,54 @@ ldseg_json_array_next(const char **pp, const char *end, ldseg_json_val_t *v)
 }
 
 
+int
+ldseg_json_object_next(const char **pp, const char *end,
+    ldseg_json_val_t *name, ldseg_json_val_t *value)
+{
+    const char    *p;
+    ldseg_json_t   js;
+
+    p = ldseg_json_ws(*pp, end);
+
+    if (p == end || *p == '}') {
+        return 0;
+    }
+
+    /* '{' before the first member, ',' before the others */
+    p = ldseg_json_ws(p + 1, end);
+
+    if (p == end || *p != '"') {
+        return 0;
+    }
+
+    js.end = end;
+    js.max_depth = (unsigned) -1;
+    js.code = NULL;
+    js.odd = 0;
+    js.ctx = NULL;
+
+    p = ldseg_json_value(&js, p, 0, name);
+    if (p == NULL) {
+        return 0;
+    }
+
+    p = ldseg_json_ws(p, end);
+
+    if (p == end || *p != ':') {
+        return 0;
+    }
+
+    p = ldseg_json_value(&js, p + 1, 0, value);
+    if (p == NULL) {
+        return 0;
+    }
+
+    *pp = p;
+
+    return 1;
+}
+
+
 static size_t
 ldseg_json_put_utf8(char *dst, unsigned cp)
 {

@@ -115,6 +115,14 @@ int ldseg_json_array_next(const char **pp, const char *end,
     ldseg_json_val_t *v);
 
 /*
+ * Walks the members of a validated object token: *pp starts at '{' (or
+ * just after a previous member); returns 1 with the name (a string token)
+ * and the value set, 0 at the end.
+ */
+int ldseg_json_object_next(const char **pp, const char *end,
+    ldseg_json_val_t *name, ldseg_json_val_t *value);
+
+/*
  * Decodes a validated string token (with its quotes) into dst, which must
  * hold tok_len bytes; lone surrogates become U+FFFD.  Returns the length.
  */
