@@ -563,7 +563,9 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
 
         k = NULL;
 
-        if (ldseg_json_key_proto(key, (size_t) (p - key), esc)) {
+        if ((p - key == 11 || esc)
+            && ldseg_json_key_proto(key, (size_t) (p - key), esc))
+        {
             js->odd++;
         }
 

@@ -30,6 +30,12 @@
  */
 ldseg_rc_t ldseg_time_parse(const char *s, size_t len, int64_t *ms);
 
+/*
+ * The same; fast 0 skips the shortcut for YYYY-MM-DDTHH:mm:ss[.f]Z and
+ * its zones (tests check that both ways agree).
+ */
+ldseg_rc_t ldseg_time_read(const char *s, size_t len, int fast, int64_t *ms);
+
 /* days from 1970-01-01 to the proleptic Gregorian date y-m-d (m 1-12) */
 int64_t ldseg_time_days(int64_t y, int64_t m, int64_t d);
 

@@ -5,7 +5,7 @@
  * libFuzzer target over the timestamp reader: any bytes, read from a
  * buffer of exactly their size (so ASan sees an overread), must give
  * LDSEG_EINVAL or a time within a JavaScript Date's range, and the same
- * answer twice.
+ * answer twice, with and without the shortcut for the common ISO form.
  */
 
 
@@ -48,6 +48,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     if (ldseg_time_parse(s, size, &ms2) != rc || (rc == LDSEG_OK && ms2 != ms))
+    {
+        abort();
+    }
+
+    /* the shortcut for the common ISO form reads as the general readers */
+
+    if (ldseg_time_read(s, size, 0, &ms2) != rc || (rc == LDSEG_OK && ms2 != ms))
     {
         abort();
     }
