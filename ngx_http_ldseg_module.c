@@ -597,104 +597,89 @@ ngx_http_ldseg_events_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ldseg_loc_conf_t *lcf = conf;
 
-    u_char      *p, *last, *host;
-    ngx_str_t   *value, url;
-    ngx_uint_t   port, digits;
+    u_char      *p, *last;
+    size_t       add;
+    ngx_url_t    u;
+    ngx_str_t   *value;
+    const char  *err;
 
     if (lcf->events_url.data) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
-    url = value[1];
+    err = "expected http(s)://host[:port]";
 
-    if (url.len > NGX_HTTP_LDSEG_EVENTS_URL_MAX) {
+    if (value[1].len > NGX_HTTP_LDSEG_EVENTS_URL_MAX) {
+        err = "the URL is too long";
         goto invalid;
     }
 
-    if (url.len > 7 && ngx_strncasecmp(url.data, (u_char *) "http://", 7) == 0)
-    {
-        host = url.data + 7;
+    ngx_memzero(&u, sizeof(ngx_url_t));
 
-    } else if (url.len > 8
-               && ngx_strncasecmp(url.data, (u_char *) "https://", 8) == 0)
+    if (value[1].len > 7
+        && ngx_strncasecmp(value[1].data, (u_char *) "http://", 7) == 0)
     {
-        host = url.data + 8;
+        add = 7;
+        u.default_port = 80;
+
+    } else if (value[1].len > 8
+               && ngx_strncasecmp(value[1].data, (u_char *) "https://", 8)
+                  == 0)
+    {
+        add = 8;
+        u.default_port = 443;
 
     } else {
         goto invalid;
     }
 
-    last = url.data + url.len;
+    /* as proxy_pass does: the address is checked, not resolved */
 
-    /* one trailing slash is allowed and dropped */
+    u.url.data = value[1].data + add;
+    u.url.len = value[1].len - add;
+    u.uri_part = 1;
+    u.no_resolve = 1;
 
-    if (last[-1] == '/') {
-        last--;
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            err = u.err;
+        }
+
+        goto invalid;
     }
 
-    p = host;
+    /* nothing after host[:port] but one slash, which is dropped */
 
-    if (p < last && *p == '[') {
-        while (p < last && *p != ']') {
-            if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')
-                  || (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.'
-                  || *p == '['))
-            {
-                goto invalid;
-            }
-            p++;
-        }
+    if (u.uri.len > 1 || (u.uri.len == 1 && u.uri.data[0] != '/')) {
+        err = "a path, query or fragment is not allowed";
+        goto invalid;
+    }
 
-        if (p == last) {
-            goto invalid;
-        }
+    /* a host name or an address: no user info, no spaces, ... */
 
-        p++;
+    last = u.host.data + u.host.len;
 
-    } else {
-        while (p < last
-               && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-                   || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+    for (p = u.host.data; p < last; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'
+              || *p == ':' || *p == '[' || *p == ']'))
         {
-            p++;
-        }
-    }
-
-    if (p == host) {
-        goto invalid;
-    }
-
-    if (p < last && *p == ':') {
-        p++;
-        port = 0;
-        digits = 0;
-
-        while (p < last && *p >= '0' && *p <= '9' && digits < 6) {
-            port = port * 10 + (*p - '0');
-            digits++;
-            p++;
-        }
-
-        if (digits == 0 || port == 0 || port > 65535) {
+            err = "invalid host";
             goto invalid;
         }
     }
 
-    if (p != last) {
-        goto invalid;
-    }
-
-    lcf->events_url.data = url.data;
-    lcf->events_url.len = last - url.data;
+    lcf->events_url.data = value[1].data;
+    lcf->events_url.len = value[1].len - u.uri.len;
 
     return NGX_CONF_OK;
 
 invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid \"ldseg_events_url\" \"%V\": expected "
-                       "http(s)://host[:port]", &value[1]);
+                       "invalid \"ldseg_events_url\" \"%V\": %s",
+                       &value[1], err);
 
     return NGX_CONF_ERROR;
 }

@@ -15,7 +15,7 @@ use Test::Ldseg;
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(62);
+my $t = Test::Ldseg->new()->plan(72);
 
 # a configuration with placeholders for each level
 
@@ -175,6 +175,28 @@ fails(qr/ldseg_events_url/, 'events url without host',
       loc => 'ldseg on; ldseg_events_url http://;');
 fails(qr/ldseg_events_url/, 'events url with a bad port',
       loc => 'ldseg on; ldseg_events_url http://127.0.0.1:99999;');
+fails(qr/"ldseg_events_url" "http:\/\/127.0.0.1:": invalid port/,
+      'events url with an empty port',
+      loc => 'ldseg on; ldseg_events_url http://127.0.0.1:;');
+fails(qr/"ldseg_events_url" .*: invalid port/, 'events url with port 0',
+      loc => 'ldseg on; ldseg_events_url http://127.0.0.1:0;');
+fails(qr/"ldseg_events_url" .*: no host/, 'events url with a port only',
+      http => 'ldseg_events_url https://:8443;');
+fails(qr/"ldseg_events_url" .*: invalid host/, 'events url with user info',
+      http => 'ldseg_events_url http://user@127.0.0.1:9;');
+fails(qr/"ldseg_events_url" .*: invalid host/, 'events url with a fragment',
+      http => 'ldseg_events_url http://127.0.0.1#x;');
+fails(qr/"ldseg_events_url" .*: a path, query or fragment is not allowed/,
+      'events url with a path after a slash',
+      http => 'ldseg_events_url http://127.0.0.1:9//;');
+fails(qr/"ldseg_events_url" .*: expected http\(s\):\/\/host\[:port\]/,
+      'events url with another scheme', http => 'ldseg_events_url ws://a;');
+valid('events url with a trailing slash',
+      http => 'ldseg_events_url http://127.0.0.1:8081/;');
+valid('events url with an IPv6 address',
+      http => 'ldseg_events_url http://[::1]:8081;');
+valid('events url with an upper-case scheme',
+      http => 'ldseg_events_url HTTPS://events.launchdarkly.com;');
 
 # ldseg_flush_interval
 
