@@ -26,7 +26,7 @@ CRASH_MODULE := $(BUILD)/crashpoints/ngx_http_ldseg_module.so
 CRASH_CC_OPT := -DNGX_HTTP_LDSEG_CRASHPOINTS=1
 CC          ?= cc
 
-CORE_SRCS   := $(wildcard src/ldseg_*.c)
+CORE_SRCS   := src/ldseg.c $(wildcard src/ldseg_*.c)
 CORE_HDRS   := src/ldseg.h $(wildcard src/ldseg_*.h)
 GLUE_SRCS   := ngx_http_ldseg_module.c $(wildcard src/ngx_http_ldseg_*.c)
 GLUE_HDRS   := $(wildcard src/ngx_http_ldseg_*.h)

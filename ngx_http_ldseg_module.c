@@ -528,7 +528,7 @@ ngx_http_ldseg_client_side_id(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_ldseg_loc_conf_t *lcf = conf;
 
-    u_char                            *p, *last;
+    ldseg_rc_t                         rc;
     ngx_str_t                         *value;
     ngx_http_complex_value_t          *cv;
     ngx_http_compile_complex_value_t   ccv;
@@ -562,27 +562,24 @@ ngx_http_ldseg_client_side_id(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (cv->lengths == NULL) {
 
-        /* a literal ID goes into a URL: allow a plain token only */
+        /* a literal ID goes into a URL: the check requests make, now */
 
-        if (value[1].len > NGX_HTTP_LDSEG_ID_MAX) {
+        rc = ldseg_client_side_id_check((const char *) value[1].data,
+                                        value[1].len);
+
+        if (rc == LDSEG_ETOOBIG) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"ldseg_client_side_id\" is longer than %d "
-                               "characters", NGX_HTTP_LDSEG_ID_MAX);
+                               "characters", LDSEG_CLIENT_SIDE_ID_MAX);
             return NGX_CONF_ERROR;
         }
 
-        last = value[1].data + value[1].len;
-
-        for (p = value[1].data; p < last; p++) {
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-                  || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"ldseg_client_side_id\" \"%V\": "
-                                   "only letters, digits, \"-\" and \"_\" "
-                                   "are allowed", &value[1]);
-                return NGX_CONF_ERROR;
-            }
+        if (rc != LDSEG_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"ldseg_client_side_id\" \"%V\": "
+                               "only letters, digits, \"-\" and \"_\" "
+                               "are allowed", &value[1]);
+            return NGX_CONF_ERROR;
         }
     }
 

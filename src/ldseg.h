@@ -36,6 +36,9 @@
 #define LDSEG_MAX_IDENTITY            1024
 #define LDSEG_EVENT_SLACK             (LDSEG_MAX_IDENTITY + 256)
 
+/* a client-side ID is at most this long */
+#define LDSEG_CLIENT_SIDE_ID_MAX      256
+
 
 typedef enum {
     LDSEG_OK = 0,
@@ -46,11 +49,62 @@ typedef enum {
 
 
 /*
- * code is stable and machine readable (it is the "code" of the JSON error
- * body and a status counter label); message is a static human sentence.
+ * Why a request or a message is refused or skipped.  The name of a reason
+ * (ldseg_reason_name()) is stable and machine readable: it is the "code"
+ * of a JSON error body and the label of a status counter.  Reasons below
+ * LDSEG_REASON_NREJECT are counted by index in "rejected_reasons": add a
+ * rejection before LDSEG_REASON_NREJECT, anything else after it.
  */
+typedef enum {
+    LDSEG_REASON_INVALID_JSON = 0,
+    LDSEG_REASON_NOT_AN_OBJECT,
+    LDSEG_REASON_TOO_LARGE,
+    LDSEG_REASON_TOO_MANY_MESSAGES,
+    LDSEG_REASON_TOO_DEEP,
+    LDSEG_REASON_INVALID_BATCH,
+    LDSEG_REASON_INVALID_TYPE,
+    LDSEG_REASON_MISSING_EVENT,
+    LDSEG_REASON_MISSING_IDENTITY,
+    LDSEG_REASON_INVALID_PROPERTIES,
+    LDSEG_REASON_INVALID_TIMESTAMP,
+    LDSEG_REASON_MISSING_USER_ID,
+    LDSEG_REASON_MISSING_PREVIOUS_ID,
+    LDSEG_REASON_INVALID_METRIC,
+    LDSEG_REASON_QUEUE_FULL,
+    LDSEG_REASON_TOO_MANY_DESTINATIONS,
+    LDSEG_REASON_INVALID_IDENTITY,
+    LDSEG_REASON_INVALID_ENCODING,
+    LDSEG_REASON_UNKNOWN_WRITE_KEY,
+    LDSEG_REASON_INVALID_CLIENT_SIDE_ID,
+    LDSEG_REASON_INTERNAL_ERROR,
+
+    LDSEG_REASON_NREJECT,
+
+    /* valid messages that map to no event ("skipped") */
+    LDSEG_REASON_IDENTIFY_WITHOUT_USER_ID = LDSEG_REASON_NREJECT,
+    LDSEG_REASON_IDENTIFY_WITHOUT_PREVIOUS_ID,
+    LDSEG_REASON_NO_EVENT_FOR_TYPE,
+
+    /* answered, not counted */
+    LDSEG_REASON_UNKNOWN_ENDPOINT,
+    LDSEG_REASON_METHOD_NOT_ALLOWED,
+    LDSEG_REASON_NO_MEMORY,
+
+    /* LaunchDarkly SDK event posts (ldseg_export.c) */
+    LDSEG_REASON_NOT_AN_ARRAY,
+    LDSEG_REASON_NO_CONTEXT_KEY,
+    LDSEG_REASON_NOT_EXPORTED,
+
+    /* an event: no reason */
+    LDSEG_REASON_NONE,
+
+    LDSEG_REASON_N
+} ldseg_reason_e;
+
+
+/* reason tells why; message is a static human sentence */
 typedef struct {
-    const char                   *code;
+    ldseg_reason_e                reason;
     const char                   *message;
 } ldseg_error_t;
 
@@ -131,6 +185,16 @@ typedef struct {
     size_t                        write_key_len;
 } ldseg_result_t;
 
+
+/* "invalid_json", "too_large", ...; "unknown" outside the enum */
+const char *ldseg_reason_name(ldseg_reason_e reason);
+
+/*
+ * A client-side ID goes into the events URL: a plain token (letters,
+ * digits, "-" and "_") of 1 to LDSEG_CLIENT_SIDE_ID_MAX bytes.  LDSEG_OK,
+ * LDSEG_ETOOBIG (too long) or LDSEG_EINVAL (empty, or another byte).
+ */
+ldseg_rc_t ldseg_client_side_id_check(const char *p, size_t len);
 
 /* "track" -> LDSEG_EP_TRACK ... "t" -> LDSEG_EP_TRACK; unknown names: 0 */
 ldseg_endpoint_e ldseg_endpoint(const char *name, size_t len);

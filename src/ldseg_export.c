@@ -434,7 +434,7 @@ ldseg_export_prepare(ldseg_export_ev_t *ev)
     ldseg_export_iter_t   it;
 
     ev->status = LDSEG_MSG_SKIPPED;
-    ev->err.code = "not_exported";
+    ev->err.reason = LDSEG_REASON_NOT_EXPORTED;
     ev->err.message = "index, identify, summary, alias and debug events "
                       "are not exported";
 
@@ -471,13 +471,13 @@ ldseg_export_prepare(ldseg_export_ev_t *ev)
 
     if (!found) {
         ev->status = LDSEG_MSG_REJECTED;
-        ev->err.code = "no_context_key";
+        ev->err.reason = LDSEG_REASON_NO_CONTEXT_KEY;
         ev->err.message = "event has no context key to export it under";
         return;
     }
 
     ev->status = LDSEG_MSG_EVENT;
-    ev->err.code = NULL;
+    ev->err.reason = LDSEG_REASON_NONE;
     ev->err.message = NULL;
 }
 
@@ -643,7 +643,7 @@ ldseg_export_process(const char *body, size_t len,
     memset(res, 0, sizeof(ldseg_result_t));
 
     if (len > opt->max_body) {
-        err->code = "too_large";
+        err->reason = LDSEG_REASON_TOO_LARGE;
         err->message = "body is larger than the limit";
         return LDSEG_ETOOBIG;
     }
@@ -658,7 +658,7 @@ ldseg_export_process(const char *body, size_t len,
     start = ldseg_json_ws(body, end);
 
     if (start == end || *start != '[') {
-        err->code = "not_an_array";
+        err->reason = LDSEG_REASON_NOT_AN_ARRAY;
         err->message = "body is not a JSON array of events";
         return LDSEG_EINVAL;
     }
@@ -668,8 +668,8 @@ ldseg_export_process(const char *body, size_t len,
     p = ldseg_json_value(&js, start, 0, NULL);
 
     if (p == NULL || ldseg_json_ws(p, end) != end) {
-        err->code = (js.code != NULL && strcmp(js.code, "too_deep") == 0)
-                    ? "too_deep" : "invalid_json";
+        err->reason = (js.code != NULL && strcmp(js.code, "too_deep") == 0)
+                      ? LDSEG_REASON_TOO_DEEP : LDSEG_REASON_INVALID_JSON;
         err->message = "body is not valid JSON";
         return LDSEG_EINVAL;
     }
@@ -710,7 +710,7 @@ ldseg_export_process(const char *body, size_t len,
 
         if (e.type != LDSEG_JSON_OBJECT) {
             evs[i].status = LDSEG_MSG_REJECTED;
-            evs[i].err.code = "not_an_object";
+            evs[i].err.reason = LDSEG_REASON_NOT_AN_OBJECT;
             evs[i].err.message = "event is not a JSON object";
 
         } else {
@@ -725,7 +725,7 @@ ldseg_export_process(const char *body, size_t len,
 
             if (evs[i].len > opt->max_message) {
                 evs[i].status = LDSEG_MSG_REJECTED;
-                evs[i].err.code = "too_large";
+                evs[i].err.reason = LDSEG_REASON_TOO_LARGE;
                 evs[i].err.message = "the Segment message would be larger "
                                      "than 32 KB";
 
@@ -784,7 +784,7 @@ nomem:
 
     ldseg_result_free(res, a);
 
-    err->code = "no_memory";
+    err->reason = LDSEG_REASON_NO_MEMORY;
     err->message = "out of memory";
 
     return LDSEG_ENOMEM;

@@ -2,9 +2,9 @@
 /*
  * Copyright (C) ldseg authors
  *
- * Segment Tracking API requests: endpoints, limits, single messages and
- * batches, and ldseg_process(), which scans the body once, prepares every
- * message, sizes the output exactly and writes all events into one buffer.
+ * The Segment Tracking API model: which fields of a message matter, the
+ * request-level limits, single messages and batches.  A body is scanned
+ * once; every message is prepared for translation as it is met.
  */
 
 
@@ -16,50 +16,15 @@
 
 #define LDSEG_KEY(name, slot)  { name, sizeof(name) - 1, slot, NULL, NULL, 0 }
 
-/*
- * Prepared batch messages are kept in blocks of this many, which are
- * never moved: a batch of 2500 tiny messages costs no copying and no
- * allocation large enough to be mapped (and faulted in) afresh.  A block
- * (16 * 216 bytes) stays below a page, so nginx's request pool serves it
- * without a malloc() of its own.
- */
-#define LDSEG_SEGMENT_BLOCK        16
-
-#define ldseg_segment_ev(blocks, i)                                          \
-    (&(blocks)[(i) / LDSEG_SEGMENT_BLOCK][(i) % LDSEG_SEGMENT_BLOCK])
-
-
-typedef struct {
-    const char                   *name;
-    size_t                        len;
-    ldseg_endpoint_e              ep;
-} ldseg_endpoint_name_t;
-
-
-/* ldseg_segment_batch()'s state, in ldseg_json_t.ctx */
-typedef struct {
-    const ldseg_options_t        *opt;
-    const ldseg_allocator_t      *a;
-    ldseg_event_t               **blocks;
-    size_t                        nblocks;   /* allocated blocks */
-    size_t                        cap;       /* slots in blocks[] */
-    size_t                        n;
-} ldseg_segment_ctx_t;
-
 
 static ldseg_rc_t ldseg_segment_fail(ldseg_error_t *err, ldseg_rc_t rc,
-    const char *code, const char *message);
+    ldseg_reason_e reason, const char *message);
 static const char *ldseg_segment_batch(ldseg_json_t *js, const char *p,
     unsigned depth, ldseg_json_val_t *v);
 static ldseg_event_t *ldseg_segment_next(ldseg_json_t *js,
-    ldseg_segment_ctx_t *ctx);
+    ldseg_segment_t *s);
 static ldseg_rc_t ldseg_segment_scan_fail(const ldseg_json_t *js,
     ldseg_error_t *err);
-static ldseg_rc_t ldseg_segment_write_key(const ldseg_json_val_t *v,
-    const ldseg_allocator_t *a, ldseg_result_t *res);
-static ldseg_rc_t ldseg_segment_output(ldseg_event_t *const *blocks,
-    const ldseg_allocator_t *a, ldseg_result_t *res);
-static void ldseg_segment_free(ldseg_segment_ctx_t *ctx);
 
 
 static const ldseg_json_key_t  ldseg_props_keys[] = {
@@ -87,68 +52,6 @@ static const ldseg_json_key_t  ldseg_batch_keys[] = {
       NULL, 0 },
     LDSEG_KEY("writeKey", LDSEG_F_WRITE_KEY)
 };
-
-
-static const ldseg_endpoint_name_t  ldseg_endpoints[] = {
-    { "track", 5, LDSEG_EP_TRACK },
-    { "identify", 8, LDSEG_EP_IDENTIFY },
-    { "alias", 5, LDSEG_EP_ALIAS },
-    { "page", 4, LDSEG_EP_PAGE },
-    { "screen", 6, LDSEG_EP_SCREEN },
-    { "group", 5, LDSEG_EP_GROUP },
-    { "batch", 5, LDSEG_EP_BATCH },
-    { "import", 6, LDSEG_EP_BATCH },
-    { "t", 1, LDSEG_EP_TRACK },
-    { "i", 1, LDSEG_EP_IDENTIFY },
-    { "a", 1, LDSEG_EP_ALIAS },
-    { "p", 1, LDSEG_EP_PAGE },
-    { "s", 1, LDSEG_EP_SCREEN },
-    { "g", 1, LDSEG_EP_GROUP },
-    { "b", 1, LDSEG_EP_BATCH }
-};
-
-
-ldseg_endpoint_e
-ldseg_endpoint(const char *name, size_t len)
-{
-    size_t  i;
-
-    for (i = 0; i < sizeof(ldseg_endpoints) / sizeof(ldseg_endpoints[0]);
-         i++)
-    {
-        if (ldseg_endpoints[i].len == len
-            && memcmp(ldseg_endpoints[i].name, name, len) == 0)
-        {
-            return ldseg_endpoints[i].ep;
-        }
-    }
-
-    return LDSEG_EP_UNKNOWN;
-}
-
-
-const char *
-ldseg_endpoint_name(ldseg_endpoint_e ep)
-{
-    switch (ep) {
-    case LDSEG_EP_TRACK:
-        return "track";
-    case LDSEG_EP_IDENTIFY:
-        return "identify";
-    case LDSEG_EP_ALIAS:
-        return "alias";
-    case LDSEG_EP_PAGE:
-        return "page";
-    case LDSEG_EP_SCREEN:
-        return "screen";
-    case LDSEG_EP_GROUP:
-        return "group";
-    case LDSEG_EP_BATCH:
-        return "batch";
-    default:
-        return "unknown";
-    }
-}
 
 
 ldseg_endpoint_e
@@ -189,23 +92,11 @@ ldseg_segment_type(const ldseg_json_val_t *v)
 }
 
 
-void
-ldseg_options_init(ldseg_options_t *opt)
-{
-    opt->format = LDSEG_FORMAT_ACTIONS;
-    opt->now_ms = 0;
-    opt->max_message = LDSEG_MAX_MESSAGE;
-    opt->max_batch_bytes = LDSEG_MAX_BATCH_BYTES;
-    opt->max_batch_messages = LDSEG_MAX_BATCH_MESSAGES;
-    opt->max_depth = LDSEG_MAX_DEPTH;
-}
-
-
 static ldseg_rc_t
-ldseg_segment_fail(ldseg_error_t *err, ldseg_rc_t rc, const char *code,
+ldseg_segment_fail(ldseg_error_t *err, ldseg_rc_t rc, ldseg_reason_e reason,
     const char *message)
 {
-    err->code = code;
+    err->reason = reason;
     err->message = message;
 
     return rc;
@@ -213,76 +104,80 @@ ldseg_segment_fail(ldseg_error_t *err, ldseg_rc_t rc, const char *code,
 
 
 static ldseg_event_t *
-ldseg_segment_next(ldseg_json_t *js, ldseg_segment_ctx_t *ctx)
+ldseg_segment_next(ldseg_json_t *js, ldseg_segment_t *s)
 {
     size_t           cap;
     ldseg_event_t  **blocks, *b;
 
-    if (ctx->n == ctx->opt->max_batch_messages) {
+    if (s->n == s->opt->max_batch_messages) {
         (void) ldseg_json_fail(js, "too_many_messages");
         return NULL;
     }
 
-    if (ctx->n == ctx->nblocks * LDSEG_SEGMENT_BLOCK) {
+    if (s->n == s->nblocks * LDSEG_SEGMENT_BLOCK) {
 
-        if (ctx->nblocks == ctx->cap) {
-            cap = (ctx->cap == 0) ? 4 : ctx->cap * 2;
+        if (s->nblocks == s->cap) {
+            cap = (s->cap == 0) ? 4 : s->cap * 2;
 
             if (cap > ((size_t) -1) / sizeof(ldseg_event_t *)) {
                 (void) ldseg_json_fail(js, "no_memory");
                 return NULL;
             }
 
-            blocks = ctx->a->alloc(ctx->a->ctx,
-                                   cap * sizeof(ldseg_event_t *));
+            blocks = s->a->alloc(s->a->ctx, cap * sizeof(ldseg_event_t *));
             if (blocks == NULL) {
                 (void) ldseg_json_fail(js, "no_memory");
                 return NULL;
             }
 
-            if (ctx->blocks != NULL) {
-                memcpy(blocks, ctx->blocks,
-                       ctx->nblocks * sizeof(ldseg_event_t *));
-                ctx->a->free(ctx->a->ctx, ctx->blocks);
+            if (s->blocks != NULL) {
+                memcpy(blocks, s->blocks,
+                       s->nblocks * sizeof(ldseg_event_t *));
+                s->a->free(s->a->ctx, s->blocks);
             }
 
-            ctx->blocks = blocks;
-            ctx->cap = cap;
+            s->blocks = blocks;
+            s->cap = cap;
         }
 
-        b = ctx->a->alloc(ctx->a->ctx,
-                          LDSEG_SEGMENT_BLOCK * sizeof(ldseg_event_t));
+        b = s->a->alloc(s->a->ctx,
+                        LDSEG_SEGMENT_BLOCK * sizeof(ldseg_event_t));
         if (b == NULL) {
             (void) ldseg_json_fail(js, "no_memory");
             return NULL;
         }
 
-        ctx->blocks[ctx->nblocks++] = b;
+        s->blocks[s->nblocks++] = b;
     }
 
-    b = ldseg_segment_ev(ctx->blocks, ctx->n);
-    ctx->n++;
+    b = ldseg_segment_message(s, s->n);
+    s->n++;
 
     return b;
 }
 
 
-static void
-ldseg_segment_free(ldseg_segment_ctx_t *ctx)
+void
+ldseg_segment_free(ldseg_segment_t *s)
 {
     size_t  i;
 
-    for (i = 0; i < ctx->nblocks; i++) {
-        ctx->a->free(ctx->a->ctx, ctx->blocks[i]);
+    if (s->cap == 0) {
+        /* a single message, or an empty batch: nothing was allocated */
+        s->blocks = NULL;
+        s->nblocks = 0;
+        return;
     }
 
-    if (ctx->blocks != NULL) {
-        ctx->a->free(ctx->a->ctx, ctx->blocks);
+    for (i = 0; i < s->nblocks; i++) {
+        s->a->free(s->a->ctx, s->blocks[i]);
     }
 
-    ctx->blocks = NULL;
-    ctx->nblocks = 0;
-    ctx->cap = 0;
+    s->a->free(s->a->ctx, s->blocks);
+
+    s->blocks = NULL;
+    s->nblocks = 0;
+    s->cap = 0;
 }
 
 
@@ -298,19 +193,19 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
     unsigned                odd;
     const char             *start, *end, *q;
     ldseg_event_t          *ev;
+    ldseg_segment_t        *s;
     ldseg_endpoint_e        type;
     ldseg_json_val_t        e;
     ldseg_segment_msg_t     m;
-    ldseg_segment_ctx_t    *ctx;
     const ldseg_options_t  *opt;
 
-    ctx = js->ctx;
-    opt = ctx->opt;
+    s = js->ctx;
+    opt = s->opt;
     end = js->end;
     start = p;
 
     /* the last "batch" wins */
-    ctx->n = 0;
+    s->n = 0;
 
     if (p == end || *p != '[') {
         return ldseg_json_value(js, p, depth, v);
@@ -329,7 +224,7 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
 
     for ( ;; ) {
 
-        ev = ldseg_segment_next(js, ctx);
+        ev = ldseg_segment_next(js, s);
         if (ev == NULL) {
             return NULL;
         }
@@ -353,12 +248,12 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
 
             if ((size_t) (p - q) > opt->max_message) {
                 ev->status = LDSEG_MSG_REJECTED;
-                ev->err.code = "too_large";
+                ev->err.reason = LDSEG_REASON_TOO_LARGE;
                 ev->err.message = "message is larger than the limit";
 
             } else if (type == LDSEG_EP_UNKNOWN) {
                 ev->status = LDSEG_MSG_REJECTED;
-                ev->err.code = "invalid_type";
+                ev->err.reason = LDSEG_REASON_INVALID_TYPE;
                 ev->err.message = "batch message needs a known \"type\"";
 
             } else {
@@ -374,7 +269,7 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
             }
 
             ev->status = LDSEG_MSG_REJECTED;
-            ev->err.code = "not_an_object";
+            ev->err.reason = LDSEG_REASON_NOT_AN_OBJECT;
             ev->err.message = "batch message is not a JSON object";
             ev->msg_len = e.len;
         }
@@ -415,161 +310,65 @@ ldseg_segment_scan_fail(const ldseg_json_t *js, ldseg_error_t *err)
     code = (js->code != NULL) ? js->code : "invalid_json";
 
     if (strcmp(code, "too_deep") == 0) {
-        return ldseg_segment_fail(err, LDSEG_EINVAL, "too_deep",
+        return ldseg_segment_fail(err, LDSEG_EINVAL, LDSEG_REASON_TOO_DEEP,
                                   "JSON nesting is too deep");
     }
 
     if (strcmp(code, "too_many_messages") == 0) {
-        return ldseg_segment_fail(err, LDSEG_ETOOBIG, "too_many_messages",
+        return ldseg_segment_fail(err, LDSEG_ETOOBIG,
+                                  LDSEG_REASON_TOO_MANY_MESSAGES,
                                   "batch has too many messages");
     }
 
     if (strcmp(code, "no_memory") == 0) {
-        return ldseg_segment_fail(err, LDSEG_ENOMEM, "no_memory",
+        return ldseg_segment_fail(err, LDSEG_ENOMEM, LDSEG_REASON_NO_MEMORY,
                                   "out of memory");
     }
 
-    return ldseg_segment_fail(err, LDSEG_EINVAL, "invalid_json",
+    return ldseg_segment_fail(err, LDSEG_EINVAL, LDSEG_REASON_INVALID_JSON,
                               "body is not valid JSON");
 }
 
 
-static ldseg_rc_t
-ldseg_segment_write_key(const ldseg_json_val_t *v, const ldseg_allocator_t *a,
-    ldseg_result_t *res)
-{
-    if (v->type != LDSEG_JSON_STRING) {
-        return LDSEG_OK;
-    }
-
-    res->write_key = a->alloc(a->ctx, v->len);
-    if (res->write_key == NULL) {
-        return LDSEG_ENOMEM;
-    }
-
-    res->write_key_len = ldseg_json_string_decode(v->p, v->len,
-                                                  res->write_key);
-
-    return LDSEG_OK;
-}
-
-
-static ldseg_rc_t
-ldseg_segment_output(ldseg_event_t *const *blocks,
-    const ldseg_allocator_t *a, ldseg_result_t *res)
-{
-    char                *p;
-    size_t               i, len, total;
-    ldseg_event_t       *ev;
-    ldseg_msg_result_t  *mr;
-
-    total = 0;
-
-    for (i = 0; i < res->n; i++) {
-        mr = &res->msgs[i];
-        ev = ldseg_segment_ev(blocks, i);
-        mr->status = ev->status;
-        mr->err = ev->err;
-        mr->msg_len = ev->msg_len;
-
-        switch (mr->status) {
-
-        case LDSEG_MSG_EVENT:
-            len = ldseg_translate_write(ev, NULL);
-
-            /* the event and a comma; cannot overflow below SIZE_MAX / 2 */
-            if (len > ((size_t) -1) / 2 - total) {
-                return LDSEG_ENOMEM;
-            }
-
-            mr->event_len = len;
-            total += len + 1;
-            res->nevents++;
-            break;
-
-        case LDSEG_MSG_SKIPPED:
-            res->nskipped++;
-            break;
-
-        default:
-            res->nrejected++;
-            break;
-        }
-    }
-
-    if (res->nevents == 0) {
-        return LDSEG_OK;
-    }
-
-    res->events = a->alloc(a->ctx, total);
-    if (res->events == NULL) {
-        return LDSEG_ENOMEM;
-    }
-
-    p = res->events;
-
-    for (i = 0; i < res->n; i++) {
-        mr = &res->msgs[i];
-
-        if (mr->status != LDSEG_MSG_EVENT) {
-            continue;
-        }
-
-        if (p != res->events) {
-            *p++ = ',';
-        }
-
-        mr->event_off = (size_t) (p - res->events);
-        p += ldseg_translate_write(ldseg_segment_ev(blocks, i), p);
-    }
-
-    res->events_len = (size_t) (p - res->events);
-
-    return LDSEG_OK;
-}
-
-
 ldseg_rc_t
-ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
-    const ldseg_options_t *opt, const ldseg_allocator_t *a,
-    ldseg_result_t *res, ldseg_error_t *err)
+ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
+    ldseg_endpoint_e ep, ldseg_event_t *single, const ldseg_options_t *opt,
+    const ldseg_allocator_t *a, ldseg_error_t *err)
 {
     int                   object;
-    size_t                n;
     const char           *p, *end, *start;
     ldseg_rc_t            rc;
     ldseg_json_t          js;
-    ldseg_event_t         single, *one, *const *blocks;
-    ldseg_segment_ctx_t   ctx;
     ldseg_segment_msg_t   m;
 
-    memset(res, 0, sizeof(ldseg_result_t));
+    s->opt = opt;
+    s->a = a;
+    s->blocks = NULL;
+    s->nblocks = 0;
+    s->cap = 0;
+    s->n = 0;
+    s->one = single;
+    s->write_key.type = LDSEG_JSON_NONE;
 
     if (ep == LDSEG_EP_UNKNOWN) {
-        return ldseg_segment_fail(err, LDSEG_EINVAL, "unknown_endpoint",
+        return ldseg_segment_fail(err, LDSEG_EINVAL,
+                                  LDSEG_REASON_UNKNOWN_ENDPOINT,
                                   "unknown Segment endpoint");
     }
 
     if (len > (ep == LDSEG_EP_BATCH ? opt->max_batch_bytes
                                     : opt->max_message))
     {
-        return ldseg_segment_fail(err, LDSEG_ETOOBIG, "too_large",
+        return ldseg_segment_fail(err, LDSEG_ETOOBIG, LDSEG_REASON_TOO_LARGE,
                                   "body is larger than the limit");
     }
 
     end = body + len;
 
-    ctx.opt = opt;
-    ctx.a = a;
-    ctx.blocks = NULL;
-    ctx.nblocks = 0;
-    ctx.cap = 0;
-    ctx.n = 0;
-
     js.end = end;
     js.max_depth = opt->max_depth;
     js.code = NULL;
-    js.ctx = &ctx;
+    js.ctx = s;
     js.odd = 0;
 
     memset(&m, 0, sizeof(ldseg_segment_msg_t));
@@ -603,78 +402,34 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
     }
 
     if (!object) {
-        rc = ldseg_segment_fail(err, LDSEG_EINVAL, "not_an_object",
+        rc = ldseg_segment_fail(err, LDSEG_EINVAL, LDSEG_REASON_NOT_AN_OBJECT,
                                 "body is not a JSON object");
         goto failed;
     }
 
     if (ep == LDSEG_EP_BATCH) {
         if (m.f[LDSEG_F_BATCH].type != LDSEG_JSON_ARRAY) {
-            rc = ldseg_segment_fail(err, LDSEG_EINVAL, "invalid_batch",
+            rc = ldseg_segment_fail(err, LDSEG_EINVAL,
+                                    LDSEG_REASON_INVALID_BATCH,
                                     "batch body needs a \"batch\" array");
             goto failed;
         }
 
-        n = ctx.n;
-        blocks = ctx.blocks;
-
     } else {
-        n = 1;
-        one = &single;
-        blocks = &one;
+        s->n = 1;
+        s->blocks = &s->one;
         m.odd = (js.odd != 0);
-        ldseg_translate_prepare(&m, ep, opt, &single);
-        single.msg_len = (size_t) (p - start);
+        ldseg_translate_prepare(&m, ep, opt, single);
+        single->msg_len = (size_t) (p - start);
     }
 
-    if (n != 0) {
-        res->msgs = a->alloc(a->ctx, n * sizeof(ldseg_msg_result_t));
-        if (res->msgs == NULL) {
-            goto nomem;
-        }
-
-        memset(res->msgs, 0, n * sizeof(ldseg_msg_result_t));
-        res->n = n;
-    }
-
-    if (ldseg_segment_write_key(&m.f[LDSEG_F_WRITE_KEY], a, res) != LDSEG_OK
-        || ldseg_segment_output(blocks, a, res) != LDSEG_OK)
-    {
-        goto nomem;
-    }
-
-    ldseg_segment_free(&ctx);
+    s->write_key = m.f[LDSEG_F_WRITE_KEY];
 
     return LDSEG_OK;
 
-nomem:
-
-    rc = ldseg_segment_fail(err, LDSEG_ENOMEM, "no_memory", "out of memory");
-
 failed:
 
-    ldseg_segment_free(&ctx);
-
-    ldseg_result_free(res, a);
+    ldseg_segment_free(s);
 
     return rc;
-}
-
-
-void
-ldseg_result_free(ldseg_result_t *res, const ldseg_allocator_t *a)
-{
-    if (res->msgs != NULL) {
-        a->free(a->ctx, res->msgs);
-    }
-
-    if (res->events != NULL) {
-        a->free(a->ctx, res->events);
-    }
-
-    if (res->write_key != NULL) {
-        a->free(a->ctx, res->write_key);
-    }
-
-    memset(res, 0, sizeof(ldseg_result_t));
 }

@@ -62,9 +62,9 @@ static ldseg_rc_t ldseg_translate_metric(const ldseg_json_val_t *v,
     ldseg_event_t *ev);
 static ldseg_rc_t ldseg_translate_number_string(const ldseg_json_val_t *v,
     double *d);
-static void ldseg_reject(ldseg_event_t *ev, const char *code,
+static void ldseg_reject(ldseg_event_t *ev, ldseg_reason_e reason,
     const char *message);
-static void ldseg_skip(ldseg_event_t *ev, const char *code,
+static void ldseg_skip(ldseg_event_t *ev, ldseg_reason_e reason,
     const char *message);
 static void ldseg_out(ldseg_out_t *o, const char *s, size_t len);
 static void ldseg_out_id(ldseg_out_t *o, const ldseg_json_val_t *id);
@@ -325,19 +325,20 @@ ldseg_translate_metric(const ldseg_json_val_t *v, ldseg_event_t *ev)
 
 
 static void
-ldseg_reject(ldseg_event_t *ev, const char *code, const char *message)
+ldseg_reject(ldseg_event_t *ev, ldseg_reason_e reason,
+    const char *message)
 {
     ev->status = LDSEG_MSG_REJECTED;
-    ev->err.code = code;
+    ev->err.reason = reason;
     ev->err.message = message;
 }
 
 
 static void
-ldseg_skip(ldseg_event_t *ev, const char *code, const char *message)
+ldseg_skip(ldseg_event_t *ev, ldseg_reason_e reason, const char *message)
 {
     ev->status = LDSEG_MSG_SKIPPED;
-    ev->err.code = code;
+    ev->err.reason = reason;
     ev->err.message = message;
 }
 
@@ -376,7 +377,7 @@ ldseg_translate_identities(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
                 break;
 
             case LDSEG_ETOOBIG:
-                ldseg_reject(ev, "invalid_identity",
+                ldseg_reject(ev, LDSEG_REASON_INVALID_IDENTITY,
                              ldseg_identities[i].message);
                 return LDSEG_ETOOBIG;
 
@@ -388,7 +389,7 @@ ldseg_translate_identities(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
                     break;
                 }
 
-                ldseg_reject(ev, "invalid_identity",
+                ldseg_reject(ev, LDSEG_REASON_INVALID_IDENTITY,
                              "an identity is an object with a \"toString\" "
                              "or \"__proto__\" key, which JavaScript "
                              "cannot turn into a string");
@@ -428,13 +429,13 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
     switch (ldseg_translate_id(src, &ev->user)) {
 
     case LDSEG_ID_MISSING:
-        ldseg_reject(ev, "missing_identity",
+        ldseg_reject(ev, LDSEG_REASON_MISSING_IDENTITY,
                      "message needs a non-empty \"userId\" or "
                      "\"anonymousId\"");
         return;
 
     case LDSEG_ID_INVALID:
-        ldseg_reject(ev, "missing_identity",
+        ldseg_reject(ev, LDSEG_REASON_MISSING_IDENTITY,
                      "\"userId\" or \"anonymousId\" is not a usable id");
         return;
 
@@ -446,12 +447,12 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
         switch (ldseg_translate_id(&f[LDSEG_F_EVENT], &ev->key)) {
 
         case LDSEG_ID_MISSING:
-            ldseg_reject(ev, "missing_event",
+            ldseg_reject(ev, LDSEG_REASON_MISSING_EVENT,
                          "track message needs a non-empty \"event\"");
             return;
 
         case LDSEG_ID_INVALID:
-            ldseg_reject(ev, "missing_event",
+            ldseg_reject(ev, LDSEG_REASON_MISSING_EVENT,
                          "\"event\" must be a string");
             return;
 
@@ -483,7 +484,7 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
             /* fall through */
 
         default:
-            ldseg_reject(ev, "invalid_properties",
+            ldseg_reject(ev, LDSEG_REASON_INVALID_PROPERTIES,
                          "\"properties\" must be an object");
             return;
         }
@@ -492,7 +493,7 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
     if (ldseg_translate_time(&f[LDSEG_F_TIMESTAMP], opt, &ev->ms)
         != LDSEG_OK)
     {
-        ldseg_reject(ev, "invalid_timestamp",
+        ldseg_reject(ev, LDSEG_REASON_INVALID_TIMESTAMP,
                      "\"timestamp\" is not a valid ISO-8601 date");
         return;
     }
@@ -519,7 +520,7 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
         }
 
         if (ldseg_translate_metric(src, ev) != LDSEG_OK) {
-            ldseg_reject(ev, "invalid_metric",
+            ldseg_reject(ev, LDSEG_REASON_INVALID_METRIC,
                          "\"revenue\" or \"value\" is not a finite number");
         }
 
@@ -533,11 +534,11 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
             != LDSEG_ID_OK)
         {
             if (type == LDSEG_EP_IDENTIFY) {
-                ldseg_skip(ev, "identify_without_user_id",
+                ldseg_skip(ev, LDSEG_REASON_IDENTIFY_WITHOUT_USER_ID,
                            "identify without \"userId\" maps to no event");
 
             } else {
-                ldseg_reject(ev, "missing_user_id",
+                ldseg_reject(ev, LDSEG_REASON_MISSING_USER_ID,
                              "alias message needs a non-empty \"userId\"");
             }
 
@@ -551,12 +552,12 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
 
         case LDSEG_ID_MISSING:
             if (type == LDSEG_EP_IDENTIFY) {
-                ldseg_skip(ev, "identify_without_previous_id",
+                ldseg_skip(ev, LDSEG_REASON_IDENTIFY_WITHOUT_PREVIOUS_ID,
                            "identify without \"previousId\" or "
                            "\"anonymousId\" maps to no event");
 
             } else {
-                ldseg_reject(ev, "missing_previous_id",
+                ldseg_reject(ev, LDSEG_REASON_MISSING_PREVIOUS_ID,
                              "alias message needs a non-empty "
                              "\"previousId\" or \"anonymousId\"");
             }
@@ -564,7 +565,7 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
             return;
 
         case LDSEG_ID_INVALID:
-            ldseg_reject(ev, "missing_identity",
+            ldseg_reject(ev, LDSEG_REASON_MISSING_IDENTITY,
                          "\"previousId\" or \"anonymousId\" is not a "
                          "usable id");
             return;
@@ -574,7 +575,7 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
         }
 
     default:
-        ldseg_skip(ev, "no_event_for_type",
+        ldseg_skip(ev, LDSEG_REASON_NO_EVENT_FOR_TYPE,
                    "page, screen and group map to no event");
         return;
     }

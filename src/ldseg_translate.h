@@ -28,7 +28,9 @@ typedef enum {
  * A prepared event: spans into the request body plus the few computed
  * values.  Valid only while the body is.
  */
-typedef struct {
+typedef struct ldseg_event_s  ldseg_event_t;
+
+struct ldseg_event_s {
     ldseg_msg_status_e            status;
     ldseg_error_t                 err;
     ldseg_event_kind_e            kind;
@@ -44,7 +46,7 @@ typedef struct {
     unsigned                      clean;     /* data needs ldseg_out_data */
     size_t                        anon_len;  /* String(anon)'s length */
     size_t                        msg_len;   /* the message's bytes */
-} ldseg_event_t;
+};
 
 
 /*

@@ -18,34 +18,41 @@
 
 #include "ngx_http_ldseg_module.h"
 #include "ngx_http_ldseg_queue.h"
+#include "ngx_http_ldseg_reply.h"
 #include "ngx_http_ldseg_sender.h"
 
 
 static void ngx_http_ldseg_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ldseg_process(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ldseg_read(ngx_http_request_t *r,
+    ngx_http_ldseg_ctx_t *ctx, ngx_str_t *body, ldseg_error_t *err);
 static ngx_int_t ngx_http_ldseg_read_body(ngx_http_request_t *r,
     u_char **data, size_t *len, size_t limit, ldseg_error_t *err);
 static ngx_int_t ngx_http_ldseg_inflate(ngx_http_request_t *r, u_char *in,
     size_t len, u_char **out, size_t *outlen, size_t limit,
     ldseg_error_t *err);
 static ngx_str_t *ngx_http_ldseg_content_encoding(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ldseg_translate(ngx_http_request_t *r,
+    ngx_http_ldseg_ctx_t *ctx, ngx_str_t *body, ldseg_result_t *res,
+    ldseg_error_t *err);
 static ngx_int_t ngx_http_ldseg_destination(ngx_http_request_t *r,
-    ngx_http_ldseg_loc_conf_t *lcf, ngx_str_t *url, ldseg_error_t *err);
-static ngx_int_t ngx_http_ldseg_error(ngx_http_request_t *r,
-    ngx_uint_t status, const char *code, const char *message);
-static ngx_int_t ngx_http_ldseg_accepted(ngx_http_request_t *r,
-    ldseg_result_t *res);
-static ngx_int_t ngx_http_ldseg_unavailable(ngx_http_request_t *r,
-    ngx_http_ldseg_loc_conf_t *lcf, ngx_http_ldseg_main_conf_t *lmcf,
+    ldseg_result_t *res, ngx_str_t *url, ldseg_error_t *err);
+static ngx_int_t ngx_http_ldseg_enqueue(ngx_http_request_t *r,
+    ngx_http_ldseg_stats_t *stats, ngx_str_t *url, ldseg_result_t *res,
+    ldseg_error_t *err);
+static void ngx_http_ldseg_refuse(ngx_http_request_t *r,
     ngx_http_ldseg_stats_t *stats, ldseg_result_t *res,
-    ngx_http_ldseg_enqueue_e erc);
+    ngx_http_ldseg_enqueue_e erc, ldseg_error_t *err);
+static ngx_int_t ngx_http_ldseg_reply(ngx_http_request_t *r,
+    ldseg_result_t *res);
 static void ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats,
     ldseg_result_t *res);
+static void ngx_http_ldseg_count_refused(ngx_http_ldseg_stats_t *stats,
+    ldseg_reason_e reason);
+static void ngx_http_ldseg_log_invalid(ngx_http_request_t *r,
+    ngx_http_ldseg_ctx_t *ctx, const char *what, ldseg_error_t *err);
 static void *ngx_http_ldseg_pool_alloc(void *ctx, size_t size);
 static void ngx_http_ldseg_pool_free(void *ctx, void *p);
-
-
-static ngx_msec_t  ngx_http_ldseg_last_warn;
 
 
 ngx_int_t
@@ -54,7 +61,6 @@ ngx_http_ldseg_handler(ngx_http_request_t *r)
     u_char                      *p, *last;
     size_t                       limit;
     ngx_int_t                    rc;
-    ngx_table_elt_t             *h;
     ldseg_endpoint_e             ep;
     ngx_http_ldseg_ctx_t        *ctx;
     ngx_http_ldseg_stats_t      *stats;
@@ -66,18 +72,9 @@ ngx_http_ldseg_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-        ngx_str_set(&h->value, "POST");
-
-        return ngx_http_ldseg_error(r, NGX_HTTP_NOT_ALLOWED,
-                                    "method_not_allowed",
-                                    "the Tracking API accepts POST only");
+        return ngx_http_ldseg_not_allowed(r, "POST",
+                                          "the Tracking API accepts POST "
+                                          "only");
     }
 
     /* the last path segment names the endpoint: /v1/track, /v1/t, ... */
@@ -100,7 +97,8 @@ ngx_http_ldseg_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        return ngx_http_ldseg_error(r, NGX_HTTP_NOT_FOUND, "unknown_endpoint",
+        return ngx_http_ldseg_error(r, NGX_HTTP_NOT_FOUND,
+                                    LDSEG_REASON_UNKNOWN_ENDPOINT,
                                     "unknown Tracking API endpoint");
     }
 
@@ -128,12 +126,12 @@ ngx_http_ldseg_handler(ngx_http_request_t *r)
 
         if (stats) {
             (void) ngx_atomic_fetch_add(&stats->requests, 1);
-            ngx_http_ldseg_count(stats, NULL);
-            (void) ngx_atomic_fetch_add(&stats->rejected_reasons[
-                                  ngx_http_ldseg_reason("too_large")], 1);
         }
 
-        return ngx_http_ldseg_error(r, NGX_HTTP_BAD_REQUEST, "too_large",
+        ngx_http_ldseg_count_refused(stats, LDSEG_REASON_TOO_LARGE);
+
+        return ngx_http_ldseg_error(r, NGX_HTTP_BAD_REQUEST,
+                                    LDSEG_REASON_TOO_LARGE,
                                     "the request body exceeds Segment's "
                                     "size limit");
     }
@@ -157,22 +155,20 @@ ngx_http_ldseg_body_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The request path: read the body, have the core process it, find the
+ * destination, queue the events, answer.  Each step answers nothing
+ * itself: it returns NGX_OK to go on, NGX_DECLINED with err set for an
+ * answer to the client, or NGX_ERROR.
+ */
+
 static ngx_int_t
 ngx_http_ldseg_process(ngx_http_request_t *r)
 {
-    u_char                      *body;
-    size_t                       len, limit;
-    ngx_str_t                    url;
     ngx_int_t                    rc;
-    ngx_uint_t                   full, i;
-    ldseg_rc_t                   lrc;
+    ngx_str_t                    body, url;
     ldseg_error_t                err;
     ldseg_result_t               res;
-    ldseg_options_t              opt;
-    ldseg_allocator_t            alloc;
-    ngx_http_ldseg_enqueue_e     erc;
-    ngx_http_ldseg_queue_conf_t  qc;
-    ngx_time_t                  *tp;
     ngx_http_ldseg_ctx_t        *ctx;
     ngx_http_ldseg_stats_t      *stats;
     ngx_http_ldseg_loc_conf_t   *lcf;
@@ -190,125 +186,59 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
 
     (void) ngx_atomic_fetch_add(&stats->requests, 1);
 
-    limit = (ctx->endpoint == LDSEG_EP_BATCH) ? LDSEG_MAX_BATCH_BYTES
-                                              : LDSEG_MAX_MESSAGE;
+    rc = ngx_http_ldseg_read(r, ctx, &body, &err);
 
-    rc = ngx_http_ldseg_read_body(r, &body, &len, limit, &err);
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (rc == NGX_OK) {
+        rc = ngx_http_ldseg_translate(r, ctx, &body, &res, &err);
     }
 
     if (rc == NGX_DECLINED) {
-        lrc = LDSEG_EINVAL;
-        goto invalid;
-    }
+        ngx_http_ldseg_count_refused(stats, err.reason);
 
-    ldseg_options_init(&opt);
-    opt.format = (ldseg_format_e) lcf->format;
-    tp = ngx_timeofday();
-    opt.now_ms = (int64_t) tp->sec * 1000 + tp->msec;
-
-    alloc.alloc = ngx_http_ldseg_pool_alloc;
-    alloc.free = ngx_http_ldseg_pool_free;
-    alloc.ctx = r->pool;
-
-    ngx_memzero(&res, sizeof(ldseg_result_t));
-
-    lrc = ldseg_process((const char *) body, len, ctx->endpoint, &opt, &alloc,
-                        &res, &err);
-
-    if (lrc == LDSEG_ENOMEM) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (lrc != LDSEG_OK) {
-        goto invalid;
-    }
-
-    if (res.write_key) {
-        ctx->write_key.data = (u_char *) res.write_key;
-        ctx->write_key.len = res.write_key_len;
-        ctx->write_key_set = 1;
-    }
-
-    if (ctx->endpoint != LDSEG_EP_BATCH && res.nrejected) {
-        err = res.msgs[0].err;
-        ngx_http_ldseg_count(stats, &res);
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "ldseg: invalid \"%s\" message: %s",
-                      ldseg_endpoint_name(ctx->endpoint), err.message);
-
-        return ngx_http_ldseg_error(r, NGX_HTTP_BAD_REQUEST, err.code,
+        return ngx_http_ldseg_error(r, NGX_HTTP_BAD_REQUEST, err.reason,
                                     err.message);
     }
 
-    for (i = 0; i < res.n && res.nrejected; i++) {
-        if (res.msgs[i].status == LDSEG_MSG_REJECTED) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "ldseg: invalid message %ui in batch: %s",
-                          i, res.msgs[i].err.message);
-        }
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (res.nevents) {
-        rc = ngx_http_ldseg_destination(r, lcf, &url, &err);
+    rc = ngx_http_ldseg_destination(r, &res, &url, &err);
 
-        if (rc != NGX_OK) {
-            ngx_http_ldseg_count(stats, NULL);
-            (void) ngx_atomic_fetch_add(
-                &stats->rejected_reasons[NGX_HTTP_LDSEG_REASON_OTHER], 1);
+    if (rc != NGX_OK) {
+        ngx_http_ldseg_count_refused(stats, err.reason);
 
-            return ngx_http_ldseg_error(r, rc, err.code, err.message);
-        }
+        return ngx_http_ldseg_error(r, rc, err.reason, err.message);
+    }
 
-        qc.batch_size = lmcf->batch_size;
-        qc.max_payload = lmcf->max_payload;
-        qc.limit = lmcf->queue_limit;
-        qc.max_destinations = lmcf->max_destinations;
-
-        erc = ngx_http_ldseg_queue_enqueue(lmcf->shm_zone, &url, &res, &qc,
-                                           &full);
-
-        if (erc == NGX_HTTP_LDSEG_ENQ_FULL) {
-            ngx_http_ldseg_sender_full(lmcf->sender);
-        }
-
-        if (erc != NGX_HTTP_LDSEG_ENQ_OK) {
-            return ngx_http_ldseg_unavailable(r, lcf, lmcf, stats, &res, erc);
-        }
-
-        ngx_http_ldseg_sender_queued(lmcf->sender, full);
-
-        (void) ngx_atomic_fetch_add(&stats->queued, res.nevents);
+    if (ngx_http_ldseg_enqueue(r, stats, &url, &res, &err) != NGX_OK) {
+        return ngx_http_ldseg_unavailable(r, lcf->retry_after, err.reason,
+                                          err.message);
     }
 
     ngx_http_ldseg_count(stats, &res);
 
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "ldseg: %ui messages, %ui events queued, %ui rejected",
-                   res.n, res.nevents, res.nrejected);
+    return ngx_http_ldseg_reply(r, &res);
+}
 
-    if (lcf->pass.len) {
-        (void) ngx_http_named_location(r, &lcf->pass);
-        return NGX_DONE;
+
+static ngx_int_t
+ngx_http_ldseg_read(ngx_http_request_t *r, ngx_http_ldseg_ctx_t *ctx,
+    ngx_str_t *body, ldseg_error_t *err)
+{
+    size_t     limit;
+    ngx_int_t  rc;
+
+    limit = (ctx->endpoint == LDSEG_EP_BATCH) ? LDSEG_MAX_BATCH_BYTES
+                                              : LDSEG_MAX_MESSAGE;
+
+    rc = ngx_http_ldseg_read_body(r, &body->data, &body->len, limit, err);
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_ldseg_log_invalid(r, ctx, "request", err);
     }
 
-    return ngx_http_ldseg_accepted(r, &res);
-
-invalid:
-
-    ngx_http_ldseg_count(stats, NULL);
-    (void) ngx_atomic_fetch_add(
-                &stats->rejected_reasons[ngx_http_ldseg_reason(err.code)], 1);
-
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "ldseg: invalid \"%s\" request: %s",
-                  ldseg_endpoint_name(ctx->endpoint), err.message);
-
-    return ngx_http_ldseg_error(r, NGX_HTTP_BAD_REQUEST, err.code,
-                                err.message);
+    return rc;
 }
 
 
@@ -346,7 +276,7 @@ ngx_http_ldseg_read_body(ngx_http_request_t *r, u_char **data, size_t *len,
     }
 
     if (size > (off_t) LDSEG_MAX_BATCH_BYTES * 4) {
-        err->code = "too_large";
+        err->reason = LDSEG_REASON_TOO_LARGE;
         err->message = "the request body exceeds Segment's size limit";
         return NGX_DECLINED;
     }
@@ -446,7 +376,7 @@ ngx_http_ldseg_inflate(ngx_http_request_t *r, u_char *in, size_t len,
     if (!(enc->len == 4 && ngx_strncasecmp(enc->data, (u_char *) "gzip", 4)
                            == 0))
     {
-        err->code = "invalid_encoding";
+        err->reason = LDSEG_REASON_INVALID_ENCODING;
         err->message = "only gzip is accepted as Content-Encoding";
         return NGX_DECLINED;
     }
@@ -496,12 +426,12 @@ ngx_http_ldseg_inflate(ngx_http_request_t *r, u_char *in, size_t len,
     }
 
     if (z.avail_out == 0) {
-        err->code = "too_large";
+        err->reason = LDSEG_REASON_TOO_LARGE;
         err->message = ratio ? "the gzip request body expands too much"
                              : "the request body exceeds Segment's size limit";
 
     } else {
-        err->code = "invalid_json";
+        err->reason = LDSEG_REASON_INVALID_JSON;
         err->message = "the gzip request body is corrupt";
     }
 
@@ -510,20 +440,98 @@ ngx_http_ldseg_inflate(ngx_http_request_t *r, u_char *in, size_t len,
 
 
 static ngx_int_t
-ngx_http_ldseg_destination(ngx_http_request_t *r,
-    ngx_http_ldseg_loc_conf_t *lcf, ngx_str_t *url, ldseg_error_t *err)
+ngx_http_ldseg_translate(ngx_http_request_t *r, ngx_http_ldseg_ctx_t *ctx,
+    ngx_str_t *body, ldseg_result_t *res, ldseg_error_t *err)
 {
-    u_char     *p, *last;
-    ngx_str_t   id;
+    ngx_uint_t                  i;
+    ldseg_rc_t                  lrc;
+    ngx_time_t                 *tp;
+    ldseg_options_t             opt;
+    ldseg_allocator_t           alloc;
+    ngx_http_ldseg_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
+
+    ldseg_options_init(&opt);
+    opt.format = (ldseg_format_e) lcf->format;
+    tp = ngx_timeofday();
+    opt.now_ms = (int64_t) tp->sec * 1000 + tp->msec;
+
+    alloc.alloc = ngx_http_ldseg_pool_alloc;
+    alloc.free = ngx_http_ldseg_pool_free;
+    alloc.ctx = r->pool;
+
+    lrc = ldseg_process((const char *) body->data, body->len, ctx->endpoint,
+                        &opt, &alloc, res, err);
+
+    if (lrc == LDSEG_ENOMEM) {
+        return NGX_ERROR;
+    }
+
+    if (lrc != LDSEG_OK) {
+        ngx_http_ldseg_log_invalid(r, ctx, "request", err);
+        return NGX_DECLINED;
+    }
+
+    if (res->write_key) {
+        ctx->write_key.data = (u_char *) res->write_key;
+        ctx->write_key.len = res->write_key_len;
+        ctx->write_key_set = 1;
+    }
+
+    if (res->nrejected == 0) {
+        return NGX_OK;
+    }
+
+    /* a single message that is rejected makes the request a 400 */
+
+    if (ctx->endpoint != LDSEG_EP_BATCH) {
+        *err = res->msgs[0].err;
+        ngx_http_ldseg_log_invalid(r, ctx, "message", err);
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < res->n; i++) {
+        if (res->msgs[i].status == LDSEG_MSG_REJECTED) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ldseg: invalid message %ui in batch: %s",
+                          i, res->msgs[i].err.message);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The events URL of the request's client-side ID (nothing to find when no
+ * event is to be sent).  NGX_OK, or the status of the answer with err set.
+ */
+
+static ngx_int_t
+ngx_http_ldseg_destination(ngx_http_request_t *r, ldseg_result_t *res,
+    ngx_str_t *url, ldseg_error_t *err)
+{
+    u_char                     *p;
+    ngx_str_t                   id;
+    ngx_http_ldseg_loc_conf_t  *lcf;
+
+    ngx_str_null(url);
+
+    if (res->nevents == 0) {
+        return NGX_OK;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
 
     if (ngx_http_complex_value(r, lcf->client_side_id, &id) != NGX_OK) {
-        err->code = "internal_error";
+        err->reason = LDSEG_REASON_INTERNAL_ERROR;
         err->message = "internal error";
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (id.len == 0) {
-        err->code = "unknown_write_key";
+        err->reason = LDSEG_REASON_UNKNOWN_WRITE_KEY;
         err->message = "no LaunchDarkly client-side ID is configured for "
                        "this write key";
         return NGX_HTTP_UNAUTHORIZED;
@@ -531,23 +539,15 @@ ngx_http_ldseg_destination(ngx_http_request_t *r,
 
     /* it goes into a URL: a plain token of bounded length only */
 
-    last = id.data + id.len;
-
-    for (p = id.data; p < last && id.len <= NGX_HTTP_LDSEG_ID_MAX; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-        {
-            break;
-        }
-    }
-
-    if (p != last) {
+    if (ldseg_client_side_id_check((const char *) id.data, id.len)
+        != LDSEG_OK)
+    {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ldseg: \"ldseg_client_side_id\" evaluated to a "
                       "value that is not a plain token of at most %d "
-                      "characters", NGX_HTTP_LDSEG_ID_MAX);
+                      "characters", LDSEG_CLIENT_SIDE_ID_MAX);
 
-        err->code = "invalid_client_side_id";
+        err->reason = LDSEG_REASON_INVALID_CLIENT_SIDE_ID;
         err->message = "the configured LaunchDarkly client-side ID is "
                        "invalid";
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -556,7 +556,7 @@ ngx_http_ldseg_destination(ngx_http_request_t *r,
     url->len = lcf->events_url.len + sizeof("/events/bulk/") - 1 + id.len;
     url->data = ngx_pnalloc(r->pool, url->len);
     if (url->data == NULL) {
-        err->code = "internal_error";
+        err->reason = LDSEG_REASON_INTERNAL_ERROR;
         err->message = "internal error";
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -569,56 +569,58 @@ ngx_http_ldseg_destination(ngx_http_request_t *r,
 }
 
 
-static void
-ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats, ldseg_result_t *res)
+/*
+ * Queues the events in one lock round.  NGX_OK, or NGX_DECLINED with err
+ * set: nothing was queued, the client is to retry.
+ */
+
+static ngx_int_t
+ngx_http_ldseg_enqueue(ngx_http_request_t *r, ngx_http_ldseg_stats_t *stats,
+    ngx_str_t *url, ldseg_result_t *res, ldseg_error_t *err)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                   full;
+    ngx_http_ldseg_enqueue_e     erc;
+    ngx_http_ldseg_queue_conf_t  qc;
+    ngx_http_ldseg_main_conf_t  *lmcf;
 
-    if (stats == NULL) {
-        return;
+    if (res->nevents == 0) {
+        return NGX_OK;
     }
 
-    if (res == NULL) {
-        /* an unusable request counts as one rejected message */
-        (void) ngx_atomic_fetch_add(&stats->received, 1);
-        (void) ngx_atomic_fetch_add(&stats->rejected, 1);
-        return;
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+
+    qc.batch_size = lmcf->batch_size;
+    qc.max_payload = lmcf->max_payload;
+    qc.limit = lmcf->queue_limit;
+    qc.max_destinations = lmcf->max_destinations;
+
+    erc = ngx_http_ldseg_queue_enqueue(lmcf->shm_zone, url, res, &qc, &full);
+
+    if (erc == NGX_HTTP_LDSEG_ENQ_FULL) {
+        ngx_http_ldseg_sender_full(lmcf->sender);
     }
 
-    (void) ngx_atomic_fetch_add(&stats->received, res->n);
-    (void) ngx_atomic_fetch_add(&stats->accepted,
-                                res->nevents + res->nskipped);
-    (void) ngx_atomic_fetch_add(&stats->translated, res->nevents);
-
-    if (res->nskipped) {
-        (void) ngx_atomic_fetch_add(&stats->skipped, res->nskipped);
+    if (erc != NGX_HTTP_LDSEG_ENQ_OK) {
+        ngx_http_ldseg_refuse(r, stats, res, erc, err);
+        return NGX_DECLINED;
     }
 
-    if (res->nrejected == 0) {
-        return;
-    }
+    ngx_http_ldseg_sender_queued(lmcf->sender, full);
 
-    (void) ngx_atomic_fetch_add(&stats->rejected, res->nrejected);
+    (void) ngx_atomic_fetch_add(&stats->queued, res->nevents);
 
-    for (i = 0; i < res->n; i++) {
-        if (res->msgs[i].status == LDSEG_MSG_REJECTED) {
-            (void) ngx_atomic_fetch_add(&stats->rejected_reasons[
-                               ngx_http_ldseg_reason(res->msgs[i].err.code)],
-                               1);
-        }
-    }
+    return NGX_OK;
 }
 
 
-static ngx_int_t
-ngx_http_ldseg_unavailable(ngx_http_request_t *r,
-    ngx_http_ldseg_loc_conf_t *lcf, ngx_http_ldseg_main_conf_t *lmcf,
-    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res,
-    ngx_http_ldseg_enqueue_e erc)
+static void
+ngx_http_ldseg_refuse(ngx_http_request_t *r, ngx_http_ldseg_stats_t *stats,
+    ldseg_result_t *res, ngx_http_ldseg_enqueue_e erc, ldseg_error_t *err)
 {
-    char             *code, *message;
-    ngx_uint_t        n, reason;
-    ngx_table_elt_t  *h;
+    ngx_uint_t                   n;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
 
     /*
      * Never 200 followed by a drop: the client is told to keep the events
@@ -626,25 +628,22 @@ ngx_http_ldseg_unavailable(ngx_http_request_t *r,
      */
 
     if (erc == NGX_HTTP_LDSEG_ENQ_DESTINATIONS) {
-        reason = NGX_HTTP_LDSEG_REASON_DESTS;
-        code = "too_many_destinations";
-        message = "too many LaunchDarkly destinations are queued, "
-                  "retry later";
+        err->reason = LDSEG_REASON_TOO_MANY_DESTINATIONS;
+        err->message = "too many LaunchDarkly destinations are queued, "
+                       "retry later";
 
     } else {
-        reason = NGX_HTTP_LDSEG_REASON_FULL;
-        code = "queue_full";
-        message = "the event queue is full, retry later";
+        err->reason = LDSEG_REASON_QUEUE_FULL;
+        err->message = "the event queue is full, retry later";
     }
 
     /* one line a second per worker: the counters have every refusal */
 
-    if ((ngx_msec_int_t) (ngx_current_msec - ngx_http_ldseg_last_warn) < 1000)
-    {
-        goto refuse;
+    if ((ngx_msec_int_t) (ngx_current_msec - lmcf->refuse_logged) < 1000) {
+        goto count;
     }
 
-    ngx_http_ldseg_last_warn = ngx_current_msec;
+    lmcf->refuse_logged = ngx_current_msec;
 
     switch (erc) {
 
@@ -677,7 +676,7 @@ ngx_http_ldseg_unavailable(ngx_http_request_t *r,
         break;
     }
 
-refuse:
+count:
 
     n = res->nevents + res->nskipped;
 
@@ -687,180 +686,86 @@ refuse:
 
     ngx_http_ldseg_count(stats, res);
 
-    (void) ngx_atomic_fetch_add(&stats->rejected_reasons[reason], n);
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-
-    h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-    if (h->value.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->value.len = ngx_sprintf(h->value.data, "%T", lcf->retry_after)
-                   - h->value.data;
-
-    return ngx_http_ldseg_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, code,
-                                message);
+    (void) ngx_atomic_fetch_add(&stats->rejected_reasons[err->reason], n);
 }
 
 
 static ngx_int_t
-ngx_http_ldseg_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message)
+ngx_http_ldseg_reply(ngx_http_request_t *r, ldseg_result_t *res)
 {
-    u_char  *body, *p;
-    size_t   len, clen, mlen;
+    ngx_http_ldseg_loc_conf_t  *lcf;
 
-    clen = ngx_strlen(code);
-    mlen = ngx_strlen(message);
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ldseg: %ui messages, %ui events queued, %ui rejected",
+                   res->n, res->nevents, res->nrejected);
 
-    len = sizeof("{\"success\":false,\"code\":\"\",\"message\":\"\"}") - 1
-          + clen + ngx_escape_json(NULL, (u_char *) code, clen)
-          + mlen + ngx_escape_json(NULL, (u_char *) message, mlen);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
 
-    body = ngx_pnalloc(r->pool, len);
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (lcf->pass.len) {
+        (void) ngx_http_named_location(r, &lcf->pass);
+        return NGX_DONE;
     }
 
-    p = ngx_cpymem(body, "{\"success\":false,\"code\":\"",
-                   sizeof("{\"success\":false,\"code\":\"") - 1);
-    p = (u_char *) ngx_escape_json(p, (u_char *) code, clen);
-    p = ngx_cpymem(p, "\",\"message\":\"", sizeof("\",\"message\":\"") - 1);
-    p = (u_char *) ngx_escape_json(p, (u_char *) message, mlen);
-    p = ngx_cpymem(p, "\"}", 2);
-
-    return ngx_http_ldseg_send_json(r, status, body, p - body);
+    return ngx_http_ldseg_accepted(r, res);
 }
 
 
-static ngx_int_t
-ngx_http_ldseg_accepted(ngx_http_request_t *r, ldseg_result_t *res)
+static void
+ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats, ldseg_result_t *res)
 {
-    u_char         *body, *p;
-    size_t          len, clen, mlen;
-    ngx_uint_t      i, first;
-    ldseg_error_t  *err;
+    ngx_uint_t  i;
+
+    if (stats == NULL) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&stats->received, res->n);
+    (void) ngx_atomic_fetch_add(&stats->accepted,
+                                res->nevents + res->nskipped);
+    (void) ngx_atomic_fetch_add(&stats->translated, res->nevents);
+
+    if (res->nskipped) {
+        (void) ngx_atomic_fetch_add(&stats->skipped, res->nskipped);
+    }
 
     if (res->nrejected == 0) {
-        return ngx_http_ldseg_send_json(r, NGX_HTTP_OK,
-                                        (u_char *) "{\"success\":true}",
-                                        sizeof("{\"success\":true}") - 1);
+        return;
     }
 
-    /* a batch: valid messages were accepted, the others are listed */
-
-    len = sizeof("{\"success\":true,\"rejected\":[]}") - 1;
+    (void) ngx_atomic_fetch_add(&stats->rejected, res->nrejected);
 
     for (i = 0; i < res->n; i++) {
-        if (res->msgs[i].status != LDSEG_MSG_REJECTED) {
-            continue;
+        if (res->msgs[i].status == LDSEG_MSG_REJECTED) {
+            (void) ngx_atomic_fetch_add(
+                       &stats->rejected_reasons[res->msgs[i].err.reason], 1);
         }
-
-        err = &res->msgs[i].err;
-        clen = ngx_strlen(err->code);
-        mlen = ngx_strlen(err->message);
-
-        len += sizeof(",{\"index\":,\"code\":\"\",\"message\":\"\"}") - 1
-               + NGX_INT_T_LEN
-               + clen + ngx_escape_json(NULL, (u_char *) err->code, clen)
-               + mlen + ngx_escape_json(NULL, (u_char *) err->message, mlen);
     }
-
-    body = ngx_pnalloc(r->pool, len);
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_cpymem(body, "{\"success\":true,\"rejected\":[",
-                   sizeof("{\"success\":true,\"rejected\":[") - 1);
-
-    first = 1;
-
-    for (i = 0; i < res->n; i++) {
-        if (res->msgs[i].status != LDSEG_MSG_REJECTED) {
-            continue;
-        }
-
-        err = &res->msgs[i].err;
-
-        if (!first) {
-            *p++ = ',';
-        }
-
-        first = 0;
-
-        p = ngx_sprintf(p, "{\"index\":%ui,\"code\":\"", i);
-        p = (u_char *) ngx_escape_json(p, (u_char *) err->code,
-                                       ngx_strlen(err->code));
-        p = ngx_cpymem(p, "\",\"message\":\"",
-                       sizeof("\",\"message\":\"") - 1);
-        p = (u_char *) ngx_escape_json(p, (u_char *) err->message,
-                                       ngx_strlen(err->message));
-        p = ngx_cpymem(p, "\"}", 2);
-    }
-
-    p = ngx_cpymem(p, "]}", 2);
-
-    return ngx_http_ldseg_send_json(r, NGX_HTTP_OK, body, p - body);
 }
 
 
-ngx_int_t
-ngx_http_ldseg_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    u_char *body, size_t len)
-{
-    static ngx_str_t  type = ngx_string("application/json");
+/* an unusable request counts as one rejected message */
 
-    return ngx_http_ldseg_send(r, status, &type, body, len);
+static void
+ngx_http_ldseg_count_refused(ngx_http_ldseg_stats_t *stats,
+    ldseg_reason_e reason)
+{
+    if (stats == NULL) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&stats->received, 1);
+    (void) ngx_atomic_fetch_add(&stats->rejected, 1);
+    (void) ngx_atomic_fetch_add(&stats->rejected_reasons[reason], 1);
 }
 
 
-ngx_int_t
-ngx_http_ldseg_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *type, u_char *body, size_t len)
+static void
+ngx_http_ldseg_log_invalid(ngx_http_request_t *r, ngx_http_ldseg_ctx_t *ctx,
+    const char *what, ldseg_error_t *err)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-    r->headers_out.content_type = *type;
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    if (r->method == NGX_HTTP_HEAD) {
-        return ngx_http_send_header(r);
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = body;
-    b->last = body + len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    return ngx_http_output_filter(r, &out);
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "ldseg: invalid \"%s\" %s: %s",
+                  ldseg_endpoint_name(ctx->endpoint), what, err->message);
 }
 
 

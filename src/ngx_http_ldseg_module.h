@@ -26,8 +26,7 @@
 #define NGX_HTTP_LDSEG_GZIP_RATIO     100
 #define NGX_HTTP_LDSEG_GZIP_SLACK     (16 * 1024)
 
-/* a client-side ID, and an events URL, at most */
-#define NGX_HTTP_LDSEG_ID_MAX         256
+/* an events URL at most */
 #define NGX_HTTP_LDSEG_EVENTS_URL_MAX 1024
 
 
@@ -59,6 +58,9 @@ typedef struct {
 
     /* this process's sender, in workers */
     ngx_http_ldseg_sender_t      *sender;
+
+    /* this process's last log line about events refused with 503 */
+    ngx_msec_t                    refuse_logged;
 } ngx_http_ldseg_main_conf_t;
 
 
@@ -90,15 +92,6 @@ ngx_int_t ngx_http_ldseg_status_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_ldseg_write_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
-ngx_int_t ngx_http_ldseg_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *type, u_char *body, size_t len);
-ngx_int_t ngx_http_ldseg_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    u_char *body, size_t len);
-
-/* index of a rejection code in ngx_http_ldseg_reasons (status.c) */
-ngx_uint_t ngx_http_ldseg_reason(const char *code);
-
-extern const char  *ngx_http_ldseg_reasons[];
 extern const char  *ngx_http_ldseg_drops[];
 
 

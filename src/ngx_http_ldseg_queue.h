@@ -22,14 +22,15 @@
 #include "ngx_http_ldseg_spool.h"
 
 
-#define NGX_HTTP_LDSEG_LAYOUT         3
+#define NGX_HTTP_LDSEG_LAYOUT         4
 
 
-/* reasons a message is rejected; the order is that of ngx_http_ldseg_reasons */
-#define NGX_HTTP_LDSEG_NREASONS       18
-#define NGX_HTTP_LDSEG_REASON_FULL    14
-#define NGX_HTTP_LDSEG_REASON_DESTS   15
-#define NGX_HTTP_LDSEG_REASON_OTHER   17
+/*
+ * Counters of rejected messages, indexed by ldseg_reason_e: room for
+ * LDSEG_REASON_NREJECT and more, so that a reason added later changes
+ * nothing in the zone's layout.
+ */
+#define NGX_HTTP_LDSEG_NREASONS       64
 
 /* reasons an accepted event is given up on */
 #define NGX_HTTP_LDSEG_NDROPS         4

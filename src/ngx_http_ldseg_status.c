@@ -14,6 +14,7 @@
 
 #include "ngx_http_ldseg_module.h"
 #include "ngx_http_ldseg_queue.h"
+#include "ngx_http_ldseg_reply.h"
 
 
 typedef struct {
@@ -33,26 +34,9 @@ static u_char *ngx_http_ldseg_status_prometheus(u_char *p,
     (*(ngx_atomic_t *) ((u_char *) (st) + (c)->offset))
 
 
-const char  *ngx_http_ldseg_reasons[NGX_HTTP_LDSEG_NREASONS] = {
-    "invalid_json",
-    "not_an_object",
-    "too_large",
-    "too_many_messages",
-    "too_deep",
-    "invalid_batch",
-    "invalid_type",
-    "missing_event",
-    "missing_identity",
-    "invalid_properties",
-    "invalid_timestamp",
-    "missing_user_id",
-    "missing_previous_id",
-    "invalid_metric",
-    "queue_full",
-    "too_many_destinations",
-    "invalid_identity",
-    "other"
-};
+/* any reason indexes the zone's counters */
+typedef char  ngx_http_ldseg_reasons_fit_t
+                  [(LDSEG_REASON_N <= NGX_HTTP_LDSEG_NREASONS) ? 1 : -1];
 
 
 const char  *ngx_http_ldseg_drops[NGX_HTTP_LDSEG_NDROPS] = {
@@ -113,21 +97,6 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_post_counters[] = {
 };
 
 
-ngx_uint_t
-ngx_http_ldseg_reason(const char *code)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < NGX_HTTP_LDSEG_NREASONS - 1; i++) {
-        if (ngx_strcmp(code, ngx_http_ldseg_reasons[i]) == 0) {
-            return i;
-        }
-    }
-
-    return NGX_HTTP_LDSEG_REASON_OTHER;
-}
-
-
 ngx_int_t
 ngx_http_ldseg_status_handler(ngx_http_request_t *r)
 {
@@ -140,13 +109,15 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     ngx_http_ldseg_stats_t      *st;
     ngx_http_ldseg_main_conf_t  *lmcf;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return ngx_http_ldseg_not_allowed(r, "GET, HEAD",
+                                          "the status accepts GET and HEAD "
+                                          "only");
     }
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
@@ -207,9 +178,9 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
 
     p = ngx_sprintf(p, ",\"rejected_reasons\":{");
 
-    for (i = 0; i < NGX_HTTP_LDSEG_NREASONS; i++) {
+    for (i = 0; i < LDSEG_REASON_NREJECT; i++) {
         p = ngx_sprintf(p, "%s\"%s\":%uA", i ? "," : "",
-                        ngx_http_ldseg_reasons[i], st->rejected_reasons[i]);
+                        ldseg_reason_name(i), st->rejected_reasons[i]);
     }
 
     p = ngx_sprintf(p, "},\"dropped_reasons\":{");
@@ -253,9 +224,9 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
             p = ngx_sprintf(p, "# HELP ldseg_rejected_total %s\n"
                             "# TYPE ldseg_rejected_total counter\n", c->help);
 
-            for (i = 0; i < NGX_HTTP_LDSEG_NREASONS; i++) {
+            for (i = 0; i < LDSEG_REASON_NREJECT; i++) {
                 p = ngx_sprintf(p, "ldseg_rejected_total{reason=\"%s\"} %uA\n",
-                                ngx_http_ldseg_reasons[i],
+                                ldseg_reason_name(i),
                                 st->rejected_reasons[i]);
             }
 

@@ -84,7 +84,9 @@ fuzz_check(const ldseg_result_t *res, size_t len)
 
         case LDSEG_MSG_SKIPPED:
         case LDSEG_MSG_REJECTED:
-            if (m->err.code == NULL || m->err.message == NULL) {
+            if (m->err.reason >= LDSEG_REASON_N
+                || m->err.message == NULL)
+            {
                 abort();
             }
 
@@ -162,7 +164,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     a.free = fuzz_free;
     a.ctx = &fa;
 
-    err.code = NULL;
+    err.reason = LDSEG_REASON_N;
     err.message = NULL;
 
     rc = ldseg_process((const char *) data + 1, size - 1, ep, &opt, &a,
@@ -178,7 +180,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_check(&res, size - 1);
         ldseg_result_free(&res, &a);
 
-    } else if (err.code == NULL || err.message == NULL) {
+    } else if (err.reason >= LDSEG_REASON_N || err.message == NULL) {
         abort();
     }
 

@@ -263,7 +263,7 @@ test_identity(const test_bound_t *t, char *buf)
     rc = ldseg_process(buf, len, t->ep, &opt, &a, &res, &err);
 
     if (!ok(rc == LDSEG_OK, "%s: processed", t->name)) {
-        unit_diag("rc %d %s", (int) rc, err.code);
+        unit_diag("rc %d %s", (int) rc, unit_code(err));
         return;
     }
 
@@ -279,7 +279,7 @@ test_identity(const test_bound_t *t, char *buf)
         } else {
             p += sprintf(p, "%s%c:%s", i == 0 ? "" : " ",
                          m->status == LDSEG_MSG_SKIPPED ? 'S' : 'R',
-                         m->err.code);
+                         unit_code(m->err));
         }
     }
 
@@ -290,7 +290,8 @@ test_identity(const test_bound_t *t, char *buf)
     /* a single endpoint answers 400 when its message is rejected */
 
     if (t->ep != LDSEG_EP_BATCH && res.nrejected == 1) {
-        ok(res.n == 1 && strcmp(res.msgs[0].err.code, "invalid_identity") == 0
+        ok(res.n == 1
+           && strcmp(unit_code(res.msgs[0].err), "invalid_identity") == 0
            && res.msgs[0].err.message != NULL && res.events_len == 0,
            "%s: rejected with a message, no event", t->name);
     }
@@ -323,7 +324,7 @@ test_slack(const test_bound_t *t, char *buf, size_t *max)
     rc = ldseg_process(buf, len, t->ep, &opt, &a, &res, &err);
 
     if (!ok(rc == LDSEG_OK && res.nevents != 0, "%s: events", t->name)) {
-        unit_diag("rc %d %s", (int) rc, rc == LDSEG_OK ? "" : err.code);
+        unit_diag("rc %d %s", (int) rc, rc == LDSEG_OK ? "" : unit_code(err));
         return;
     }
 

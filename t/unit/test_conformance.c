@@ -142,10 +142,10 @@ test_case(const char *id, const char *path, const char *body, size_t len,
         unit_diag("got %s", arr);
 
         if (rc != LDSEG_OK) {
-            unit_diag("rc %d %s", (int) rc, err.code);
+            unit_diag("rc %d %s", (int) rc, unit_code(err));
 
         } else if (res.n == 1 && res.msgs[0].status != LDSEG_MSG_EVENT) {
-            unit_diag("%s", res.msgs[0].err.code);
+            unit_diag("%s", unit_code(res.msgs[0].err));
         }
     }
 
@@ -227,7 +227,7 @@ test_batch(const cJSON *b)
                         cJSON_IsTrue(cJSON_GetObjectItem(e, "now")));
 
         if (!ok(eq, "%s[%zu]: events", id, i)) {
-            unit_diag("got %s (%s)", arr, res.msgs[i].err.code);
+            unit_diag("got %s (%s)", arr, unit_code(res.msgs[i].err));
         }
 
         cJSON_Delete(got);

@@ -129,7 +129,7 @@ test_request(const cJSON *c, unsigned *messages, unsigned *matched)
                        &res, &err);
 
     if (rc != LDSEG_OK) {
-        ok(0, "%s: body accepted (%s)", id, err.code);
+        ok(0, "%s: body accepted (%s)", id, unit_code(err));
         *messages += (unsigned) n;
         return;
     }
@@ -167,7 +167,7 @@ test_request(const cJSON *c, unsigned *messages, unsigned *matched)
             eq = 0;
             s = cJSON_PrintUnformatted(got);
             unit_diag("%s[%zu] (%s): got %s (%s)", id, i, r->name, s,
-                      i < res.n ? res.msgs[i].err.code : "-");
+                      i < res.n ? unit_code(res.msgs[i].err) : "-");
             free(s);
             s = cJSON_PrintUnformatted(cJSON_GetObjectItem(m, "events"));
             unit_diag("  expected %s; body %s", s, body);

@@ -108,9 +108,10 @@ test_case(cJSON *c)
 
     if (cJSON_GetObjectItem(c, "error") != NULL) {
         ok(rc == LDSEG_EINVAL
-           && strcmp(err.code,
+           && strcmp(unit_code(err),
                      cJSON_GetObjectItem(c, "error")->valuestring) == 0,
-           "%s: refused (%s)", name, rc == LDSEG_OK ? "accepted" : err.code);
+           "%s: refused (%s)", name,
+           rc == LDSEG_OK ? "accepted" : unit_code(err));
         ok(ua.live == 0, "%s: all memory returned", name);
         return;
     }
@@ -135,16 +136,16 @@ test_case(cJSON *c)
             ok(res.msgs[i].status == (strcmp(status, "skipped") == 0
                                       ? LDSEG_MSG_SKIPPED
                                       : LDSEG_MSG_REJECTED)
-               && strcmp(res.msgs[i].err.code, code) == 0,
+               && strcmp(unit_code(res.msgs[i].err), code) == 0,
                "%s[%zu]: %s (%s)", name, i, status,
-               res.msgs[i].err.code ? res.msgs[i].err.code : "-");
+               unit_code(res.msgs[i].err));
             continue;
         }
 
         if (!ok(res.msgs[i].status == LDSEG_MSG_EVENT, "%s[%zu]: exported",
                 name, i))
         {
-            unit_diag("%s", res.msgs[i].err.code);
+            unit_diag("%s", unit_code(res.msgs[i].err));
             continue;
         }
 

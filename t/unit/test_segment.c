@@ -24,7 +24,7 @@ typedef struct {
     ldseg_format_e                format;
     const char                   *body;
     ldseg_rc_t                    rc;
-    const char                   *code;      /* err.code if rc != OK */
+    const char                   *code;      /* the reason if rc != OK */
     const char                   *msgs;      /* "E", "S:code", "R:code" */
     const char                   *events;    /* exact text, NULL: any */
 } test_seg_t;
@@ -35,6 +35,8 @@ static void test_limits(void);
 static void test_alloc_failures(void);
 static void test_write_key(void);
 static void test_endpoints(void);
+static void test_reasons(void);
+static void test_client_side_id(void);
 static void test_uuid(void);
 static void test_json(void);
 
@@ -256,15 +258,15 @@ test_row(const test_seg_t *t)
     opt.format = t->format;
     opt.now_ms = NOW;
 
-    err.code = NULL;
+    err.reason = LDSEG_REASON_N;
     rc = ldseg_process(t->body, strlen(t->body), t->ep, &opt, &a, &res, &err);
 
     if (!ok(rc == t->rc, "%s: rc %d", t->name, (int) t->rc)) {
-        unit_diag("got rc %d %s", (int) rc, err.code ? err.code : "");
+        unit_diag("got rc %d %s", (int) rc, unit_code(err));
     }
 
     if (rc != LDSEG_OK) {
-        ok(err.code != NULL && strcmp(err.code, t->code) == 0
+        ok(strcmp(unit_code(err), t->code) == 0
            && err.message != NULL,
            "%s: code %s", t->name, t->code);
         ok(ua.live == 0, "%s: nothing allocated", t->name);
@@ -287,7 +289,7 @@ test_row(const test_seg_t *t)
         } else {
             p += sprintf(p, "%c:%s",
                          m->status == LDSEG_MSG_SKIPPED ? 'S' : 'R',
-                         m->err.code);
+                         unit_code(m->err));
         }
     }
 
@@ -339,7 +341,7 @@ test_limits(void)
     opt.max_message = strlen(body) - 1;
     rc = ldseg_process(body, strlen(body), LDSEG_EP_TRACK, &opt, &a, &res,
                        &err);
-    ok(rc == LDSEG_ETOOBIG && strcmp(err.code, "too_large") == 0,
+    ok(rc == LDSEG_ETOOBIG && strcmp(unit_code(err), "too_large") == 0,
        "message over the limit: too_large");
 
     strcpy(body, "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\","
@@ -352,7 +354,7 @@ test_limits(void)
     ok(rc == LDSEG_OK && res.n == 2
        && res.msgs[0].status == LDSEG_MSG_EVENT
        && res.msgs[1].status == LDSEG_MSG_REJECTED
-       && strcmp(res.msgs[1].err.code, "too_large") == 0
+       && strcmp(unit_code(res.msgs[1].err), "too_large") == 0
        && res.nevents == 1 && res.nrejected == 1,
        "batch message over the limit: that message too_large");
     ldseg_result_free(&res, &a);
@@ -361,14 +363,14 @@ test_limits(void)
     opt.max_batch_messages = 1;
     rc = ldseg_process(body, strlen(body), LDSEG_EP_BATCH, &opt, &a, &res,
                        &err);
-    ok(rc == LDSEG_ETOOBIG && strcmp(err.code, "too_many_messages") == 0,
+    ok(rc == LDSEG_ETOOBIG && strcmp(unit_code(err), "too_many_messages") == 0,
        "too many messages");
 
     opt.max_batch_messages = 2;
     opt.max_batch_bytes = strlen(body) - 1;
     rc = ldseg_process(body, strlen(body), LDSEG_EP_BATCH, &opt, &a, &res,
                        &err);
-    ok(rc == LDSEG_ETOOBIG && strcmp(err.code, "too_large") == 0,
+    ok(rc == LDSEG_ETOOBIG && strcmp(unit_code(err), "too_large") == 0,
        "batch over the byte limit: too_large");
 
     ldseg_options_init(&opt);
@@ -384,13 +386,13 @@ test_limits(void)
                  "{\"a\":{\"b\":[]}}}");
     rc = ldseg_process(body, strlen(body), LDSEG_EP_TRACK, &opt, &a, &res,
                        &err);
-    ok(rc == LDSEG_EINVAL && strcmp(err.code, "too_deep") == 0,
+    ok(rc == LDSEG_EINVAL && strcmp(unit_code(err), "too_deep") == 0,
        "too deep");
 
     strcpy(body, "{\"batch\":[{\"type\":\"page\",\"userId\":[[1]]}]}");
     rc = ldseg_process(body, strlen(body), LDSEG_EP_BATCH, &opt, &a, &res,
                        &err);
-    ok(rc == LDSEG_EINVAL && strcmp(err.code, "too_deep") == 0,
+    ok(rc == LDSEG_EINVAL && strcmp(unit_code(err), "too_deep") == 0,
        "too deep inside a batch");
 
     ok(ua.live == 0, "limits: all memory returned");
@@ -427,7 +429,8 @@ test_alloc_failures(void)
         if (rc == LDSEG_OK) {
             ldseg_result_free(&res, &a);
 
-        } else if (rc != LDSEG_ENOMEM || strcmp(err.code, "no_memory") != 0)
+        } else if (rc != LDSEG_ENOMEM
+                   || strcmp(unit_code(err), "no_memory") != 0)
         {
             all = 0;
         }
@@ -514,6 +517,79 @@ test_endpoints(void)
 
 
 static void
+test_reasons(void)
+{
+    int          r, q, named, unique;
+    const char  *name;
+
+    /* every reason has a name of its own: the status counters use them */
+
+    named = 1;
+    unique = 1;
+
+    for (r = 0; r < LDSEG_REASON_N; r++) {
+        name = ldseg_reason_name((ldseg_reason_e) r);
+
+        if (strcmp(name, "unknown") == 0
+            || strspn(name, "abcdefghijklmnopqrstuvwxyz_") != strlen(name))
+        {
+            unit_diag("reason %d: \"%s\"", r, name);
+            named = 0;
+        }
+
+        for (q = 0; q < r; q++) {
+            if (strcmp(name, ldseg_reason_name((ldseg_reason_e) q)) == 0) {
+                unit_diag("reasons %d and %d: \"%s\"", q, r, name);
+                unique = 0;
+            }
+        }
+    }
+
+    ok(named, "reasons: every one has a name");
+    ok(unique, "reasons: names are distinct");
+    ok(strcmp(ldseg_reason_name(LDSEG_REASON_INVALID_ENCODING),
+              "invalid_encoding") == 0
+       && strcmp(ldseg_reason_name(LDSEG_REASON_UNKNOWN_WRITE_KEY),
+                 "unknown_write_key") == 0
+       && strcmp(ldseg_reason_name(LDSEG_REASON_NO_EVENT_FOR_TYPE),
+                 "no_event_for_type") == 0,
+       "reasons: names of some");
+    ok(strcmp(ldseg_reason_name(LDSEG_REASON_N), "unknown") == 0
+       && strcmp(ldseg_reason_name((ldseg_reason_e) -1), "unknown") == 0,
+       "reasons: out of range is \"unknown\"");
+}
+
+
+static void
+test_client_side_id(void)
+{
+    size_t  i;
+    char    big[LDSEG_CLIENT_SIDE_ID_MAX + 1];
+
+    static const struct {
+        const char  *id;
+        ldseg_rc_t   rc;
+    } ids[] = {
+        { "5f3a-B_9", LDSEG_OK }, { "a", LDSEG_OK }, { "", LDSEG_EINVAL },
+        { "a b", LDSEG_EINVAL }, { "a/b", LDSEG_EINVAL },
+        { "a.b", LDSEG_EINVAL }, { "a%2f", LDSEG_EINVAL },
+        { "\xc3\xa9", LDSEG_EINVAL }
+    };
+
+    for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        ok(ldseg_client_side_id_check(ids[i].id, strlen(ids[i].id))
+           == ids[i].rc, "client-side ID \"%s\"", ids[i].id);
+    }
+
+    memset(big, 'a', sizeof(big));
+
+    ok(ldseg_client_side_id_check(big, LDSEG_CLIENT_SIDE_ID_MAX) == LDSEG_OK
+       && ldseg_client_side_id_check(big, sizeof(big)) == LDSEG_ETOOBIG,
+       "client-side ID: %d bytes at most", LDSEG_CLIENT_SIDE_ID_MAX);
+}
+
+
+static void
 test_uuid(void)
 {
     char                  buf[40];
@@ -578,6 +654,8 @@ main(void)
     test_alloc_failures();
     test_write_key();
     test_endpoints();
+    test_reasons();
+    test_client_side_id();
     test_uuid();
     test_json();
 

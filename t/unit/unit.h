@@ -144,6 +144,9 @@ unit_allocator(ldseg_allocator_t *a, unit_alloc_t *ua)
 }
 
 
+/* the name of an ldseg_error_t's reason: "missing_event", ... */
+#define unit_code(e)  ldseg_reason_name((e).reason)
+
 #define ok    unit_ok
 #define done  unit_done
 

@@ -1,0 +1,345 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * The core's entry: endpoints, reasons, options and ldseg_process(),
+ * which has the Segment model scan the body once (preparing every
+ * message), sizes the output exactly and writes all events into one
+ * buffer.
+ */
+
+
+#include <string.h>
+
+#include <ldseg.h>
+#include <ldseg_segment.h>
+#include <ldseg_translate.h>
+
+
+typedef struct {
+    const char                   *name;
+    size_t                        len;
+    ldseg_endpoint_e              ep;
+} ldseg_endpoint_name_t;
+
+
+static ldseg_rc_t ldseg_write_key(const ldseg_json_val_t *v,
+    const ldseg_allocator_t *a, ldseg_result_t *res);
+static ldseg_rc_t ldseg_output(const ldseg_segment_t *s,
+    const ldseg_allocator_t *a, ldseg_result_t *res);
+
+
+static const ldseg_endpoint_name_t  ldseg_endpoints[] = {
+    { "track", 5, LDSEG_EP_TRACK },
+    { "identify", 8, LDSEG_EP_IDENTIFY },
+    { "alias", 5, LDSEG_EP_ALIAS },
+    { "page", 4, LDSEG_EP_PAGE },
+    { "screen", 6, LDSEG_EP_SCREEN },
+    { "group", 5, LDSEG_EP_GROUP },
+    { "batch", 5, LDSEG_EP_BATCH },
+    { "import", 6, LDSEG_EP_BATCH },
+    { "t", 1, LDSEG_EP_TRACK },
+    { "i", 1, LDSEG_EP_IDENTIFY },
+    { "a", 1, LDSEG_EP_ALIAS },
+    { "p", 1, LDSEG_EP_PAGE },
+    { "s", 1, LDSEG_EP_SCREEN },
+    { "g", 1, LDSEG_EP_GROUP },
+    { "b", 1, LDSEG_EP_BATCH }
+};
+
+
+/* indexed by ldseg_reason_e */
+static const char  *ldseg_reasons[LDSEG_REASON_N] = {
+    "invalid_json",
+    "not_an_object",
+    "too_large",
+    "too_many_messages",
+    "too_deep",
+    "invalid_batch",
+    "invalid_type",
+    "missing_event",
+    "missing_identity",
+    "invalid_properties",
+    "invalid_timestamp",
+    "missing_user_id",
+    "missing_previous_id",
+    "invalid_metric",
+    "queue_full",
+    "too_many_destinations",
+    "invalid_identity",
+    "invalid_encoding",
+    "unknown_write_key",
+    "invalid_client_side_id",
+    "internal_error",
+    "identify_without_user_id",
+    "identify_without_previous_id",
+    "no_event_for_type",
+    "unknown_endpoint",
+    "method_not_allowed",
+    "no_memory",
+    "not_an_array",
+    "no_context_key",
+    "not_exported",
+    "none"
+};
+
+
+ldseg_endpoint_e
+ldseg_endpoint(const char *name, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < sizeof(ldseg_endpoints) / sizeof(ldseg_endpoints[0]);
+         i++)
+    {
+        if (ldseg_endpoints[i].len == len
+            && memcmp(ldseg_endpoints[i].name, name, len) == 0)
+        {
+            return ldseg_endpoints[i].ep;
+        }
+    }
+
+    return LDSEG_EP_UNKNOWN;
+}
+
+
+const char *
+ldseg_endpoint_name(ldseg_endpoint_e ep)
+{
+    switch (ep) {
+    case LDSEG_EP_TRACK:
+        return "track";
+    case LDSEG_EP_IDENTIFY:
+        return "identify";
+    case LDSEG_EP_ALIAS:
+        return "alias";
+    case LDSEG_EP_PAGE:
+        return "page";
+    case LDSEG_EP_SCREEN:
+        return "screen";
+    case LDSEG_EP_GROUP:
+        return "group";
+    case LDSEG_EP_BATCH:
+        return "batch";
+    default:
+        return "unknown";
+    }
+}
+
+
+const char *
+ldseg_reason_name(ldseg_reason_e reason)
+{
+    if ((unsigned) reason >= LDSEG_REASON_N
+        || ldseg_reasons[reason] == NULL)
+    {
+        return "unknown";
+    }
+
+    return ldseg_reasons[reason];
+}
+
+
+ldseg_rc_t
+ldseg_client_side_id_check(const char *p, size_t len)
+{
+    const char  *last;
+
+    if (len == 0) {
+        return LDSEG_EINVAL;
+    }
+
+    if (len > LDSEG_CLIENT_SIDE_ID_MAX) {
+        return LDSEG_ETOOBIG;
+    }
+
+    for (last = p + len; p < last; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+        {
+            return LDSEG_EINVAL;
+        }
+    }
+
+    return LDSEG_OK;
+}
+
+
+void
+ldseg_options_init(ldseg_options_t *opt)
+{
+    opt->format = LDSEG_FORMAT_ACTIONS;
+    opt->now_ms = 0;
+    opt->max_message = LDSEG_MAX_MESSAGE;
+    opt->max_batch_bytes = LDSEG_MAX_BATCH_BYTES;
+    opt->max_batch_messages = LDSEG_MAX_BATCH_MESSAGES;
+    opt->max_depth = LDSEG_MAX_DEPTH;
+}
+
+
+ldseg_rc_t
+ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
+    const ldseg_options_t *opt, const ldseg_allocator_t *a,
+    ldseg_result_t *res, ldseg_error_t *err)
+{
+    ldseg_rc_t       rc;
+    ldseg_event_t    single;
+    ldseg_segment_t  s;
+
+    memset(res, 0, sizeof(ldseg_result_t));
+
+    rc = ldseg_segment_parse(&s, body, len, ep, &single, opt, a, err);
+    if (rc != LDSEG_OK) {
+        return rc;
+    }
+
+    if (s.n != 0) {
+        res->msgs = a->alloc(a->ctx, s.n * sizeof(ldseg_msg_result_t));
+        if (res->msgs == NULL) {
+            goto nomem;
+        }
+
+        memset(res->msgs, 0, s.n * sizeof(ldseg_msg_result_t));
+        res->n = s.n;
+    }
+
+    if (ldseg_write_key(&s.write_key, a, res) != LDSEG_OK
+        || ldseg_output(&s, a, res) != LDSEG_OK)
+    {
+        goto nomem;
+    }
+
+    ldseg_segment_free(&s);
+
+    return LDSEG_OK;
+
+nomem:
+
+    ldseg_segment_free(&s);
+
+    ldseg_result_free(res, a);
+
+    err->reason = LDSEG_REASON_NO_MEMORY;
+    err->message = "out of memory";
+
+    return LDSEG_ENOMEM;
+}
+
+
+static ldseg_rc_t
+ldseg_write_key(const ldseg_json_val_t *v, const ldseg_allocator_t *a,
+    ldseg_result_t *res)
+{
+    if (v->type != LDSEG_JSON_STRING) {
+        return LDSEG_OK;
+    }
+
+    res->write_key = a->alloc(a->ctx, v->len);
+    if (res->write_key == NULL) {
+        return LDSEG_ENOMEM;
+    }
+
+    res->write_key_len = ldseg_json_string_decode(v->p, v->len,
+                                                  res->write_key);
+
+    return LDSEG_OK;
+}
+
+
+/*
+ * Two passes over the prepared messages: the first sizes every event
+ * (and the buffer), the second writes them.
+ */
+
+static ldseg_rc_t
+ldseg_output(const ldseg_segment_t *s, const ldseg_allocator_t *a,
+    ldseg_result_t *res)
+{
+    char                *p;
+    size_t               i, len, total;
+    ldseg_event_t       *ev;
+    ldseg_msg_result_t  *mr;
+
+    total = 0;
+
+    for (i = 0; i < res->n; i++) {
+        mr = &res->msgs[i];
+        ev = ldseg_segment_message(s, i);
+        mr->status = ev->status;
+        mr->err = ev->err;
+        mr->msg_len = ev->msg_len;
+
+        switch (mr->status) {
+
+        case LDSEG_MSG_EVENT:
+            len = ldseg_translate_write(ev, NULL);
+
+            /* the event and a comma; cannot overflow below SIZE_MAX / 2 */
+            if (len > ((size_t) -1) / 2 - total) {
+                return LDSEG_ENOMEM;
+            }
+
+            mr->event_len = len;
+            total += len + 1;
+            res->nevents++;
+            break;
+
+        case LDSEG_MSG_SKIPPED:
+            res->nskipped++;
+            break;
+
+        default:
+            res->nrejected++;
+            break;
+        }
+    }
+
+    if (res->nevents == 0) {
+        return LDSEG_OK;
+    }
+
+    res->events = a->alloc(a->ctx, total);
+    if (res->events == NULL) {
+        return LDSEG_ENOMEM;
+    }
+
+    p = res->events;
+
+    for (i = 0; i < res->n; i++) {
+        mr = &res->msgs[i];
+
+        if (mr->status != LDSEG_MSG_EVENT) {
+            continue;
+        }
+
+        if (p != res->events) {
+            *p++ = ',';
+        }
+
+        mr->event_off = (size_t) (p - res->events);
+        p += ldseg_translate_write(ldseg_segment_message(s, i), p);
+    }
+
+    res->events_len = (size_t) (p - res->events);
+
+    return LDSEG_OK;
+}
+
+
+void
+ldseg_result_free(ldseg_result_t *res, const ldseg_allocator_t *a)
+{
+    if (res->msgs != NULL) {
+        a->free(a->ctx, res->msgs);
+    }
+
+    if (res->events != NULL) {
+        a->free(a->ctx, res->events);
+    }
+
+    if (res->write_key != NULL) {
+        a->free(a->ctx, res->write_key);
+    }
+
+    memset(res, 0, sizeof(ldseg_result_t));
+}

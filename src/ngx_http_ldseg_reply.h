@@ -1,0 +1,54 @@
+
+/*
+ * Copyright (C) ldseg authors
+ *
+ * The answers of ldseg's locations: JSON errors, the accepted answer with
+ * its list of rejected batch messages, 503 with Retry-After, 405 with
+ * Allow, and the one sender every answer goes through.
+ */
+
+
+#ifndef _NGX_HTTP_LDSEG_REPLY_H_INCLUDED_
+#define _NGX_HTTP_LDSEG_REPLY_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ldseg.h"
+
+
+/*
+ * Every function below sends the whole answer (headers and body from the
+ * request pool) and returns what a content handler returns: the result of
+ * ngx_http_output_filter(), or NGX_HTTP_INTERNAL_SERVER_ERROR when nothing
+ * could be sent.
+ */
+
+/* body (len bytes, not copied) with content type "type" */
+ngx_int_t ngx_http_ldseg_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *body, size_t len);
+
+/* the same as application/json */
+ngx_int_t ngx_http_ldseg_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len);
+
+/* {"success":false,"code":"<reason>","message":"..."} */
+ngx_int_t ngx_http_ldseg_error(ngx_http_request_t *r, ngx_uint_t status,
+    ldseg_reason_e reason, const char *message);
+
+/* 200 {"success":true}, with "rejected":[{index, code, message}...] */
+ngx_int_t ngx_http_ldseg_accepted(ngx_http_request_t *r,
+    ldseg_result_t *res);
+
+/* 503 with "Retry-After: retry_after" and a JSON error */
+ngx_int_t ngx_http_ldseg_unavailable(ngx_http_request_t *r,
+    time_t retry_after, ldseg_reason_e reason, const char *message);
+
+/* 405 with "Allow: <allow>" and a JSON error */
+ngx_int_t ngx_http_ldseg_not_allowed(ngx_http_request_t *r,
+    const char *allow, const char *message);
+
+
+#endif /* _NGX_HTTP_LDSEG_REPLY_H_INCLUDED_ */
