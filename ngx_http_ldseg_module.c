@@ -21,7 +21,7 @@
 #include "ngx_http_ldseg_sender.h"
 
 
-static ngx_int_t ngx_http_ldseg_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ldseg_preconfiguration(ngx_conf_t *cf);
 static void *ngx_http_ldseg_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_ldseg_create_loc_conf(ngx_conf_t *cf);
@@ -236,8 +236,8 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_ldseg_module_ctx = {
-    ngx_http_ldseg_add_variables,          /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_ldseg_preconfiguration,       /* preconfiguration */
+    ngx_http_ldseg_body_filter_init,       /* postconfiguration */
 
     ngx_http_ldseg_create_main_conf,       /* create main configuration */
     ngx_http_ldseg_init_main_conf,         /* init main configuration */
@@ -271,9 +271,10 @@ static ngx_str_t  ngx_http_ldseg_write_key_name =
 
 
 static ngx_int_t
-ngx_http_ldseg_add_variables(ngx_conf_t *cf)
+ngx_http_ldseg_preconfiguration(ngx_conf_t *cf)
 {
-    ngx_http_variable_t  *var;
+    ngx_http_variable_t         *var;
+    ngx_http_ldseg_main_conf_t  *lmcf;
 
     var = ngx_http_add_variable(cf, &ngx_http_ldseg_write_key_name,
                                 NGX_HTTP_VAR_NOCACHEABLE);
@@ -282,6 +283,21 @@ ngx_http_ldseg_add_variables(ngx_conf_t *cf)
     }
 
     var->get_handler = ngx_http_ldseg_write_key_variable;
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ldseg_module);
+
+    /* the http level's core configuration, which nginx does not merge */
+
+    lmcf->http_clcf = ngx_http_conf_get_module_loc_conf(cf,
+                                                        ngx_http_core_module);
+
+    /* an index, so that a value can outlive ngx_http_named_location() */
+
+    lmcf->write_key_index = ngx_http_get_variable_index(cf,
+                                             &ngx_http_ldseg_write_key_name);
+    if (lmcf->write_key_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
@@ -303,6 +319,7 @@ ngx_http_ldseg_create_main_conf(ngx_conf_t *cf)
      *     lmcf->shm_zone = NULL;
      *     lmcf->spool.path = { 0, NULL };
      *     lmcf->enabled = 0;
+     *     lmcf->http_clcf = NULL;
      */
 
     lmcf->flush_interval = NGX_CONF_UNSET_MSEC;
@@ -427,6 +444,8 @@ ngx_http_ldseg_create_loc_conf(ngx_conf_t *cf)
      *     conf->events_url = { 0, NULL };
      *     conf->pass = { 0, NULL };
      *     conf->clcf = NULL;
+     *     conf->max_body_size = 0;
+     *     conf->body_buffer_set = 0;
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -444,6 +463,8 @@ ngx_http_ldseg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_ldseg_loc_conf_t *prev = parent;
     ngx_http_ldseg_loc_conf_t *conf = child;
 
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_uint_value(conf->format, prev->format,
                               LDSEG_FORMAT_ACTIONS);
@@ -460,14 +481,35 @@ ngx_http_ldseg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (conf->clcf == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    /*
+     * nginx refuses a body over client_max_body_size with its HTML page
+     * before the content handler runs: in a location with "ldseg on"
+     * ldseg applies the limit itself and answers with JSON.
+     */
+
+    conf->max_body_size = conf->clcf->client_max_body_size;
+    conf->clcf->client_max_body_size = 0;
+
     /*
      * Unless client_body_buffer_size was set, a body of any size Segment
      * accepts is read into memory: nginx's default of two pages would
      * send most batches through a temporary file.  nginx allocates only
      * what a body needs, so the larger bound costs nothing for small ones.
+     *
+     * nginx has merged the server and location levels before this runs:
+     * a value equal to nginx's default is told from none by the http
+     * level, which nginx leaves unmerged, and by what the location and
+     * its server held when "ldseg on" was read.
      */
 
-    if (conf->clcf
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ldseg_module);
+
+    if (!conf->body_buffer_set
+        && lmcf->http_clcf->client_body_buffer_size == NGX_CONF_UNSET_SIZE
         && conf->clcf->client_body_buffer_size == (size_t) 2 * ngx_pagesize)
     {
         conf->clcf->client_body_buffer_size = LDSEG_MAX_BATCH_BYTES;
@@ -483,7 +525,8 @@ ngx_http_ldseg_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_ldseg_loc_conf_t *lcf = conf;
 
     char                        *rv;
-    ngx_http_core_loc_conf_t    *clcf;
+    ngx_http_core_srv_conf_t    *cscf;
+    ngx_http_core_loc_conf_t    *clcf, *sclcf;
     ngx_http_ldseg_main_conf_t  *lmcf;
 
     rv = ngx_conf_set_flag_slot(cf, cmd, conf);
@@ -498,6 +541,17 @@ ngx_http_ldseg_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_ldseg_handler;
     lcf->clcf = clcf;
+
+    /* set in this location or in its server, so far (merged values lose it) */
+
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+    sclcf = cscf->ctx->loc_conf[ngx_http_core_module.ctx_index];
+
+    if (clcf->client_body_buffer_size != NGX_CONF_UNSET_SIZE
+        || sclcf->client_body_buffer_size != NGX_CONF_UNSET_SIZE)
+    {
+        lcf->body_buffer_set = 1;
+    }
 
     lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ldseg_module);
     lmcf->enabled = 1;

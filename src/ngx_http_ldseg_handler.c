@@ -22,6 +22,10 @@
 #include "ngx_http_ldseg_sender.h"
 
 
+static ngx_int_t ngx_http_ldseg_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static void ngx_http_ldseg_read_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ldseg_too_large(ngx_http_request_t *r);
 static void ngx_http_ldseg_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ldseg_process(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ldseg_read(ngx_http_request_t *r,
@@ -49,10 +53,15 @@ static void ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats,
     ldseg_result_t *res);
 static void ngx_http_ldseg_count_refused(ngx_http_ldseg_stats_t *stats,
     ldseg_reason_e reason);
+static void ngx_http_ldseg_count_all_refused(ngx_http_ldseg_stats_t *stats,
+    ldseg_result_t *res, ldseg_reason_e reason);
 static void ngx_http_ldseg_log_invalid(ngx_http_request_t *r,
     ngx_http_ldseg_ctx_t *ctx, const char *what, ldseg_error_t *err);
 static void *ngx_http_ldseg_pool_alloc(void *ctx, size_t size);
 static void ngx_http_ldseg_pool_free(void *ctx, void *p);
+
+
+static ngx_http_request_body_filter_pt  ngx_http_ldseg_next_body_filter;
 
 
 ngx_int_t
@@ -64,6 +73,7 @@ ngx_http_ldseg_handler(ngx_http_request_t *r)
     ldseg_endpoint_e             ep;
     ngx_http_ldseg_ctx_t        *ctx;
     ngx_http_ldseg_stats_t      *stats;
+    ngx_http_ldseg_loc_conf_t   *lcf;
     ngx_http_ldseg_main_conf_t  *lmcf;
 
     if (!(r->method & NGX_HTTP_POST)) {
@@ -107,8 +117,25 @@ ngx_http_ldseg_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
+
     ctx->endpoint = ep;
+    ctx->max_body_size = lcf->max_body_size;
     ngx_http_set_ctx(r, ctx, ngx_http_ldseg_module);
+
+    if (ctx->max_body_size
+        && r->headers_in.content_length_n > ctx->max_body_size)
+    {
+        /* no "100 Continue" for a body that is refused */
+        r->expect_tested = 1;
+
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_ldseg_too_large(r);
+    }
 
     limit = (ep == LDSEG_EP_BATCH) ? LDSEG_MAX_BATCH_BYTES
                                    : LDSEG_MAX_MESSAGE;
@@ -140,11 +167,126 @@ ngx_http_ldseg_handler(ngx_http_request_t *r)
 
     rc = ngx_http_read_client_request_body(r, ngx_http_ldseg_body_handler);
 
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return ngx_http_ldseg_too_large(r);
+    }
+
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }
 
+    if (rc == NGX_AGAIN
+#if (NGX_HTTP_V2)
+        && r->stream == NULL
+#endif
+       )
+    {
+        /* the rest of the body comes later: a limit may be found then */
+        r->read_event_handler = ngx_http_ldseg_read_body_handler;
+    }
+
     return NGX_DONE;
+}
+
+
+ngx_int_t
+ngx_http_ldseg_body_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_ldseg_next_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_ldseg_body_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A body without Content-Length (chunked) is measured as it is read: over
+ * the location's client_max_body_size it is refused with 413, which the
+ * handler and ngx_http_ldseg_read_body_handler() answer with JSON.
+ */
+
+static ngx_int_t
+ngx_http_ldseg_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t           *cl;
+    ngx_http_ldseg_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ldseg_module);
+
+    if (ctx == NULL || ctx->max_body_size == 0) {
+        return ngx_http_ldseg_next_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        ctx->body_size += ngx_buf_size(cl->buf);
+    }
+
+    if (ctx->body_size > ctx->max_body_size) {
+        r->lingering_close = 1;
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    return ngx_http_ldseg_next_body_filter(r, in);
+}
+
+
+/*
+ * nginx's own handler of a body being read, but for the answer when the
+ * body turns out too large: ngx_http_read_unbuffered_request_body() reads
+ * on (and calls the post handler at the end) exactly as nginx's static
+ * handler does, and leaves the finalizing to its caller.
+ */
+
+static void
+ngx_http_ldseg_read_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_read_unbuffered_request_body(r);
+
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        ngx_http_finalize_request(r, ngx_http_ldseg_too_large(r));
+        return;
+    }
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/* a body over client_max_body_size: counted as one too_large message */
+
+static ngx_int_t
+ngx_http_ldseg_too_large(ngx_http_request_t *r)
+{
+    ngx_http_ldseg_ctx_t        *ctx;
+    ngx_http_ldseg_stats_t      *stats;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ldseg_module);
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+
+    stats = ngx_http_ldseg_queue_stats(lmcf->shm_zone);
+
+    if (stats) {
+        (void) ngx_atomic_fetch_add(&stats->requests, 1);
+    }
+
+    ngx_http_ldseg_count_refused(stats, LDSEG_REASON_TOO_LARGE);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "ldseg: \"%s\" request body is larger than "
+                  "client_max_body_size %O",
+                  ldseg_endpoint_name(ctx->endpoint), ctx->max_body_size);
+
+    /* the rest of the body is not read: the connection is not kept */
+    r->keepalive = 0;
+
+    return ngx_http_ldseg_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                LDSEG_REASON_TOO_LARGE,
+                                "the request body is larger than the server "
+                                "accepts");
 }
 
 
@@ -206,7 +348,7 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
     rc = ngx_http_ldseg_destination(r, &res, &url, &err);
 
     if (rc != NGX_OK) {
-        ngx_http_ldseg_count_refused(stats, err.reason);
+        ngx_http_ldseg_count_all_refused(stats, &res, err.reason);
 
         return ngx_http_ldseg_error(r, rc, err.reason, err.message);
     }
@@ -504,8 +646,10 @@ ngx_http_ldseg_translate(ngx_http_request_t *r, ngx_http_ldseg_ctx_t *ctx,
 
 
 /*
- * The events URL of the request's client-side ID (nothing to find when no
- * event is to be sent).  NGX_OK, or the status of the answer with err set.
+ * The events URL of the request's client-side ID, found for every valid
+ * request, whether it has events to send or not: a write key without a
+ * client-side ID is answered 401 alike.  NGX_OK, or the status of the
+ * answer with err set.
  */
 
 static ngx_int_t
@@ -515,12 +659,6 @@ ngx_http_ldseg_destination(ngx_http_request_t *r, ldseg_result_t *res,
     u_char                     *p;
     ngx_str_t                   id;
     ngx_http_ldseg_loc_conf_t  *lcf;
-
-    ngx_str_null(url);
-
-    if (res->nevents == 0) {
-        return NGX_OK;
-    }
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
 
@@ -617,7 +755,6 @@ static void
 ngx_http_ldseg_refuse(ngx_http_request_t *r, ngx_http_ldseg_stats_t *stats,
     ldseg_result_t *res, ngx_http_ldseg_enqueue_e erc, ldseg_error_t *err)
 {
-    ngx_uint_t                   n;
     ngx_http_ldseg_main_conf_t  *lmcf;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
@@ -678,22 +815,16 @@ ngx_http_ldseg_refuse(ngx_http_request_t *r, ngx_http_ldseg_stats_t *stats,
 
 count:
 
-    n = res->nevents + res->nskipped;
-
-    res->nrejected += n;
-    res->nevents = 0;
-    res->nskipped = 0;
-
-    ngx_http_ldseg_count(stats, res);
-
-    (void) ngx_atomic_fetch_add(&stats->rejected_reasons[err->reason], n);
+    ngx_http_ldseg_count_all_refused(stats, res, err->reason);
 }
 
 
 static ngx_int_t
 ngx_http_ldseg_reply(ngx_http_request_t *r, ldseg_result_t *res)
 {
-    ngx_http_ldseg_loc_conf_t  *lcf;
+    ngx_http_variable_value_t   *v;
+    ngx_http_ldseg_loc_conf_t   *lcf;
+    ngx_http_ldseg_main_conf_t  *lmcf;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "ldseg: %ui messages, %ui events queued, %ui rejected",
@@ -701,12 +832,27 @@ ngx_http_ldseg_reply(ngx_http_request_t *r, ldseg_result_t *res)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
 
-    if (lcf->pass.len) {
-        (void) ngx_http_named_location(r, &lcf->pass);
-        return NGX_DONE;
+    if (lcf->pass.len == 0) {
+        return ngx_http_ldseg_accepted(r, res);
     }
 
-    return ngx_http_ldseg_accepted(r, res);
+    /*
+     * ngx_http_named_location() clears the module's context, and with it
+     * the body's writeKey: $ldseg_write_key keeps its value in its slot
+     * of r->variables, which the redirect leaves alone.
+     */
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+
+    v = ngx_http_get_flushed_variable(r, lmcf->write_key_index);
+
+    if (v != NULL && v->valid) {
+        v->no_cacheable = 0;
+    }
+
+    (void) ngx_http_named_location(r, &lcf->pass);
+
+    return NGX_DONE;
 }
 
 
@@ -756,6 +902,36 @@ ngx_http_ldseg_count_refused(ngx_http_ldseg_stats_t *stats,
     (void) ngx_atomic_fetch_add(&stats->received, 1);
     (void) ngx_atomic_fetch_add(&stats->rejected, 1);
     (void) ngx_atomic_fetch_add(&stats->rejected_reasons[reason], 1);
+}
+
+
+/*
+ * A valid request refused as a whole: its messages that were to be
+ * accepted count as rejected for reason, the others keep their own.
+ */
+
+static void
+ngx_http_ldseg_count_all_refused(ngx_http_ldseg_stats_t *stats,
+    ldseg_result_t *res, ldseg_reason_e reason)
+{
+    ngx_uint_t  n;
+
+    if (res->n == 0) {
+        ngx_http_ldseg_count_refused(stats, reason);
+        return;
+    }
+
+    n = res->nevents + res->nskipped;
+
+    res->nrejected += n;
+    res->nevents = 0;
+    res->nskipped = 0;
+
+    ngx_http_ldseg_count(stats, res);
+
+    if (stats) {
+        (void) ngx_atomic_fetch_add(&stats->rejected_reasons[reason], n);
+    }
 }
 
 

@@ -61,6 +61,12 @@ typedef struct {
 
     /* this process's last log line about events refused with 503 */
     ngx_msec_t                    refuse_logged;
+
+    /* $ldseg_write_key */
+    ngx_int_t                     write_key_index;
+
+    /* the http level's core configuration, as written (never merged) */
+    ngx_http_core_loc_conf_t     *http_clcf;
 } ngx_http_ldseg_main_conf_t;
 
 
@@ -74,12 +80,26 @@ typedef struct {
 
     /* the location's core configuration, when "ldseg on" is in it */
     ngx_http_core_loc_conf_t     *clcf;
+
+    /*
+     * client_max_body_size of a location with "ldseg on": ldseg enforces
+     * it, so that a body over it gets a JSON 413 (0: no limit)
+     */
+    off_t                         max_body_size;
+
+    /* client_body_buffer_size was set when "ldseg on" was read */
+    unsigned                      body_buffer_set:1;
 } ngx_http_ldseg_loc_conf_t;
 
 
 typedef struct {
     ldseg_endpoint_e              endpoint;
     ngx_str_t                     write_key;
+
+    /* the body so far, and the limit (0: none) */
+    off_t                         body_size;
+    off_t                         max_body_size;
+
     unsigned                      write_key_set:1;
 } ngx_http_ldseg_ctx_t;
 
@@ -88,6 +108,7 @@ extern ngx_module_t  ngx_http_ldseg_module;
 
 
 ngx_int_t ngx_http_ldseg_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_ldseg_body_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_ldseg_status_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_ldseg_write_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
