@@ -119,6 +119,13 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
       offsetof(ngx_http_ldseg_loc_conf_t, pass),
       NULL },
 
+    { ngx_string("ldseg_cors"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ldseg_cors,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, cors),
+      NULL },
+
     { ngx_string("ldseg_retry_after"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
@@ -452,6 +459,7 @@ ngx_http_ldseg_create_loc_conf(ngx_conf_t *cf)
     conf->format = NGX_CONF_UNSET_UINT;
     conf->client_side_id = NGX_CONF_UNSET_PTR;
     conf->retry_after = NGX_CONF_UNSET;
+    conf->cors = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -474,6 +482,7 @@ ngx_http_ldseg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              NGX_HTTP_LDSEG_DEFAULT_URL);
     ngx_conf_merge_str_value(conf->pass, prev->pass, "");
     ngx_conf_merge_sec_value(conf->retry_after, prev->retry_after, 5);
+    ngx_conf_merge_ptr_value(conf->cors, prev->cors, NULL);
 
     if (conf->enable && conf->client_side_id == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

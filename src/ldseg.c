@@ -76,6 +76,7 @@ static const char  *ldseg_reasons[LDSEG_REASON_N] = {
     "no_event_for_type",
     "unknown_endpoint",
     "method_not_allowed",
+    "origin_not_allowed",
     "no_memory",
     "not_an_array",
     "no_context_key",

@@ -88,6 +88,7 @@ typedef enum {
     /* answered, not counted */
     LDSEG_REASON_UNKNOWN_ENDPOINT,
     LDSEG_REASON_METHOD_NOT_ALLOWED,
+    LDSEG_REASON_ORIGIN_NOT_ALLOWED,
     LDSEG_REASON_NO_MEMORY,
 
     /* LaunchDarkly SDK event posts (ldseg_export.c) */

@@ -76,13 +76,20 @@ ngx_http_ldseg_handler(ngx_http_request_t *r)
     ngx_http_ldseg_loc_conf_t   *lcf;
     ngx_http_ldseg_main_conf_t  *lmcf;
 
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
+
     if (!(r->method & NGX_HTTP_POST)) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
 
-        return ngx_http_ldseg_not_allowed(r, "POST",
+        if (r->method == NGX_HTTP_OPTIONS && lcf->cors) {
+            return ngx_http_ldseg_preflight(r, lcf->cors);
+        }
+
+        return ngx_http_ldseg_not_allowed(r, lcf->cors ? "POST, OPTIONS"
+                                                       : "POST",
                                           "the Tracking API accepts POST "
                                           "only");
     }
@@ -116,8 +123,6 @@ ngx_http_ldseg_handler(ngx_http_request_t *r)
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
 
     ctx->endpoint = ep;
     ctx->max_body_size = lcf->max_body_size;
@@ -848,6 +853,15 @@ ngx_http_ldseg_reply(ngx_http_request_t *r, ldseg_result_t *res)
 
     if (v != NULL && v->valid) {
         v->no_cacheable = 0;
+    }
+
+    /*
+     * The one answer that is not ldseg's own: the passed location's goes
+     * to the same page, and needs the CORS headers as much.
+     */
+
+    if (ngx_http_ldseg_cors_headers(r, lcf->cors) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     (void) ngx_http_named_location(r, &lcf->pass);

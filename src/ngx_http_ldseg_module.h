@@ -17,6 +17,7 @@
 
 #include "ldseg.h"
 #include "ngx_http_ldseg_spool.h"
+#include "ngx_http_ldseg_cors.h"
 
 
 #define NGX_HTTP_LDSEG_DEFAULT_URL    "https://events.launchdarkly.com"
@@ -77,6 +78,7 @@ typedef struct {
     ngx_str_t                     events_url;
     ngx_str_t                     pass;
     time_t                        retry_after;
+    ngx_http_ldseg_cors_t        *cors;
 
     /* the location's core configuration, when "ldseg on" is in it */
     ngx_http_core_loc_conf_t     *clcf;

@@ -12,6 +12,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_ldseg_module.h"
 #include "ngx_http_ldseg_reply.h"
 
 
@@ -23,9 +24,18 @@ ngx_int_t
 ngx_http_ldseg_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *body, size_t len)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_int_t                   rc;
+    ngx_buf_t                  *b;
+    ngx_chain_t                 out;
+    ngx_http_ldseg_loc_conf_t  *lcf;
+
+    /* every answer, errors included: a page never sees an opaque failure */
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
+
+    if (ngx_http_ldseg_cors_headers(r, lcf->cors) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
@@ -214,6 +224,28 @@ ngx_http_ldseg_not_allowed(ngx_http_request_t *r, const char *allow,
 
     return ngx_http_ldseg_error(r, NGX_HTTP_NOT_ALLOWED,
                                 LDSEG_REASON_METHOD_NOT_ALLOWED, message);
+}
+
+
+ngx_int_t
+ngx_http_ldseg_preflight(ngx_http_request_t *r, ngx_http_ldseg_cors_t *cors)
+{
+    static ngx_str_t  type = ngx_null_string;
+
+    switch (ngx_http_ldseg_cors_preflight(r, cors)) {
+
+    case NGX_OK:
+        return ngx_http_ldseg_send(r, NGX_HTTP_NO_CONTENT, &type, NULL, 0);
+
+    case NGX_DECLINED:
+        return ngx_http_ldseg_error(r, NGX_HTTP_FORBIDDEN,
+                                    LDSEG_REASON_ORIGIN_NOT_ALLOWED,
+                                    "this origin may not call the Tracking "
+                                    "API (see \"ldseg_cors\")");
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 }
 
 

@@ -17,6 +17,7 @@
 #include <ngx_http.h>
 
 #include "ldseg.h"
+#include "ngx_http_ldseg_cors.h"
 
 
 /*
@@ -49,6 +50,13 @@ ngx_int_t ngx_http_ldseg_unavailable(ngx_http_request_t *r,
 /* 405 with "Allow: <allow>" and a JSON error */
 ngx_int_t ngx_http_ldseg_not_allowed(ngx_http_request_t *r,
     const char *allow, const char *message);
+
+/*
+ * The answer to OPTIONS with "ldseg_cors": 204 with the preflight's CORS
+ * headers, or 403 origin_not_allowed for an origin it does not list.
+ */
+ngx_int_t ngx_http_ldseg_preflight(ngx_http_request_t *r,
+    ngx_http_ldseg_cors_t *cors);
 
 
 #endif /* _NGX_HTTP_LDSEG_REPLY_H_INCLUDED_ */
