@@ -180,10 +180,10 @@ if (!installed_ok()) {
 
 # the oracle: Segment's destination code
 
-if (!-f "$ORACLE/node_modules/.oracle-ready" || !-d "$ORACLE/ad/package") {
+if (!-f "$ORACLE/node_modules/.oracle-ready") {
     my $log = "$tmp/ldseg-oracle-setup-$$.log";
     my $rc = run_bounded(out => $log, timeout => 300,
-                         cmd => [ 'sh', "$ORACLE/setup.sh" ]);
+                         cmd => [ 'bash', "$ORACLE/setup.sh" ]);
     my $out = slurp($log);
     unlink $log;
     broken('t/oracle/setup.sh installs the reference oracle',
