@@ -18,9 +18,8 @@
 # missing or holds another version of the library.  TEST_LDSEG_NODE and
 # TEST_LDSEG_NPM name other node / npm binaries.
 #
-# analytics.js (@segment/analytics-next) is not driven here: it needs a DOM
-# ("window is not defined" under node).  Its wire format (text/plain bodies
-# with "writeKey" to /v1/t, /v1/b ...) is covered by t/150-writekey.t.
+# analytics.js (@segment/analytics-next) needs a DOM ("window is not defined"
+# under node): t/510-browser.t runs it in headless Chromium.
 
 use strict;
 use warnings;
