@@ -213,7 +213,8 @@ sub preflight {
     my ($path, $origin) = @_;
     return req('OPTIONS', $path, $origin, undef,
                'Access-Control-Request-Method' => 'POST',
-               'Access-Control-Request-Headers' => 'authorization,content-type');
+               'Access-Control-Request-Headers'
+                   => 'authorization,content-type');
 }
 
 sub code {

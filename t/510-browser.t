@@ -360,8 +360,8 @@ note(sprintf 'chromium %s, playwright-core %s, analytics-next %s:'
      $ev->{version} // '?', $secs, $ev->{elapsedMs} // -1,
      $ba->{elapsedMs} // -1);
 
-is($ev->{version}, $pins->{'@segment/analytics-next'},
-   "analytics.js is \@segment/analytics-next $pins->{'@segment/analytics-next'}");
+my $ajs = $pins->{'@segment/analytics-next'};
+is($ev->{version}, $ajs, "analytics.js is \@segment/analytics-next $ajs");
 
 my %ports = map { $t->port($_) => 1 } 8080, 8082, 8083;
 is(join(' ', grep { !/^127\.0\.0\.1:(\d+)$/ || !$ports{$1} }
