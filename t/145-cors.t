@@ -298,12 +298,9 @@ is($h->{allow}, 'POST, OPTIONS', '405: Allow: POST, OPTIONS');
 
 ($code, $h, $body) = post('/small/t', $APP,
     '{"userId":"u","event":"e","p":"' . ('x' x 2000) . '"}');
-is($code, 413, '413: body above client_max_body_size');
-{
-    local $TODO = 'nginx\'s own 413 page until ldseg answers it as JSON'
-        . ' (issue 7, requirement 4)' if code($body) eq '-';
-    is(cors($h), allowed($APP), '413: allow origin');
-}
+is("$code " . code($body), '413 too_large',
+   '413: body above client_max_body_size');
+is(cors($h), allowed($APP), '413: allow origin');
 
 ($code, $h, $body) = post('/pass/track', $APP, $TRACK,
                           Authorization => $AUTH);
