@@ -34,13 +34,15 @@ curl
 
 # Commands the tests need, as command:Debian-package; t/500-analytics-node.t
 # runs Segment's analytics-node library with them, t/510-browser.t
-# analytics.js in headless Chromium and the reference oracle (t/oracle/).
+# analytics.js in headless Chromium and the reference oracle (t/oracle/),
+# t/310-status-destinations.t checks the Prometheus output with promtool.
 # A command already on PATH is enough, whatever package it came from
 # (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
 CMDS="
 node:nodejs
 npm:npm
 chromium:chromium
+promtool:prometheus
 "
 
 installed() {

@@ -18,6 +18,7 @@
 #include "ldseg.h"
 #include "ngx_http_ldseg_spool.h"
 #include "ngx_http_ldseg_cors.h"
+#include "ngx_http_ldseg_queue.h"
 
 
 #define NGX_HTTP_LDSEG_DEFAULT_URL    "https://events.launchdarkly.com"
@@ -50,6 +51,7 @@ typedef struct {
     ngx_str_t                     dead_letter;
     ngx_uint_t                    dead_letter_after;
     ngx_http_ldseg_spool_conf_t   spool;
+    ngx_http_ldseg_alert_conf_t   alert;
 
     /* the thread pool of spool and dead-letter writes, or NULL */
     void                         *tp;
@@ -63,8 +65,9 @@ typedef struct {
     /* this process's last log line about events refused with 503 */
     ngx_msec_t                    refuse_logged;
 
-    /* $ldseg_write_key */
+    /* $ldseg_write_key; $ldseg_events, $ldseg_result, ... */
     ngx_int_t                     write_key_index;
+    ngx_int_t                     var_index[3];
 
     /* the http level's core configuration, as written (never merged) */
     ngx_http_core_loc_conf_t     *http_clcf;

@@ -45,6 +45,8 @@ static ngx_http_ldseg_dest_t *ngx_http_ldseg_dest_find(
     ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest, uint64_t id);
 static void ngx_http_ldseg_dest_free(ngx_http_ldseg_zone_t *z,
     ngx_http_ldseg_dest_t *dest);
+static ngx_uint_t ngx_http_ldseg_dest_idle(ngx_http_ldseg_dest_t *dest,
+    ngx_msec_t now);
 static size_t ngx_http_ldseg_refused_bytes(ngx_http_ldseg_zone_t *z);
 static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_new(
     ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest);
@@ -78,6 +80,16 @@ static ngx_uint_t ngx_http_ldseg_sfile_release(ngx_http_ldseg_zone_t *z,
 static void ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z,
     ngx_msec_t now, ngx_http_ldseg_spool_ops_t *ops);
 static void ngx_http_ldseg_random_id(u_char *id);
+static ngx_int_t ngx_http_ldseg_view_cmp(const void *a, const void *b);
+static void ngx_http_ldseg_dstats_add(ngx_http_ldseg_dstats_t *to,
+    ngx_http_ldseg_dstats_t *from);
+static void ngx_http_ldseg_watch(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
+    ngx_http_ldseg_alert_conf_t *ac, ngx_http_ldseg_alert_out_t *out);
+static ngx_uint_t ngx_http_ldseg_snap_rate(ngx_http_ldseg_snap_t *snaps,
+    ngx_uint_t *snap, ngx_http_ldseg_snap_t *cur, ngx_msec_t now,
+    ngx_msec_t every, ngx_uint_t zero_base, ngx_uint_t *rate);
+static u_char *ngx_http_ldseg_add_id(u_char *p, u_char *last,
+    ngx_http_ldseg_dest_t *dest);
 
 
 ngx_int_t
@@ -110,6 +122,14 @@ ngx_http_ldseg_queue_init(ngx_http_ldseg_zone_t *z)
 
     /* a full zone is answered with 503 and logged by the caller */
     z->shpool->log_nomem = 0;
+
+    /* the status page's history, where it costs a small part of the zone */
+
+    if (z->size >= NGX_HTTP_LDSEG_HISTORY_ZONE) {
+        sh->history = ngx_slab_calloc(z->shpool,
+                                      NGX_HTTP_LDSEG_HISTORY
+                                      * sizeof(ngx_http_ldseg_tick_t));
+    }
 
     return NGX_OK;
 }
@@ -162,6 +182,15 @@ ngx_http_ldseg_queue_copy(ngx_http_ldseg_zone_t *oz, ngx_http_ldseg_zone_t *z,
     z->sh->spool_seq = osh->spool_seq + 0x1000000;
     z->sh->seq = osh->seq;
     z->sh->stats = osh->stats;
+    z->sh->retired = osh->retired;
+    z->sh->nretired = osh->nretired;
+    z->sh->alert = osh->alert;
+
+    if (z->sh->history && osh->history) {
+        ngx_memcpy(z->sh->history, osh->history,
+                   NGX_HTTP_LDSEG_HISTORY * sizeof(ngx_http_ldseg_tick_t));
+        z->sh->history_sec = osh->history_sec;
+    }
 
     for (dq = ngx_queue_head(&osh->dests);
          dq != ngx_queue_sentinel(&osh->dests);
@@ -178,6 +207,17 @@ ngx_http_ldseg_queue_copy(ngx_http_ldseg_zone_t *oz, ngx_http_ldseg_zone_t *z,
         }
 
         dest->refused = odest->refused;
+        dest->stats = odest->stats;
+        dest->last_time = odest->last_time;
+        dest->last_status = odest->last_status;
+        dest->error_time = odest->error_time;
+        dest->paused_by = odest->paused_by;
+        dest->snap = odest->snap;
+        ngx_memcpy(dest->snaps, odest->snaps, sizeof(odest->snaps));
+        dest->rate = odest->rate;
+        dest->low = odest->low;
+        dest->error_len = odest->error_len;
+        ngx_memcpy(dest->error, odest->error, odest->error_len);
 
         for (q = ngx_queue_head(&odest->payloads);
              q != ngx_queue_sentinel(&odest->payloads);
@@ -524,7 +564,7 @@ ngx_http_ldseg_queue_usage(ngx_shm_zone_t *zone, ngx_http_ldseg_usage_t *u)
     u->events = z->sh->events;
     u->bytes = z->sh->bytes;
     u->inflight = 0;
-    u->destinations = z->sh->ndests;
+    u->destinations = 0;
 
     for (q = ngx_queue_head(&z->sh->dests);
          q != ngx_queue_sentinel(&z->sh->dests);
@@ -532,6 +572,12 @@ ngx_http_ldseg_queue_usage(ngx_shm_zone_t *zone, ngx_http_ldseg_usage_t *u)
     {
         dest = ngx_queue_data(q, ngx_http_ldseg_dest_t, queue);
         u->inflight += dest->inflight;
+
+        /* the ones kept empty for their counters are not in the queue */
+
+        if (!ngx_http_ldseg_dest_idle(dest, ngx_current_msec)) {
+            u->destinations++;
+        }
     }
 
     u->spool_events = z->sh->spool_events;
@@ -564,6 +610,7 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     sh = z->sh;
     *full = 0;
 
+    dest = NULL;
     op = NULL;
     first = NULL;
     otail = NULL;
@@ -745,6 +792,13 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
         i = j;
     }
 
+    /* the request's messages, where the lock is held anyway */
+
+    dest->stats.received += res->n;
+    dest->stats.accepted += res->nevents + res->nskipped;
+    dest->stats.rejected += res->nrejected;
+    dest->stats.queued += res->nevents;
+
     ngx_shmtx_unlock(&z->shpool->mutex);
 
     return NGX_HTTP_LDSEG_ENQ_OK;
@@ -795,6 +849,19 @@ undo:
     }
 
 failed:
+
+    /* refused with 503 as a whole: every message counts as rejected */
+
+    if (dest == NULL) {
+        dest = ngx_http_ldseg_dest_lookup(z, url,
+                                          ngx_crc32_short(url->data,
+                                                          url->len));
+    }
+
+    if (dest != NULL) {
+        dest->stats.received += res->n;
+        dest->stats.rejected += res->n;
+    }
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
@@ -878,6 +945,12 @@ ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
             p->leased = 1;
             dest->inflight++;
 
+            dest->stats.posts++;
+
+            if (p->attempts) {
+                dest->stats.retries++;
+            }
+
             ngx_http_ldseg_crash("queue_lease");
 
             l->dest = dest;
@@ -952,8 +1025,9 @@ ngx_http_ldseg_queue_copy_out(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
 
 void
 ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
-    ldseg_delivery_t *d, ngx_uint_t status, ngx_msec_t now, u_char *body,
-    size_t len, ngx_http_ldseg_spool_ops_t *ops, ngx_http_ldseg_done_t *done)
+    ldseg_delivery_t *d, ngx_uint_t status, ngx_http_ldseg_answer_t *a,
+    ngx_msec_t now, u_char *body, size_t len, ngx_http_ldseg_spool_ops_t *ops,
+    ngx_http_ldseg_done_t *done)
 {
     ngx_http_ldseg_dest_t     *dest;
     ngx_http_ldseg_zone_t     *z;
@@ -969,6 +1043,37 @@ ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
     if (dest == NULL) {
         /* the lease expired, another worker delivered it, all is gone */
         goto unlock;
+    }
+
+    /* the status of the destination: the POST's outcome, as it ended */
+
+    if (a != NULL) {
+        dest->last_time = a->time;
+        dest->last_status = status;
+
+        if (d->outcome == LDSEG_DELIVERY_DONE) {
+            dest->stats.delivered += l->nevents;
+            dest->paused_by = NGX_HTTP_LDSEG_PAUSE_NONE;
+
+        } else {
+            dest->stats.failed += l->nevents;
+            dest->stats.posts_failed++;
+
+            if (a->error != NULL) {
+                dest->error_time = a->time;
+                dest->error_len = ngx_min(a->error_len,
+                                          NGX_HTTP_LDSEG_ERROR_MAX);
+                ngx_memcpy(dest->error, a->error, dest->error_len);
+            }
+
+            if (d->pause_destination) {
+                dest->paused_by = (d->outcome == LDSEG_DELIVERY_REFUSED_ID)
+                                  ? NGX_HTTP_LDSEG_PAUSE_REFUSED
+                                  : a->retry_after
+                                    ? NGX_HTTP_LDSEG_PAUSE_RETRY_AFTER
+                                    : NGX_HTTP_LDSEG_PAUSE_BACKOFF;
+            }
+        }
     }
 
     /* only an answer of LaunchDarkly changes whether it refuses the ID */
@@ -1027,6 +1132,7 @@ ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
             /* one event LaunchDarkly will never take */
             done->dropped = p->nevents;
             done->drop_reason = NGX_HTTP_LDSEG_DROP_TOO_LARGE;
+            dest->stats.dropped += p->nevents;
             ngx_http_ldseg_payload_forget(z, p, ops);
             break;
         }
@@ -1056,6 +1162,7 @@ ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
 
     case LDSEG_DELIVERY_DEAD_LETTER:
         done->dead_letter = p->nevents;
+        dest->stats.dead_lettered += p->nevents;
         ngx_http_ldseg_payload_forget(z, p, ops);
         break;
 
@@ -1331,8 +1438,10 @@ ngx_http_ldseg_queue_spool_done(ngx_shm_zone_t *zone,
 
 void
 ngx_http_ldseg_queue_reap(ngx_shm_zone_t *zone, ngx_msec_t now,
-    ngx_http_ldseg_spool_ops_t *ops)
+    ngx_http_ldseg_spool_ops_t *ops, ngx_http_ldseg_alert_conf_t *ac,
+    ngx_http_ldseg_alert_out_t *out)
 {
+    ngx_uint_t              pages, short_of_pages;
     ngx_queue_t            *q, *next;
     ngx_http_ldseg_sh_t    *sh;
     ngx_http_ldseg_dest_t  *dest;
@@ -1347,6 +1456,8 @@ ngx_http_ldseg_queue_reap(ngx_shm_zone_t *zone, ngx_msec_t now,
     ngx_http_ldseg_recount(z, now, ops);
 
     ngx_http_ldseg_crash("queue_reap");
+
+    ngx_http_ldseg_watch(z, now, ac, out);
 
     /* files of workers that died are closed; empty ones unlinked */
 
@@ -1364,7 +1475,14 @@ ngx_http_ldseg_queue_reap(ngx_shm_zone_t *zone, ngx_msec_t now,
         (void) ngx_http_ldseg_sfile_release(z, sf, ops);
     }
 
-    /* empty destinations that wait for nothing are freed */
+    /*
+     * Empty destinations that wait for nothing are kept a while for the
+     * status (their counters go on), and freed at once when the zone
+     * runs short of free pages.
+     */
+
+    pages = (z->shpool->end - z->shpool->start) / ngx_pagesize;
+    short_of_pages = (z->shpool->pfree < pages / 4);
 
     for (q = ngx_queue_head(&sh->dests);
          q != ngx_queue_sentinel(&sh->dests);
@@ -1373,8 +1491,18 @@ ngx_http_ldseg_queue_reap(ngx_shm_zone_t *zone, ngx_msec_t now,
         next = ngx_queue_next(q);
         dest = ngx_queue_data(q, ngx_http_ldseg_dest_t, queue);
 
-        if (ngx_queue_empty(&dest->payloads) && dest->inflight == 0
-            && (ngx_msec_int_t) (dest->not_before - now) <= 0)
+        if (!ngx_http_ldseg_dest_idle(dest, now)) {
+            dest->idle = 0;
+            continue;
+        }
+
+        if (!dest->idle) {
+            dest->idle = 1;
+            dest->idle_since = now;
+        }
+
+        if (short_of_pages || sh->handed_over
+            || now - dest->idle_since >= NGX_HTTP_LDSEG_LINGER)
         {
             ngx_http_ldseg_dest_free(z, dest);
         }
@@ -1427,6 +1555,415 @@ ngx_http_ldseg_queue_release(ngx_shm_zone_t *zone)
 }
 
 
+ngx_int_t
+ngx_http_ldseg_queue_view(ngx_shm_zone_t *zone, ngx_pool_t *pool,
+    ngx_uint_t history, ngx_http_ldseg_view_t *v)
+{
+    ngx_int_t                      rc;
+    ngx_msec_t                     now;
+    ngx_queue_t                   *dq, *q;
+    ngx_http_ldseg_sh_t           *sh;
+    ngx_http_ldseg_dest_t         *dest;
+    ngx_http_ldseg_zone_t         *z;
+    ngx_http_ldseg_payload_t      *p;
+    ngx_http_ldseg_dest_status_t  *ds;
+
+    z = zone->data;
+    sh = z->sh;
+    now = ngx_current_msec;
+    rc = NGX_ERROR;
+
+    v->history = NULL;
+
+    if (history) {
+        v->history = ngx_palloc(pool, NGX_HTTP_LDSEG_HISTORY
+                                      * sizeof(ngx_http_ldseg_tick_t));
+        if (v->history == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    /*
+     * Copied in one lock round, into the request's pool: the number of
+     * destinations is bounded by ldseg_max_destinations.
+     */
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    v->dests = ngx_array_create(pool, sh->ndests ? sh->ndests : 1,
+                                sizeof(ngx_http_ldseg_dest_status_t));
+    if (v->dests == NULL) {
+        goto done;
+    }
+
+    for (dq = ngx_queue_head(&sh->dests);
+         dq != ngx_queue_sentinel(&sh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        dest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        ds = ngx_array_push(v->dests);
+        if (ds == NULL) {
+            goto done;
+        }
+
+        ngx_memzero(ds, sizeof(ngx_http_ldseg_dest_status_t));
+
+        ds->url.len = dest->url_len;
+        ds->url.data = ngx_pnalloc(pool, dest->url_len + dest->error_len);
+        if (ds->url.data == NULL) {
+            goto done;
+        }
+
+        ngx_memcpy(ds->url.data, dest->url, dest->url_len);
+
+        ds->error.len = dest->error_len;
+        ds->error.data = ds->url.data + dest->url_len;
+        ngx_memcpy(ds->error.data, dest->error, dest->error_len);
+
+        ds->stats = dest->stats;
+        ds->last_status = dest->last_status;
+        ds->last_time = dest->last_time;
+        ds->error_time = dest->error_time;
+        ds->refused = dest->refused;
+        ds->rate = dest->rate;
+        ds->low = dest->low;
+
+        if ((ngx_msec_int_t) (dest->not_before - now) > 0) {
+            ds->paused_by = dest->paused_by ? dest->paused_by
+                                            : NGX_HTTP_LDSEG_PAUSE_BACKOFF;
+            ds->paused_ms = dest->not_before - now;
+        }
+
+        for (q = ngx_queue_head(&dest->payloads);
+             q != ngx_queue_sentinel(&dest->payloads);
+             q = ngx_queue_next(q))
+        {
+            p = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
+
+            if (p->done || p->hold || p->nevents == 0
+                || (p->copied && sh->handed_over))
+            {
+                continue;
+            }
+
+            ds->events += p->nevents;
+            ds->bytes += p->head ? p->mem : p->len;
+
+            if (p->leased) {
+                ds->inflight++;
+            }
+
+            if (!ds->has_oldest || now - p->created > ds->oldest_age) {
+                ds->oldest_age = now - p->created;
+                ds->has_oldest = 1;
+            }
+        }
+    }
+
+    v->retired = sh->retired;
+    v->nretired = sh->nretired;
+    v->alert = sh->alert;
+
+    if (v->history != NULL) {
+        if (sh->history != NULL) {
+            ngx_memcpy(v->history, sh->history,
+                       NGX_HTTP_LDSEG_HISTORY * sizeof(ngx_http_ldseg_tick_t));
+
+        } else {
+            v->history = NULL;
+        }
+    }
+
+    rc = NGX_OK;
+
+done:
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    /* in a stable order (the lease rotates the list), out of the lock */
+
+    if (rc == NGX_OK) {
+        ngx_sort(v->dests->elts, v->dests->nelts,
+                 sizeof(ngx_http_ldseg_dest_status_t),
+                 ngx_http_ldseg_view_cmp);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_view_cmp(const void *a, const void *b)
+{
+    ngx_int_t                      rc;
+    ngx_http_ldseg_dest_status_t  *da, *db;
+
+    da = (ngx_http_ldseg_dest_status_t *) a;
+    db = (ngx_http_ldseg_dest_status_t *) b;
+
+    rc = ngx_memn2cmp(da->url.data, db->url.data, da->url.len, db->url.len);
+
+    return rc;
+}
+
+
+static void
+ngx_http_ldseg_dstats_add(ngx_http_ldseg_dstats_t *to,
+    ngx_http_ldseg_dstats_t *from)
+{
+    to->received += from->received;
+    to->accepted += from->accepted;
+    to->rejected += from->rejected;
+    to->queued += from->queued;
+    to->delivered += from->delivered;
+    to->failed += from->failed;
+    to->dead_lettered += from->dead_lettered;
+    to->dropped += from->dropped;
+    to->posts += from->posts;
+    to->posts_failed += from->posts_failed;
+    to->retries += from->retries;
+}
+
+
+static void
+ngx_http_ldseg_watch(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
+    ngx_http_ldseg_alert_conf_t *ac, ngx_http_ldseg_alert_out_t *out)
+{
+    u_char                     *ids, *age_ids, *last, *age_last;
+    uint32_t                    sec;
+    ngx_uint_t                  rate, known, old;
+    ngx_msec_t                  every, age, oldest;
+    ngx_queue_t                *dq;
+    ngx_http_ldseg_sh_t        *sh;
+    ngx_http_ldseg_snap_t       cur;
+    ngx_http_ldseg_tick_t      *tick;
+    ngx_http_ldseg_dest_t      *dest;
+    ngx_http_ldseg_alert_sh_t  *al;
+
+    /*
+     * Under the lock from the flush timer of every worker, but done by
+     * one process a second: the first that finds the check due.  Only
+     * that process logs a change, so every change is logged once.
+     */
+
+    sh = z->sh;
+    al = &sh->alert;
+
+    if (out != NULL) {
+        ngx_memzero(out, offsetof(ngx_http_ldseg_alert_out_t, ids));
+    }
+
+    if (al->next != 0 && (ngx_msec_int_t) (now - al->next) < 0) {
+        return;
+    }
+
+    /* as often as the alert window needs snapshots, a second at most */
+
+    every = (ac != NULL && ac->rate) ? ac->window / NGX_HTTP_LDSEG_SNAPS
+                                     : 1000;
+
+    if (every == 0) {
+        every = 1;
+    }
+
+    al->next = (now + ngx_min(every, 1000)) | 1;
+
+    /* the per-second history: cumulative counters, read as they are */
+
+    sec = (uint32_t) ngx_time();
+
+    if (sh->history != NULL && sec != sh->history_sec) {
+        tick = &sh->history[sec % NGX_HTTP_LDSEG_HISTORY];
+
+        tick->sec = sec;
+        tick->received = (uint32_t) sh->stats.received;
+        tick->rejected = (uint32_t) sh->stats.rejected;
+        tick->delivered = (uint32_t) sh->stats.delivered;
+        tick->failed = (uint32_t) sh->stats.failed;
+
+        sh->history_sec = sec;
+    }
+
+    if (ac == NULL || ac->rate == 0 || out == NULL) {
+        return;
+    }
+
+    /* the rate of the zone over the window */
+
+    cur.time = now | 1;
+    cur.delivered = sh->stats.delivered;
+    cur.failed = sh->stats.failed;
+    cur.dead = sh->stats.dead_lettered;
+
+    if (al->snaps[0].time == 0) {
+        /* the first check: the window starts now */
+        al->snaps[0] = cur;
+        al->snap = 1;
+    }
+
+    known = ngx_http_ldseg_snap_rate(al->snaps, &al->snap, &cur, now, every,
+                                     0, &rate);
+
+    ids = out->ids;
+    last = out->ids + NGX_HTTP_LDSEG_ALERT_IDS;
+    age_ids = out->age_ids;
+    age_last = out->age_ids + NGX_HTTP_LDSEG_ALERT_IDS;
+    oldest = 0;
+    old = 0;
+
+    for (dq = ngx_queue_head(&sh->dests);
+         dq != ngx_queue_sentinel(&sh->dests);
+         dq = ngx_queue_next(dq))
+    {
+        dest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
+
+        /* a destination's counters start at 0: a snapshot of zeros */
+
+        cur.delivered = dest->stats.delivered;
+        cur.failed = dest->stats.failed;
+        cur.dead = dest->stats.dead_lettered;
+
+        if (ngx_http_ldseg_snap_rate(dest->snaps, &dest->snap, &cur, now,
+                                     every, 1, &dest->rate))
+        {
+            dest->low = (dest->rate < ac->rate);
+        }
+
+        if (dest->low) {
+            ids = ngx_http_ldseg_add_id(ids, last, dest);
+        }
+
+        if (dest->has_oldest) {
+            age = now - dest->oldest;
+
+            if (age > oldest) {
+                oldest = age;
+            }
+
+            if (ac->max_age && age > ac->max_age) {
+                old = 1;
+                age_ids = ngx_http_ldseg_add_id(age_ids, age_last, dest);
+            }
+        }
+    }
+
+    out->ids_len = ids - out->ids;
+    out->age_ids_len = age_ids - out->age_ids;
+
+    al->oldest = oldest;
+
+    /* no attempt in the window tells nothing: the state stays */
+
+    if (known) {
+        al->known = 1;
+        al->rate = rate;
+
+        if (rate < ac->rate && !al->low) {
+            al->low = 1;
+            out->rate_change = -1;
+
+        } else if (rate >= ac->rate && al->low) {
+            al->low = 0;
+            out->rate_change = 1;
+        }
+
+        out->rate = rate;
+    }
+
+    if (ac->max_age) {
+        if (old && !al->old) {
+            al->old = 1;
+            out->age_change = -1;
+
+        } else if (!old && al->old) {
+            al->old = 0;
+            out->age_change = 1;
+        }
+
+        out->age = oldest;
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_ldseg_snap_rate(ngx_http_ldseg_snap_t *snaps, ngx_uint_t *snap,
+    ngx_http_ldseg_snap_t *cur, ngx_msec_t now, ngx_msec_t every,
+    ngx_uint_t zero_base, ngx_uint_t *rate)
+{
+    uint64_t                delivered, all;
+    ngx_uint_t              last;
+    ngx_http_ldseg_snap_t  *base, zero;
+
+    /*
+     * snaps is a ring of NGX_HTTP_LDSEG_SNAPS snapshots taken every
+     * "every" ms; the oldest is about a window old.  Returns 1 with the
+     * delivered share in 1/10000 when any event was tried since then.
+     */
+
+    last = (*snap + NGX_HTTP_LDSEG_SNAPS - 1) % NGX_HTTP_LDSEG_SNAPS;
+
+    if (snaps[last].time == 0
+        || (ngx_msec_int_t) (now - snaps[last].time) >= (ngx_msec_int_t) every)
+    {
+        snaps[*snap] = *cur;
+        *snap = (*snap + 1) % NGX_HTTP_LDSEG_SNAPS;
+    }
+
+    base = &snaps[*snap];
+
+    if (base->time == 0) {
+        /* not a whole window yet: since the counters started */
+
+        if (zero_base) {
+            ngx_memzero(&zero, sizeof(ngx_http_ldseg_snap_t));
+            base = &zero;
+
+        } else {
+            base = &snaps[0];
+        }
+    }
+
+    delivered = cur->delivered - base->delivered;
+    all = delivered + (cur->failed - base->failed) + (cur->dead - base->dead);
+
+    if (all == 0) {
+        return 0;
+    }
+
+    *rate = (ngx_uint_t) (delivered * 10000 / all);
+
+    return 1;
+}
+
+
+static u_char *
+ngx_http_ldseg_add_id(u_char *p, u_char *last, ngx_http_ldseg_dest_t *dest)
+{
+    u_char  *id, *end;
+
+    /* ", \"ID\"" while it fits; "..." once when the next one does not */
+
+    end = dest->url + dest->url_len;
+
+    for (id = end; id > dest->url && id[-1] != '/'; id--) { /* void */ }
+
+    if (p == NULL) {
+        return NULL;
+    }
+
+    if ((size_t) (last - p) < (size_t) (end - id) + 8) {
+        if (last - p >= 5) {
+            p = ngx_cpymem(p, ", ...", 5);
+        }
+
+        return last;
+    }
+
+    return ngx_sprintf(p, ", \"%*s\"", end - id, id);
+}
+
+
 ngx_uint_t
 ngx_http_ldseg_pid_dead(ngx_pid_t pid)
 {
@@ -1476,6 +2013,7 @@ ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
         dest->bytes = 0;
         dest->dbytes = 0;
         dest->inflight = 0;
+        dest->has_oldest = 0;
 
         for (q = ngx_queue_head(&dest->payloads);
              q != ngx_queue_sentinel(&dest->payloads);
@@ -1540,6 +2078,14 @@ ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
             sh->bytes += p->mem;
             dest->bytes += p->mem;
 
+            if (p->nevents
+                && (!dest->has_oldest
+                    || (ngx_msec_int_t) (p->created - dest->oldest) < 0))
+            {
+                dest->oldest = p->created;
+                dest->has_oldest = 1;
+            }
+
             if (p->head == NULL) {
                 dest->dbytes += p->len;
             }
@@ -1578,6 +2124,7 @@ ngx_http_ldseg_dest_get(ngx_http_ldseg_zone_t *z, ngx_str_t *url,
     ngx_uint_t max)
 {
     uint32_t                hash;
+    ngx_queue_t            *q;
     ngx_http_ldseg_dest_t  *dest;
 
     hash = ngx_crc32_short(url->data, url->len);
@@ -1588,7 +2135,24 @@ ngx_http_ldseg_dest_get(ngx_http_ldseg_zone_t *z, ngx_str_t *url,
     }
 
     if (max && z->sh->ndests >= max) {
-        return NULL;
+
+        /* an empty destination kept for its counters makes room */
+
+        for (q = ngx_queue_head(&z->sh->dests);
+             q != ngx_queue_sentinel(&z->sh->dests);
+             q = ngx_queue_next(q))
+        {
+            dest = ngx_queue_data(q, ngx_http_ldseg_dest_t, queue);
+
+            if (ngx_http_ldseg_dest_idle(dest, ngx_current_msec)) {
+                ngx_http_ldseg_dest_free(z, dest);
+                break;
+            }
+        }
+
+        if (z->sh->ndests >= max) {
+            return NULL;
+        }
     }
 
     dest = ngx_slab_calloc_locked(z->shpool,
@@ -1638,9 +2202,24 @@ ngx_http_ldseg_dest_find(ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest,
 }
 
 
+static ngx_uint_t
+ngx_http_ldseg_dest_idle(ngx_http_ldseg_dest_t *dest, ngx_msec_t now)
+{
+    /* nothing queued, in flight or paused */
+
+    return ngx_queue_empty(&dest->payloads) && dest->inflight == 0
+           && (ngx_msec_int_t) (dest->not_before - now) <= 0;
+}
+
+
 static void
 ngx_http_ldseg_dest_free(ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest)
 {
+    /* its counters stay in the totals of freed destinations */
+
+    ngx_http_ldseg_dstats_add(&z->sh->retired, &dest->stats);
+    z->sh->nretired++;
+
     ngx_rbtree_delete(&z->sh->rbtree, &dest->sn.node);
     ngx_queue_remove(&dest->queue);
     z->sh->ndests--;

@@ -22,7 +22,7 @@
 #include "ngx_http_ldseg_spool.h"
 
 
-#define NGX_HTTP_LDSEG_LAYOUT         4
+#define NGX_HTTP_LDSEG_LAYOUT         5
 
 
 /*
@@ -38,6 +38,30 @@
 #define NGX_HTTP_LDSEG_DROP_CORRUPT   1
 #define NGX_HTTP_LDSEG_DROP_NO_ROOM   2
 #define NGX_HTTP_LDSEG_DROP_DEAD      3
+
+/* bytes of a destination's last error text kept for the status */
+#define NGX_HTTP_LDSEG_ERROR_MAX      128
+
+/* snapshots of delivery counters spread over the alert window */
+#define NGX_HTTP_LDSEG_SNAPS          10
+
+/* seconds of per-second history for the status page, and the least zone
+ * size that holds it */
+#define NGX_HTTP_LDSEG_HISTORY        900
+#define NGX_HTTP_LDSEG_HISTORY_ZONE   (256 * 1024)
+
+/*
+ * An empty destination is kept this long with its counters for the
+ * status, unless the zone runs short of free pages or the number of
+ * destinations reaches ldseg_max_destinations
+ */
+#define NGX_HTTP_LDSEG_LINGER         (15 * 60 * 1000)
+
+/* why a destination waits */
+#define NGX_HTTP_LDSEG_PAUSE_NONE     0
+#define NGX_HTTP_LDSEG_PAUSE_BACKOFF  1
+#define NGX_HTTP_LDSEG_PAUSE_RETRY_AFTER  2
+#define NGX_HTTP_LDSEG_PAUSE_REFUSED  3
 
 
 typedef struct {
@@ -61,6 +85,57 @@ typedef struct {
     ngx_atomic_t                  rejected_reasons[NGX_HTTP_LDSEG_NREASONS];
     ngx_atomic_t                  dropped_reasons[NGX_HTTP_LDSEG_NDROPS];
 } ngx_http_ldseg_stats_t;
+
+
+/*
+ * The counters of one destination, changed only under the zone lock by
+ * operations that hold it anyway (enqueue, lease, complete): messages of
+ * the requests that queued events for it, and its LaunchDarkly events.
+ */
+typedef struct {
+    uint64_t                      received;
+    uint64_t                      accepted;
+    uint64_t                      rejected;
+    uint64_t                      queued;
+    uint64_t                      delivered;
+    uint64_t                      failed;
+    uint64_t                      dead_lettered;
+    uint64_t                      dropped;
+    uint64_t                      posts;
+    uint64_t                      posts_failed;
+    uint64_t                      retries;
+} ngx_http_ldseg_dstats_t;
+
+
+/* delivery counters at one moment, for the rate over the alert window */
+typedef struct {
+    ngx_msec_t                    time;
+    uint64_t                      delivered;
+    uint64_t                      failed;
+    uint64_t                      dead;
+} ngx_http_ldseg_snap_t;
+
+
+/* the zone's cumulative counters at one second, for the status page */
+typedef struct {
+    uint32_t                      sec;
+    uint32_t                      received;
+    uint32_t                      rejected;
+    uint32_t                      delivered;
+    uint32_t                      failed;
+} ngx_http_ldseg_tick_t;
+
+
+typedef struct {
+    ngx_msec_t                    next;       /* the next check */
+    ngx_uint_t                    snap;
+    ngx_http_ldseg_snap_t         snaps[NGX_HTTP_LDSEG_SNAPS];
+    ngx_uint_t                    rate;       /* 1/10000, of the window */
+    ngx_msec_t                    oldest;     /* age of the oldest event */
+    unsigned                      low:1;      /* rate below threshold */
+    unsigned                      old:1;      /* an event older than max */
+    unsigned                      known:1;    /* rate has data */
+} ngx_http_ldseg_alert_sh_t;
 
 
 /* a spool file: payloads whose durable copy it holds are "live" */
@@ -141,6 +216,24 @@ struct ngx_http_ldseg_dest_s {
     ngx_uint_t                    failures;
     ngx_uint_t                    inflight;
     ngx_uint_t                    refused;   /* 401, 403, 404 or 0 */
+
+    /* for the status: counters, the last answer and error, the alert */
+    ngx_http_ldseg_dstats_t       stats;
+    time_t                        last_time;
+    ngx_uint_t                    last_status;
+    time_t                        error_time;
+    ngx_uint_t                    paused_by;
+    ngx_msec_t                    oldest;    /* recount: oldest created */
+    ngx_uint_t                    snap;
+    ngx_http_ldseg_snap_t         snaps[NGX_HTTP_LDSEG_SNAPS];
+    ngx_uint_t                    rate;      /* 1/10000, of the window */
+    size_t                        error_len;
+    u_char                        error[NGX_HTTP_LDSEG_ERROR_MAX];
+    ngx_msec_t                    idle_since;
+    unsigned                      low:1;
+    unsigned                      has_oldest:1;
+    unsigned                      idle:1;
+
     size_t                        url_len;
     u_char                        url[1];
 };
@@ -165,6 +258,16 @@ typedef struct {
     ngx_uint_t                    handed_over;
 
     ngx_http_ldseg_stats_t        stats;
+
+    /* the counters of destinations freed when empty and idle */
+    ngx_http_ldseg_dstats_t       retired;
+    ngx_uint_t                    nretired;
+
+    ngx_http_ldseg_alert_sh_t     alert;
+
+    /* NGX_HTTP_LDSEG_HISTORY seconds, or NULL in a small zone */
+    ngx_http_ldseg_tick_t        *history;
+    uint32_t                      history_sec;
 } ngx_http_ldseg_sh_t;
 
 
@@ -239,6 +342,69 @@ typedef struct {
     ngx_uint_t                    dead_letter;   /* write it there */
     ngx_uint_t                    refused_first; /* log the refused ID */
 } ngx_http_ldseg_done_t;
+
+
+/* what the sender knows of an answer, for the destination's status */
+typedef struct {
+    time_t                        time;
+    ngx_uint_t                    retry_after;  /* it had Retry-After */
+    size_t                        error_len;
+    u_char                       *error;        /* NULL: no error */
+} ngx_http_ldseg_answer_t;
+
+
+/* ldseg_alert: thresholds (rate 0: off) */
+typedef struct {
+    ngx_uint_t                    rate;      /* 1/10000 */
+    ngx_msec_t                    window;
+    ngx_msec_t                    max_age;   /* 0: off */
+} ngx_http_ldseg_alert_conf_t;
+
+
+#define NGX_HTTP_LDSEG_ALERT_IDS      512
+
+/* a change of alert state this process found, to log outside the lock */
+typedef struct {
+    ngx_int_t                     rate_change;   /* -1 low, 1 recovered */
+    ngx_uint_t                    rate;
+    ngx_int_t                     age_change;    /* -1 old, 1 recovered */
+    ngx_msec_t                    age;
+    size_t                        ids_len;
+    u_char                        ids[NGX_HTTP_LDSEG_ALERT_IDS];
+    size_t                        age_ids_len;
+    u_char                        age_ids[NGX_HTTP_LDSEG_ALERT_IDS];
+} ngx_http_ldseg_alert_out_t;
+
+
+/* a destination as the status shows it, copied out of the zone */
+typedef struct {
+    ngx_str_t                     url;
+    ngx_http_ldseg_dstats_t       stats;
+    ngx_uint_t                    events;
+    size_t                        bytes;
+    ngx_uint_t                    inflight;
+    ngx_msec_t                    oldest_age;
+    ngx_uint_t                    has_oldest;
+    ngx_uint_t                    last_status;
+    time_t                        last_time;
+    time_t                        error_time;
+    ngx_str_t                     error;
+    ngx_uint_t                    paused_by;
+    ngx_msec_t                    paused_ms;
+    ngx_uint_t                    refused;
+    ngx_uint_t                    rate;
+    ngx_uint_t                    low;
+} ngx_http_ldseg_dest_status_t;
+
+
+/* the zone as the status shows it */
+typedef struct {
+    ngx_array_t                  *dests;   /* ngx_http_ldseg_dest_status_t */
+    ngx_http_ldseg_dstats_t       retired;
+    ngx_uint_t                    nretired;
+    ngx_http_ldseg_alert_sh_t     alert;
+    ngx_http_ldseg_tick_t        *history; /* NULL, or a copy */
+} ngx_http_ldseg_view_t;
 
 
 typedef struct {
@@ -321,8 +487,8 @@ u_char *ngx_http_ldseg_queue_copy_out(ngx_shm_zone_t *zone,
  */
 void ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone,
     ngx_http_ldseg_lease_t *l, ldseg_delivery_t *d, ngx_uint_t status,
-    ngx_msec_t now, u_char *body, size_t len, ngx_http_ldseg_spool_ops_t *ops,
-    ngx_http_ldseg_done_t *done);
+    ngx_http_ldseg_answer_t *a, ngx_msec_t now, u_char *body, size_t len,
+    ngx_http_ldseg_spool_ops_t *ops, ngx_http_ldseg_done_t *done);
 
 /*
  * Claims payloads older than delay (all of them with all) for the spool
@@ -346,10 +512,22 @@ void ngx_http_ldseg_queue_spool_done(ngx_shm_zone_t *zone,
 /*
  * Housekeeping from the flush timer: files of dead writers are closed,
  * files that hold nothing are unlinked (ops), empty idle destinations and
- * forgotten payloads are freed.
+ * forgotten payloads are freed (their counters kept as "retired").  One
+ * process at a time also samples the history and checks the alert ac
+ * (may be NULL); a change of alert state is returned in out, to be
+ * logged once by this process.
  */
 void ngx_http_ldseg_queue_reap(ngx_shm_zone_t *zone, ngx_msec_t now,
-    ngx_http_ldseg_spool_ops_t *ops);
+    ngx_http_ldseg_spool_ops_t *ops, ngx_http_ldseg_alert_conf_t *ac,
+    ngx_http_ldseg_alert_out_t *out);
+
+/*
+ * Copies what the status shows into v, allocated from pool: every
+ * destination, the retired counters, the alert state and, with history,
+ * the per-second history.  NGX_OK or NGX_ERROR.
+ */
+ngx_int_t ngx_http_ldseg_queue_view(ngx_shm_zone_t *zone, ngx_pool_t *pool,
+    ngx_uint_t history, ngx_http_ldseg_view_t *v);
 
 /* gives back every lease this process holds (worker exit) */
 void ngx_http_ldseg_queue_release(ngx_shm_zone_t *zone);

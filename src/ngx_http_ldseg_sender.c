@@ -87,8 +87,10 @@ static void ngx_http_ldseg_post_free(ngx_http_ldseg_sender_t *s,
 static void ngx_http_ldseg_post_done(void *data, CURL *easy,
     CURLcode result);
 static void ngx_http_ldseg_complete(ngx_http_ldseg_sender_t *s,
-    ngx_http_ldseg_lease_t *l, ldseg_delivery_t *d, long code, u_char *body,
-    size_t len);
+    ngx_http_ldseg_lease_t *l, ldseg_delivery_t *d, long code,
+    ngx_http_ldseg_answer_t *a, u_char *body, size_t len);
+static void ngx_http_ldseg_alert_log(ngx_http_ldseg_sender_t *s,
+    ngx_http_ldseg_alert_out_t *out);
 static void ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_lease_t *l, long code, u_char *body, size_t len);
 static void ngx_http_ldseg_drop(ngx_http_ldseg_sender_t *s, ngx_uint_t n,
@@ -361,7 +363,7 @@ ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s, ngx_uint_t full_only)
             d.delay_ms = NGX_HTTP_LDSEG_BACKOFF_BASE;
         }
 
-        ngx_http_ldseg_complete(s, &l, &d, 0, NULL, 0);
+        ngx_http_ldseg_complete(s, &l, &d, 0, NULL, NULL, 0);
 
         if (rc == NGX_ERROR) {
             return;
@@ -544,10 +546,13 @@ ngx_http_ldseg_post_done(void *data, CURL *easy, CURLcode result)
     ngx_http_ldseg_sender_t *s = data;
 
     long                     code;
+    u_char                  *p;
     curl_off_t               retry_after;
     ldseg_delivery_t         d;
     ngx_http_ldseg_post_t   *post;
     ngx_http_ldseg_lease_t  *l;
+    ngx_http_ldseg_answer_t  a;
+    u_char                   error[NGX_HTTP_LDSEG_ERROR_MAX];
 
     post = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &post);
@@ -598,7 +603,29 @@ ngx_http_ldseg_post_done(void *data, CURL *easy, CURLcode result)
         }
     }
 
-    ngx_http_ldseg_complete(s, l, &d, code, post->body, post->len);
+    /* what the status shows of it: the time, and the error, bounded */
+
+    a.time = ngx_time();
+    a.retry_after = (retry_after > 0);
+    a.error = NULL;
+    a.error_len = 0;
+
+    if (d.outcome != LDSEG_DELIVERY_DONE) {
+        if (result != CURLE_OK) {
+            p = ngx_snprintf(error, NGX_HTTP_LDSEG_ERROR_MAX, "%s",
+                             post->error[0] ? post->error
+                                            : curl_easy_strerror(result));
+
+        } else {
+            p = ngx_snprintf(error, NGX_HTTP_LDSEG_ERROR_MAX,
+                             "LaunchDarkly answered %l", code);
+        }
+
+        a.error = error;
+        a.error_len = p - error;
+    }
+
+    ngx_http_ldseg_complete(s, l, &d, code, &a, post->body, post->len);
 
     ngx_http_ldseg_post_free(s, post);
 
@@ -612,7 +639,8 @@ ngx_http_ldseg_post_done(void *data, CURL *easy, CURLcode result)
 
 static void
 ngx_http_ldseg_complete(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l,
-    ldseg_delivery_t *d, long code, u_char *body, size_t len)
+    ldseg_delivery_t *d, long code, ngx_http_ldseg_answer_t *a, u_char *body,
+    size_t len)
 {
     ngx_str_t                    id;
     ngx_http_ldseg_done_t        done;
@@ -623,7 +651,7 @@ ngx_http_ldseg_complete(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l,
         return;
     }
 
-    ngx_http_ldseg_queue_complete(s->zone, l, d, (ngx_uint_t) code,
+    ngx_http_ldseg_queue_complete(s->zone, l, d, (ngx_uint_t) code, a,
                                   ngx_current_msec, body, len, ops, &done);
 
     if (done.dropped) {
@@ -641,6 +669,51 @@ ngx_http_ldseg_complete(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l,
 
     if (done.dead_letter) {
         ngx_http_ldseg_dead_letter(s, l, code, body, len);
+    }
+}
+
+
+static void
+ngx_http_ldseg_alert_log(ngx_http_ldseg_sender_t *s,
+    ngx_http_ldseg_alert_out_t *out)
+{
+    ngx_str_t                     ids;
+    ngx_http_ldseg_alert_conf_t  *ac;
+
+    /* this process found the change under the lock: one line for each */
+
+    ac = &s->lmcf->alert;
+
+    if (out->rate_change < 0) {
+        ids.len = (out->ids_len > 2) ? out->ids_len - 2 : 0;
+        ids.data = out->ids + 2;
+
+        ngx_log_error(NGX_LOG_WARN, s->log, 0,
+                      "ldseg: delivery rate to LaunchDarkly is %ui.%02ui%% "
+                      "over the last %M ms, below %ui.%02ui%%, client-side "
+                      "IDs: %V", out->rate / 100, out->rate % 100, ac->window,
+                      ac->rate / 100, ac->rate % 100, &ids);
+
+    } else if (out->rate_change > 0) {
+        ngx_log_error(NGX_LOG_NOTICE, s->log, 0,
+                      "ldseg: delivery rate to LaunchDarkly recovered to "
+                      "%ui.%02ui%% over the last %M ms",
+                      out->rate / 100, out->rate % 100, ac->window);
+    }
+
+    if (out->age_change < 0) {
+        ids.len = (out->age_ids_len > 2) ? out->age_ids_len - 2 : 0;
+        ids.data = out->age_ids + 2;
+
+        ngx_log_error(NGX_LOG_WARN, s->log, 0,
+                      "ldseg: the oldest queued event waits for %M ms, "
+                      "longer than %M ms, client-side IDs: %V",
+                      out->age, ac->max_age, &ids);
+
+    } else if (out->age_change > 0) {
+        ngx_log_error(NGX_LOG_NOTICE, s->log, 0,
+                      "ldseg: no queued event waits longer than %M ms any "
+                      "more", ac->max_age);
     }
 }
 
@@ -768,7 +841,7 @@ ngx_http_ldseg_abort_all(void *data)
         q = ngx_queue_head(&s->posts);
         post = ngx_queue_data(q, ngx_http_ldseg_post_t, queue);
 
-        ngx_http_ldseg_complete(s, &post->lease, &d, 0, NULL, 0);
+        ngx_http_ldseg_complete(s, &post->lease, &d, 0, NULL, NULL, 0);
 
         (void) ngx_atomic_fetch_add(&s->stats->posts_failed, 1);
 
@@ -811,6 +884,7 @@ ngx_http_ldseg_spool_tick(ngx_http_ldseg_sender_t *s, ngx_uint_t all,
     ngx_http_ldseg_spool_ops_t   *ops;
     ngx_http_ldseg_spool_job_t   *job;
     ngx_http_ldseg_spool_conf_t  *scf;
+    ngx_http_ldseg_alert_out_t    alert;
 
     if (s->job != NULL) {
         /* one job at a time: the next flush starts the next */
@@ -822,7 +896,10 @@ ngx_http_ldseg_spool_tick(ngx_http_ldseg_sender_t *s, ngx_uint_t all,
         return NULL;
     }
 
-    ngx_http_ldseg_queue_reap(s->zone, ngx_current_msec, ops);
+    ngx_http_ldseg_queue_reap(s->zone, ngx_current_msec, ops,
+                              &s->lmcf->alert, &alert);
+
+    ngx_http_ldseg_alert_log(s, &alert);
 
     /* a pool of the job's own: freed at once when there is nothing to do */
 

@@ -3,8 +3,9 @@
  * Copyright (C) ldseg authors
  *
  * "ldseg_status": the zone's counters as JSON, or in Prometheus text
- * exposition format with "?format=prometheus".  The counters are read
- * without the lock (they are atomics); the queue gauges under it.
+ * exposition format with "?format=prometheus", in total and per
+ * destination.  The counters are read without the lock (they are
+ * atomics); the queue gauges and the destinations in one round under it.
  */
 
 
@@ -24,14 +25,39 @@ typedef struct {
 } ngx_http_ldseg_counter_t;
 
 
+/* what one status answer shows */
+typedef struct {
+    ngx_http_ldseg_stats_t       *st;
+    ngx_http_ldseg_usage_t        u;
+    ngx_http_ldseg_view_t         v;
+    ngx_http_ldseg_main_conf_t   *lmcf;
+    time_t                        now;
+} ngx_http_ldseg_status_t;
+
+
+static size_t ngx_http_ldseg_status_size(ngx_http_ldseg_status_t *ss);
 static u_char *ngx_http_ldseg_status_json(u_char *p,
-    ngx_http_ldseg_stats_t *st, ngx_http_ldseg_usage_t *u);
+    ngx_http_ldseg_status_t *ss);
+static u_char *ngx_http_ldseg_dest_json(u_char *p,
+    ngx_http_ldseg_dest_status_t *ds);
+static u_char *ngx_http_ldseg_dstats_json(u_char *p,
+    ngx_http_ldseg_dstats_t *d);
 static u_char *ngx_http_ldseg_status_prometheus(u_char *p,
-    ngx_http_ldseg_stats_t *st, ngx_http_ldseg_usage_t *u);
+    ngx_http_ldseg_status_t *ss);
+static u_char *ngx_http_ldseg_dest_prometheus(u_char *p,
+    ngx_http_ldseg_status_t *ss);
+static void ngx_http_ldseg_dest_names(ngx_str_t *url, ngx_str_t *id,
+    ngx_str_t *base);
 
 
 #define ngx_http_ldseg_stat(st, c)                                           \
     (*(ngx_atomic_t *) ((u_char *) (st) + (c)->offset))
+
+#define ngx_http_ldseg_dstat(d, c)                                           \
+    (*(uint64_t *) ((u_char *) (d) + (c)->offset))
+
+/* the bytes of one destination's JSON object or Prometheus samples */
+#define NGX_HTTP_LDSEG_DEST_SIZE      4096
 
 
 /* any reason indexes the zone's counters */
@@ -86,6 +112,41 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_counters[] = {
 };
 
 
+/* a destination's counters, in the order they are shown */
+static ngx_http_ldseg_counter_t  ngx_http_ldseg_dest_counters[] = {
+    { "received", "Segment messages received in requests that queued "
+      "events for the destination.",
+      offsetof(ngx_http_ldseg_dstats_t, received) },
+    { "accepted", "Of them, Segment messages accepted.",
+      offsetof(ngx_http_ldseg_dstats_t, accepted) },
+    { "rejected", "Of them, Segment messages rejected.",
+      offsetof(ngx_http_ldseg_dstats_t, rejected) },
+    { "queued", "LaunchDarkly events queued for the destination.",
+      offsetof(ngx_http_ldseg_dstats_t, queued) },
+    { "delivered", "LaunchDarkly events the destination acknowledged.",
+      offsetof(ngx_http_ldseg_dstats_t, delivered) },
+    { "failed", "LaunchDarkly events in POSTs that failed (kept, retried).",
+      offsetof(ngx_http_ldseg_dstats_t, failed) },
+    { "dead_lettered", "LaunchDarkly events the destination refused on "
+      "every attempt.",
+      offsetof(ngx_http_ldseg_dstats_t, dead_lettered) },
+    { "dropped", "LaunchDarkly events given up on as too large.",
+      offsetof(ngx_http_ldseg_dstats_t, dropped) },
+    { "posts", "POSTs to the destination started.",
+      offsetof(ngx_http_ldseg_dstats_t, posts) },
+    { "posts_failed", "POSTs to the destination that failed.",
+      offsetof(ngx_http_ldseg_dstats_t, posts_failed) },
+    { "retries", "POSTs that sent a payload again.",
+      offsetof(ngx_http_ldseg_dstats_t, retries) },
+    { NULL, NULL, 0 }
+};
+
+
+static const char  *ngx_http_ldseg_pauses[] = {
+    NULL, "backoff", "retry_after", "refused"
+};
+
+
 static ngx_http_ldseg_counter_t  ngx_http_ldseg_post_counters[] = {
     { "sent", "POSTs to LaunchDarkly started.",
       offsetof(ngx_http_ldseg_stats_t, posts_sent) },
@@ -105,8 +166,8 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     ngx_int_t                    rc;
     ngx_str_t                    format;
     ngx_uint_t                   prometheus;
-    ngx_http_ldseg_usage_t       u;
     ngx_http_ldseg_stats_t      *st;
+    ngx_http_ldseg_status_t      ss;
     ngx_http_ldseg_main_conf_t  *lmcf;
 
     rc = ngx_http_discard_request_body(r);
@@ -136,11 +197,21 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
         prometheus = 1;
     }
 
-    ngx_http_ldseg_queue_usage(lmcf->shm_zone, &u);
+    ngx_memzero(&ss, sizeof(ngx_http_ldseg_status_t));
 
-    /* a generous fixed bound: every line is short and their count known */
+    ss.st = st;
+    ss.lmcf = lmcf;
+    ss.now = ngx_time();
 
-    len = 16384;
+    ngx_http_ldseg_queue_usage(lmcf->shm_zone, &ss.u);
+
+    if (ngx_http_ldseg_queue_view(lmcf->shm_zone, r->pool, 0, &ss.v)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_http_ldseg_status_size(&ss);
 
     body = ngx_pnalloc(r->pool, len);
     if (body == NULL) {
@@ -148,10 +219,10 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     }
 
     if (prometheus) {
-        last = ngx_http_ldseg_status_prometheus(body, st, &u);
+        last = ngx_http_ldseg_status_prometheus(body, &ss);
 
     } else {
-        last = ngx_http_ldseg_status_json(body, st, &u);
+        last = ngx_http_ldseg_status_json(body, &ss);
     }
 
     if (prometheus) {
@@ -163,12 +234,46 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
 }
 
 
-static u_char *
-ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
-    ngx_http_ldseg_usage_t *u)
+static size_t
+ngx_http_ldseg_status_size(ngx_http_ldseg_status_t *ss)
 {
-    ngx_uint_t                 i;
-    ngx_http_ldseg_counter_t  *c;
+    size_t                         len;
+    ngx_uint_t                     i;
+    ngx_http_ldseg_dest_status_t  *ds;
+
+    /*
+     * A generous bound: the totals' lines are short and their count
+     * known; a destination adds its URL and its escaped error text (6
+     * bytes at most for one byte) to a bounded number of lines, and each
+     * Prometheus metric repeats its labels.
+     */
+
+    len = 16384;
+
+    ds = ss->v.dests->elts;
+
+    for (i = 0; i < ss->v.dests->nelts; i++) {
+        len += NGX_HTTP_LDSEG_DEST_SIZE + 32 * 2 * ds[i].url.len
+               + 6 * ds[i].error.len;
+    }
+
+    return len;
+}
+
+
+static u_char *
+ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_status_t *ss)
+{
+    ngx_uint_t                     i;
+    ngx_http_ldseg_usage_t        *u;
+    ngx_http_ldseg_stats_t        *st;
+    ngx_http_ldseg_counter_t      *c;
+    ngx_http_ldseg_alert_sh_t     *al;
+    ngx_http_ldseg_alert_conf_t   *ac;
+    ngx_http_ldseg_dest_status_t  *ds;
+
+    st = ss->st;
+    u = &ss->u;
 
     p = ngx_sprintf(p, "{\"version\":\"%s\"", LDSEG_VERSION);
 
@@ -205,18 +310,160 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
     }
 
     /* leases held now: a worker that died holds none once taken over */
-    p = ngx_sprintf(p, ",\"in_flight\":%ui}}\n", u->inflight);
+    p = ngx_sprintf(p, ",\"in_flight\":%ui}", u->inflight);
+
+    p = ngx_sprintf(p, ",\"destinations\":[");
+
+    ds = ss->v.dests->elts;
+
+    for (i = 0; i < ss->v.dests->nelts; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_http_ldseg_dest_json(p, &ds[i]);
+    }
+
+    p = ngx_sprintf(p, "],\"retired_destinations\":{\"count\":%ui,",
+                    ss->v.nretired);
+    p = ngx_http_ldseg_dstats_json(p, &ss->v.retired);
+    *p++ = '}';
+
+    ac = &ss->lmcf->alert;
+    al = &ss->v.alert;
+
+    if (ac->rate) {
+        p = ngx_sprintf(p, ",\"alert\":{\"threshold\":%ui.%04ui,"
+                        "\"window_ms\":%M,\"delivery_rate\":",
+                        ac->rate / 10000, ac->rate % 10000, ac->window);
+
+        if (al->known) {
+            p = ngx_sprintf(p, "%ui.%04ui", al->rate / 10000,
+                            al->rate % 10000);
+
+        } else {
+            p = ngx_sprintf(p, "null");
+        }
+
+        p = ngx_sprintf(p, ",\"low\":%s,\"oldest_age_ms\":%M",
+                        al->low ? "true" : "false", al->oldest);
+
+        if (ac->max_age) {
+            p = ngx_sprintf(p, ",\"max_age_ms\":%M,\"old\":%s",
+                            ac->max_age, al->old ? "true" : "false");
+        }
+
+        *p++ = '}';
+    }
+
+    p = ngx_sprintf(p, "}\n");
 
     return p;
 }
 
 
 static u_char *
-ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
-    ngx_http_ldseg_usage_t *u)
+ngx_http_ldseg_dest_json(u_char *p, ngx_http_ldseg_dest_status_t *ds)
+{
+    ngx_str_t  id, base;
+
+    ngx_http_ldseg_dest_names(&ds->url, &id, &base);
+
+    p = ngx_sprintf(p, "{\"client_side_id\":\"%V\",\"events_url\":\"%V\",",
+                    &id, &base);
+
+    p = ngx_http_ldseg_dstats_json(p, &ds->stats);
+
+    p = ngx_sprintf(p, ",\"queue\":{\"events\":%ui,\"bytes\":%uz,"
+                    "\"in_flight\":%ui,\"oldest_age_ms\":",
+                    ds->events, ds->bytes, ds->inflight);
+
+    if (ds->has_oldest) {
+        p = ngx_sprintf(p, "%M}", ds->oldest_age);
+
+    } else {
+        p = ngx_sprintf(p, "null}");
+    }
+
+    if (ds->last_time) {
+        p = ngx_sprintf(p, ",\"last_status\":%ui,\"last_status_time\":%T",
+                        ds->last_status, ds->last_time);
+
+    } else {
+        p = ngx_sprintf(p, ",\"last_status\":null,\"last_status_time\":null");
+    }
+
+    if (ds->error_time) {
+        p = ngx_sprintf(p, ",\"last_error\":\"");
+        p = (u_char *) ngx_escape_json(p, ds->error.data, ds->error.len);
+        p = ngx_sprintf(p, "\",\"last_error_time\":%T", ds->error_time);
+
+    } else {
+        p = ngx_sprintf(p, ",\"last_error\":null,\"last_error_time\":null");
+    }
+
+    if (ds->paused_by) {
+        p = ngx_sprintf(p, ",\"paused\":\"%s\",\"paused_ms\":%M",
+                        ngx_http_ldseg_pauses[ds->paused_by], ds->paused_ms);
+
+    } else {
+        p = ngx_sprintf(p, ",\"paused\":null,\"paused_ms\":0");
+    }
+
+    p = ngx_sprintf(p, ",\"refused\":%ui}", ds->refused);
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_ldseg_dstats_json(u_char *p, ngx_http_ldseg_dstats_t *d)
+{
+    ngx_http_ldseg_counter_t  *c;
+
+    for (c = ngx_http_ldseg_dest_counters; c->name; c++) {
+        p = ngx_sprintf(p, "%s\"%s\":%uL",
+                        c == ngx_http_ldseg_dest_counters ? "" : ",",
+                        c->name, ngx_http_ldseg_dstat(d, c));
+    }
+
+    return p;
+}
+
+
+static void
+ngx_http_ldseg_dest_names(ngx_str_t *url, ngx_str_t *id, ngx_str_t *base)
+{
+    u_char  *p, *last;
+
+    /* ".../events/bulk/ID": the ID, and the events URL before it */
+
+    last = url->data + url->len;
+
+    for (p = last; p > url->data && p[-1] != '/'; p--) { /* void */ }
+
+    id->data = p;
+    id->len = last - p;
+
+    base->data = url->data;
+    base->len = p - url->data;
+
+    if (base->len >= sizeof("/events/bulk/") - 1) {
+        base->len -= sizeof("/events/bulk/") - 1;
+    }
+}
+
+
+static u_char *
+ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
 {
     ngx_uint_t                 i;
+    ngx_http_ldseg_usage_t    *u;
+    ngx_http_ldseg_stats_t    *st;
     ngx_http_ldseg_counter_t  *c;
+
+    st = ss->st;
+    u = &ss->u;
 
     for (c = ngx_http_ldseg_counters; c->name; c++) {
 
@@ -287,6 +534,126 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
                     "ldseg_spool_bytes %O\n",
                     u->events, u->bytes, u->size, u->inflight,
                     u->destinations, u->spool_events, u->spool_bytes);
+
+    p = ngx_sprintf(p, "# HELP ldseg_retired_destinations Destinations "
+                    "freed when empty and idle; their counters stay in "
+                    "the totals.\n"
+                    "# TYPE ldseg_retired_destinations gauge\n"
+                    "ldseg_retired_destinations %ui\n", ss->v.nretired);
+
+    if (ss->lmcf->alert.rate) {
+        p = ngx_sprintf(p, "# HELP ldseg_alert 1 while an ldseg_alert "
+                        "condition holds, by kind.\n"
+                        "# TYPE ldseg_alert gauge\n"
+                        "ldseg_alert{kind=\"delivery_rate\"} %d\n"
+                        "ldseg_alert{kind=\"max_age\"} %d\n"
+                        "# HELP ldseg_delivery_rate Share of the events "
+                        "tried in the alert window that were delivered.\n"
+                        "# TYPE ldseg_delivery_rate gauge\n"
+                        "ldseg_delivery_rate %ui.%04ui\n",
+                        ss->v.alert.low, ss->v.alert.old,
+                        ss->v.alert.known ? ss->v.alert.rate / 10000 : 1,
+                        ss->v.alert.known ? ss->v.alert.rate % 10000 : 0);
+    }
+
+    return ngx_http_ldseg_dest_prometheus(p, ss);
+}
+
+
+static u_char *
+ngx_http_ldseg_dest_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
+{
+    ngx_str_t                      id, base;
+    ngx_uint_t                     i, n, k, gauge;
+    ngx_http_ldseg_counter_t      *c;
+    ngx_http_ldseg_dest_status_t  *ds;
+
+    static const char  *gauges[][2] = {
+        { "queue_events", "LaunchDarkly events of the destination waiting "
+          "or in flight." },
+        { "queue_bytes", "Bytes of the destination's queued events." },
+        { "posts_in_flight", "POSTs to the destination being sent now." },
+        { "oldest_event_age_seconds", "Age of the destination's oldest "
+          "queued event." },
+        { "last_status", "HTTP status of the destination's last answer "
+          "(0: none, or no answer)." },
+        { "last_status_timestamp_seconds", "When the destination last "
+          "answered or failed to." },
+        { "paused", "1 while POSTs to the destination wait, by reason." },
+        { NULL, NULL }
+    };
+
+    /* one metric family at a time, a sample per destination */
+
+    ds = ss->v.dests->elts;
+    n = ss->v.dests->nelts;
+
+    if (n == 0) {
+        return p;
+    }
+
+    for (c = ngx_http_ldseg_dest_counters; c->name; c++) {
+        p = ngx_sprintf(p, "# HELP ldseg_destination_%s_total %s\n"
+                        "# TYPE ldseg_destination_%s_total counter\n",
+                        c->name, c->help, c->name);
+
+        for (i = 0; i < n; i++) {
+            ngx_http_ldseg_dest_names(&ds[i].url, &id, &base);
+
+            p = ngx_sprintf(p, "ldseg_destination_%s_total{client_side_id="
+                            "\"%V\",events_url=\"%V\"} %uL\n",
+                            c->name, &id, &base,
+                            ngx_http_ldseg_dstat(&ds[i].stats, c));
+        }
+    }
+
+    for (gauge = 0; gauges[gauge][0]; gauge++) {
+        p = ngx_sprintf(p, "# HELP ldseg_destination_%s %s\n"
+                        "# TYPE ldseg_destination_%s gauge\n",
+                        gauges[gauge][0], gauges[gauge][1], gauges[gauge][0]);
+
+        for (i = 0; i < n; i++) {
+            ngx_http_ldseg_dest_names(&ds[i].url, &id, &base);
+
+            if (gauge == 6) {
+                for (k = 1; k < 4; k++) {
+                    p = ngx_sprintf(p, "ldseg_destination_paused{"
+                                    "client_side_id=\"%V\",events_url="
+                                    "\"%V\",reason=\"%s\"} %d\n",
+                                    &id, &base, ngx_http_ldseg_pauses[k],
+                                    ds[i].paused_by == k);
+                }
+
+                continue;
+            }
+
+            p = ngx_sprintf(p, "ldseg_destination_%s{client_side_id=\"%V\","
+                            "events_url=\"%V\"} ", gauges[gauge][0], &id,
+                            &base);
+
+            switch (gauge) {
+            case 0:
+                p = ngx_sprintf(p, "%ui\n", ds[i].events);
+                break;
+            case 1:
+                p = ngx_sprintf(p, "%uz\n", ds[i].bytes);
+                break;
+            case 2:
+                p = ngx_sprintf(p, "%ui\n", ds[i].inflight);
+                break;
+            case 3:
+                p = ngx_sprintf(p, "%M.%03M\n", ds[i].oldest_age / 1000,
+                                ds[i].oldest_age % 1000);
+                break;
+            case 4:
+                p = ngx_sprintf(p, "%ui\n", ds[i].last_status);
+                break;
+            default:
+                p = ngx_sprintf(p, "%T\n", ds[i].last_time);
+                break;
+            }
+        }
+    }
 
     return p;
 }

@@ -23,7 +23,9 @@ package Test::Ldseg;
 # plan(N) adds the teardown checks (TEARDOWN_TESTS of them): when the test
 # object goes away nginx is stopped with "quit" and error.log must hold no
 # [alert], [crit], [emerg], "open socket", "Sanitizer" or "exited on signal"
-# lines, and nginx must have quit within 15 s.
+# lines, nginx must have quit within 15 s, and where a /status location
+# is configured its counters must add up (received = accepted + rejected,
+# in total and per destination) when nginx is stopped.
 #
 # Test::Ldseg->new(module => $path) loads that build of the module instead
 # of build/ngx_http_ldseg_module.so (t/490-crashpoints.t loads the one of
@@ -59,7 +61,7 @@ use Time::HiRes qw(time sleep);
 
 use Test::LdsegMock;
 
-use constant TEARDOWN_TESTS => 2;
+use constant TEARDOWN_TESTS => 3;
 
 our $NGINX = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 our $ROOT = abs_path(dirname(__FILE__) . '/../../..');
@@ -403,6 +405,8 @@ sub stop {
     my $pid = $self->{_master};
     my @workers = $self->workers;
 
+    $self->_check_counters;
+
     $self->verbose("stopping nginx $pid");
     kill 'QUIT', $pid;
 
@@ -434,6 +438,39 @@ sub stop {
     delete $self->{_master};
 
     return $self;
+}
+
+
+# Before nginx stops: where the configuration has "location /status" with
+# ldseg_status, the counters must add up, received = accepted + rejected,
+# in total and for every destination (a request counted between two reads
+# of the totals is given three tries to settle).
+
+sub _check_counters {
+    my ($self) = @_;
+
+    my $conf = eval { $self->read_file('nginx.conf') } // '';
+    return unless $conf =~ m!location\s+/status\s*\{[^}]*ldseg_status;!s;
+
+    my @bad;
+    for my $try (1 .. 3) {
+        my $s = eval { $self->status('/status', -timeout => 5) };
+        return unless $s && ref $s eq 'HASH' && defined $s->{received};
+
+        @bad = ();
+        push @bad, "total: received $s->{received} != accepted "
+                   . "$s->{accepted} + rejected $s->{rejected}"
+            if $s->{received} != $s->{accepted} + $s->{rejected};
+        for my $d (@{ $s->{destinations} || [] }) {
+            push @bad, "$d->{client_side_id}: received $d->{received} != "
+                       . "accepted $d->{accepted} + rejected $d->{rejected}"
+                if $d->{received} != $d->{accepted} + $d->{rejected};
+        }
+        last unless @bad;
+        select undef, undef, undef, 0.2;
+    }
+
+    push @{ $self->{_count_errors} }, @bad;
 }
 
 
@@ -481,6 +518,9 @@ sub _teardown {
                        'error.log: no alert, crit, emerg, crash or leak');
         Test::More::is(join("\n", @{ $self->{_stop_errors} || [] }), '',
                        'nginx quit in time');
+        Test::More::is(join("\n", @{ $self->{_count_errors} || [] }), '',
+                       'status: received = accepted + rejected, in total '
+                       . 'and per destination');
     }
 
     if ($ENV{TEST_NGINX_CATLOG}) {
