@@ -19,6 +19,7 @@
 #include "ngx_http_ldseg_zone.h"
 #include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_sender.h"
+#include "ngx_http_ldseg_reply.h"
 
 
 static ngx_int_t ngx_http_ldseg_preconfiguration(ngx_conf_t *cf);
@@ -277,9 +278,18 @@ static ngx_str_t  ngx_http_ldseg_write_key_name =
     ngx_string("ldseg_write_key");
 
 
+/* in the order of NGX_HTTP_LDSEG_VAR_* */
+static ngx_str_t  ngx_http_ldseg_var_names[] = {
+    ngx_string("ldseg_events"),
+    ngx_string("ldseg_result"),
+    ngx_string("ldseg_client_side_id")
+};
+
+
 static ngx_int_t
 ngx_http_ldseg_preconfiguration(ngx_conf_t *cf)
 {
+    ngx_uint_t                   i;
     ngx_http_variable_t         *var;
     ngx_http_ldseg_main_conf_t  *lmcf;
 
@@ -304,6 +314,27 @@ ngx_http_ldseg_preconfiguration(ngx_conf_t *cf)
                                              &ngx_http_ldseg_write_key_name);
     if (lmcf->write_key_index == NGX_ERROR) {
         return NGX_ERROR;
+    }
+
+    /*
+     * $ldseg_events, $ldseg_result and $ldseg_client_side_id are indexed
+     * and set in r->variables as the request is answered
+     * (ngx_http_ldseg_set_var())
+     */
+
+    for (i = 0; i < NGX_HTTP_LDSEG_NVARS; i++) {
+        var = ngx_http_add_variable(cf, &ngx_http_ldseg_var_names[i], 0);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = ngx_http_ldseg_unset_variable;
+
+        lmcf->var_index[i] = ngx_http_get_variable_index(cf,
+                                               &ngx_http_ldseg_var_names[i]);
+        if (lmcf->var_index[i] == NGX_ERROR) {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;

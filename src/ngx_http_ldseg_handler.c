@@ -365,6 +365,8 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
 
     ngx_http_ldseg_count(stats, &res);
 
+    ngx_http_ldseg_set_events(r, res.nevents);
+
     return ngx_http_ldseg_reply(r, &res);
 }
 
@@ -708,6 +710,8 @@ ngx_http_ldseg_destination(ngx_http_request_t *r, ldseg_result_t *res,
     p = ngx_cpymem(p, "/events/bulk/", sizeof("/events/bulk/") - 1);
     ngx_memcpy(p, id.data, id.len);
 
+    ngx_http_ldseg_set_var(r, NGX_HTTP_LDSEG_VAR_ID, p, id.len);
+
     return NGX_OK;
 }
 
@@ -840,6 +844,11 @@ ngx_http_ldseg_reply(ngx_http_request_t *r, ldseg_result_t *res)
     if (lcf->pass.len == 0) {
         return ngx_http_ldseg_accepted(r, res);
     }
+
+    ngx_http_ldseg_set_var(r, NGX_HTTP_LDSEG_VAR_RESULT,
+                           (u_char *) (res->nrejected ? "partial"
+                                                      : "accepted"),
+                           res->nrejected ? 7 : 8);
 
     /*
      * ngx_http_named_location() clears the module's context, and with it

@@ -16,6 +16,8 @@
 #include "ngx_http_ldseg_reply.h"
 
 
+static ngx_int_t ngx_http_ldseg_error_body(ngx_http_request_t *r,
+    ngx_uint_t status, ldseg_reason_e reason, const char *message);
 static ngx_int_t ngx_http_ldseg_header(ngx_http_request_t *r,
     const char *name, u_char *value, size_t len);
 
@@ -85,6 +87,16 @@ ngx_int_t
 ngx_http_ldseg_error(ngx_http_request_t *r, ngx_uint_t status,
     ldseg_reason_e reason, const char *message)
 {
+    ngx_http_ldseg_set_rejected(r, reason);
+
+    return ngx_http_ldseg_error_body(r, status, reason, message);
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_error_body(ngx_http_request_t *r, ngx_uint_t status,
+    ldseg_reason_e reason, const char *message)
+{
     u_char      *body, *p;
     size_t       len, clen, mlen;
     const char  *code;
@@ -124,12 +136,27 @@ ngx_http_ldseg_accepted(ngx_http_request_t *r, ldseg_result_t *res)
     ldseg_error_t  *err;
 
     if (res->nrejected == 0) {
+        ngx_http_ldseg_set_var(r, NGX_HTTP_LDSEG_VAR_RESULT,
+                               (u_char *) "accepted", 8);
+
         return ngx_http_ldseg_send_json(r, NGX_HTTP_OK,
                                         (u_char *) "{\"success\":true}",
                                         sizeof("{\"success\":true}") - 1);
     }
 
     /* a batch: valid messages were accepted, the others are listed */
+
+    if (res->nrejected < res->n) {
+        ngx_http_ldseg_set_var(r, NGX_HTTP_LDSEG_VAR_RESULT,
+                               (u_char *) "partial", 7);
+
+    } else {
+        for (i = 0; res->msgs[i].status != LDSEG_MSG_REJECTED; i++) {
+            /* void */
+        }
+
+        ngx_http_ldseg_set_rejected(r, res->msgs[i].err.reason);
+    }
 
     len = sizeof("{\"success\":true,\"rejected\":[]}") - 1;
 
@@ -206,8 +233,12 @@ ngx_http_ldseg_unavailable(ngx_http_request_t *r, time_t retry_after,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_ldseg_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, reason,
-                                message);
+    ngx_http_ldseg_set_var(r, NGX_HTTP_LDSEG_VAR_RESULT,
+                           (u_char *) "backpressure", 12);
+    ngx_http_ldseg_set_var(r, NGX_HTTP_LDSEG_VAR_EVENTS, (u_char *) "0", 1);
+
+    return ngx_http_ldseg_error_body(r, NGX_HTTP_SERVICE_UNAVAILABLE, reason,
+                                     message);
 }
 
 
@@ -246,6 +277,75 @@ ngx_http_ldseg_preflight(ngx_http_request_t *r, ngx_http_ldseg_cors_t *cors)
     default:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+}
+
+
+void
+ngx_http_ldseg_set_var(ngx_http_request_t *r, ngx_uint_t var, u_char *data,
+    size_t len)
+{
+    ngx_http_variable_value_t   *v;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+
+    v = &r->variables[lmcf->var_index[var]];
+
+    v->data = data;
+    v->len = len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->escape = 0;
+}
+
+
+void
+ngx_http_ldseg_set_events(ngx_http_request_t *r, ngx_uint_t n)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return;
+    }
+
+    ngx_http_ldseg_set_var(r, NGX_HTTP_LDSEG_VAR_EVENTS, p,
+                           ngx_sprintf(p, "%ui", n) - p);
+}
+
+
+void
+ngx_http_ldseg_set_rejected(ngx_http_request_t *r, ldseg_reason_e reason)
+{
+    u_char      *p;
+    size_t       len;
+    const char  *code;
+
+    code = ldseg_reason_name(reason);
+    len = sizeof("rejected:") - 1 + ngx_strlen(code);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return;
+    }
+
+    ngx_sprintf(p, "rejected:%s", code);
+
+    ngx_http_ldseg_set_var(r, NGX_HTTP_LDSEG_VAR_RESULT, p, len);
+    ngx_http_ldseg_set_var(r, NGX_HTTP_LDSEG_VAR_EVENTS, (u_char *) "0", 1);
+}
+
+
+ngx_int_t
+ngx_http_ldseg_unset_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    /* asked before the request was answered, or of another location */
+
+    v->not_found = 1;
+
+    return NGX_OK;
 }
 
 

@@ -58,5 +58,29 @@ ngx_int_t ngx_http_ldseg_not_allowed(ngx_http_request_t *r,
 ngx_int_t ngx_http_ldseg_preflight(ngx_http_request_t *r,
     ngx_http_ldseg_cors_t *cors);
 
+/* the variables for access logs, set as the request is answered */
+#define NGX_HTTP_LDSEG_VAR_EVENTS     0
+#define NGX_HTTP_LDSEG_VAR_RESULT     1
+#define NGX_HTTP_LDSEG_VAR_ID         2
+#define NGX_HTTP_LDSEG_NVARS          3
+
+/*
+ * Sets a variable's value for the rest of the request (data is not
+ * copied: the request pool or static); the value lives in r->variables,
+ * which "ldseg_pass" leaves alone, so the access log of the named
+ * location sees it.
+ */
+void ngx_http_ldseg_set_var(ngx_http_request_t *r, ngx_uint_t var,
+    u_char *data, size_t len);
+
+/* $ldseg_events and $ldseg_result: the number; "rejected:<code>" */
+void ngx_http_ldseg_set_events(ngx_http_request_t *r, ngx_uint_t n);
+void ngx_http_ldseg_set_rejected(ngx_http_request_t *r,
+    ldseg_reason_e reason);
+
+/* the get handler of the three: not found until set */
+ngx_int_t ngx_http_ldseg_unset_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
 
 #endif /* _NGX_HTTP_LDSEG_REPLY_H_INCLUDED_ */
