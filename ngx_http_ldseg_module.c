@@ -44,6 +44,8 @@ static char *ngx_http_ldseg_set_bounded(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ldseg_dead_letter(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ldseg_alert(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_ldseg_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_ldseg_init_process(ngx_cycle_t *cycle);
 static void ngx_http_ldseg_exit_process(ngx_cycle_t *cycle);
@@ -232,6 +234,13 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
       offsetof(ngx_http_ldseg_main_conf_t, spool),
       NULL },
 
+    { ngx_string("ldseg_alert"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ldseg_alert,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, alert),
+      NULL },
+
     { ngx_string("ldseg_gzip"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -356,6 +365,7 @@ ngx_http_ldseg_create_main_conf(ngx_conf_t *cf)
      *
      *     lmcf->shm_zone = NULL;
      *     lmcf->spool.path = { 0, NULL };
+     *     lmcf->alert = { 0, 0, 0 };
      *     lmcf->enabled = 0;
      *     lmcf->http_clcf = NULL;
      */
@@ -424,6 +434,12 @@ ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ldseg\" and \"ldseg_status\" require "
                            "\"ldseg_zone\" in the http block");
+        return NGX_CONF_ERROR;
+    }
+
+    if (lmcf->alert.rate && lmcf->shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_alert\" requires \"ldseg_zone\"");
         return NGX_CONF_ERROR;
     }
 
@@ -916,6 +932,117 @@ ngx_http_ldseg_dead_letter(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ldseg_alert(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_alert_conf_t *ac = (ngx_http_ldseg_alert_conf_t *)
+                                      ((u_char *) conf + cmd->offset);
+
+    u_char      *p, *last;
+    ngx_str_t   *value, v;
+    ngx_int_t    n;
+    ngx_uint_t   i, rate, digits;
+    ngx_msec_t   ms;
+
+    if (ac->rate) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    ac->window = 5 * 60 * 1000;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "delivery_rate=", 14) == 0) {
+
+            /* 0.95, 1, .9: a share with at most four decimals */
+
+            p = value[i].data + 14;
+            last = value[i].data + value[i].len;
+            rate = 0;
+            digits = 0;
+
+            while (p < last && *p >= '0' && *p <= '9') {
+                rate = rate * 10 + (*p++ - '0') * 10000;
+
+                if (rate > 10000) {
+                    goto invalid_rate;
+                }
+
+                digits++;
+            }
+
+            if (p < last && *p == '.') {
+                p++;
+
+                for (n = 1000; p < last && *p >= '0' && *p <= '9'; n /= 10) {
+                    if (n == 0) {
+                        goto invalid_rate;
+                    }
+
+                    rate += (*p++ - '0') * n;
+                    digits++;
+                }
+            }
+
+            if (p != last || digits == 0 || rate == 0 || rate > 10000) {
+                goto invalid_rate;
+            }
+
+            ac->rate = rate;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "window=", 7) == 0
+            || ngx_strncmp(value[i].data, "max_age=", 8) == 0)
+        {
+            v.data = (u_char *) ngx_strchr(value[i].data, '=') + 1;
+            v.len = value[i].data + value[i].len - v.data;
+
+            ms = ngx_parse_time(&v, 0);
+
+            if (ms == (ngx_msec_t) NGX_ERROR || ms < 1000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"ldseg_alert\" time \"%V\", "
+                                   "it must be 1s or more", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (value[i].data[0] == 'w') {
+                ac->window = ms;
+
+            } else {
+                ac->max_age = ms;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"ldseg_alert\" parameter \"%V\"",
+                           &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ac->rate == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_alert\" requires delivery_rate=");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+invalid_rate:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid \"ldseg_alert\" \"%V\", the delivery rate "
+                       "must be a share from 0.0001 to 1", &value[i]);
+
+    return NGX_CONF_ERROR;
 }
 
 

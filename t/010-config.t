@@ -15,7 +15,7 @@ use Test::Ldseg;
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(72);
+my $t = Test::Ldseg->new()->plan(84);
 
 # a configuration with placeholders for each level
 
@@ -274,6 +274,32 @@ fails(qr/ldseg_events_url/, 'events URL too long',
       http => 'ldseg_events_url http://' . ('a' x 1100) . '.example;');
 
 # unknown directive in the ldseg_ namespace
+
+# ldseg_alert
+
+valid('alert', http => 'ldseg_alert delivery_rate=0.95 window=5m max_age=2m;');
+valid('alert with the default window', http => 'ldseg_alert delivery_rate=1;');
+fails(qr/"ldseg_alert" "delivery_rate=1\.5", the delivery rate must be/,
+      'alert rate over 1', http => 'ldseg_alert delivery_rate=1.5;');
+fails(qr/"ldseg_alert" "delivery_rate=0", the delivery rate must be/,
+      'alert rate 0', http => 'ldseg_alert delivery_rate=0;');
+fails(qr/"ldseg_alert" "delivery_rate=0\.00001"/, 'alert rate too fine',
+      http => 'ldseg_alert delivery_rate=0.00001;');
+fails(qr/"ldseg_alert" time "window=5x"/, 'alert window unparsable',
+      http => 'ldseg_alert delivery_rate=0.9 window=5x;');
+fails(qr/"ldseg_alert" time "max_age=500ms", it must be 1s or more/,
+      'alert max_age under 1s',
+      http => 'ldseg_alert delivery_rate=0.9 max_age=500ms;');
+fails(qr/"ldseg_alert" requires delivery_rate=/, 'alert without a rate',
+      http => 'ldseg_alert window=5m;');
+fails(qr/invalid "ldseg_alert" parameter "rate=0\.9"/,
+      'alert unknown parameter', http => 'ldseg_alert rate=0.9;');
+fails(qr/"ldseg_alert" directive is duplicate/, 'alert twice',
+      http => 'ldseg_alert delivery_rate=0.9; ldseg_alert delivery_rate=0.8;');
+fails(qr/"ldseg_alert" requires "ldseg_zone"/, 'alert without a zone',
+      zone => '', loc => '', http => 'ldseg_alert delivery_rate=0.9;');
+fails(qr/"ldseg_alert" directive is not allowed here/, 'alert in a location',
+      loc => 'ldseg on; ldseg_alert delivery_rate=0.9;');
 
 fails(qr/unknown directive "ldseg_bogus"/, 'unknown ldseg directive',
       http => 'ldseg_bogus 1;');
