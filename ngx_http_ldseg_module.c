@@ -46,6 +46,8 @@ static char *ngx_http_ldseg_dead_letter(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ldseg_alert(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ldseg_recent(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_ldseg_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_ldseg_init_process(ngx_cycle_t *cycle);
 static void ngx_http_ldseg_exit_process(ngx_cycle_t *cycle);
@@ -241,6 +243,13 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
       offsetof(ngx_http_ldseg_main_conf_t, alert),
       NULL },
 
+    { ngx_string("ldseg_recent"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_recent,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_main_conf_t, recent),
+      NULL },
+
     { ngx_string("ldseg_gzip"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -382,6 +391,7 @@ ngx_http_ldseg_create_main_conf(ngx_conf_t *cf)
     lmcf->queue_limit = NGX_CONF_UNSET_SIZE;
     lmcf->max_destinations = NGX_CONF_UNSET_UINT;
     lmcf->dead_letter_after = NGX_CONF_UNSET_UINT;
+    lmcf->recent = NGX_CONF_UNSET_UINT;
     lmcf->spool.max_size = NGX_CONF_UNSET;
     lmcf->spool.delay = NGX_CONF_UNSET_MSEC;
     lmcf->spool.fsync = NGX_CONF_UNSET;
@@ -407,6 +417,7 @@ ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(lmcf->queue_limit, 0);
     ngx_conf_init_uint_value(lmcf->max_destinations, 1000);
     ngx_conf_init_uint_value(lmcf->dead_letter_after, 5);
+    ngx_conf_init_uint_value(lmcf->recent, 0);
     ngx_conf_init_value(lmcf->spool.max_size, 1024 * 1024 * 1024);
     ngx_conf_init_msec_value(lmcf->spool.delay, 1000);
     ngx_conf_init_value(lmcf->spool.fsync, 1);
@@ -440,6 +451,24 @@ ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf)
     if (lmcf->alert.rate && lmcf->shm_zone == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ldseg_alert\" requires \"ldseg_zone\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (lmcf->recent && lmcf->shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_recent\" requires \"ldseg_zone\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (lmcf->recent
+        && ngx_http_ldseg_recent_size(lmcf->recent)
+           > ((ngx_http_ldseg_zone_t *) lmcf->shm_zone->data)->size / 4)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_recent\" %ui needs %uz bytes, more than "
+                           "a quarter of ldseg_zone \"%V\"", lmcf->recent,
+                           ngx_http_ldseg_recent_size(lmcf->recent),
+                           &lmcf->shm_zone->shm.name);
         return NGX_CONF_ERROR;
     }
 
@@ -1046,6 +1075,41 @@ invalid_rate:
 }
 
 
+static char *
+ngx_http_ldseg_recent(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_main_conf_t *lmcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (lmcf->recent != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        lmcf->recent = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n == NGX_ERROR || n < 1 || n > NGX_HTTP_LDSEG_RECENT_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"ldseg_recent\" \"%V\", it must be "
+                           "\"off\" or a number from 1 to %d", &value[1],
+                           NGX_HTTP_LDSEG_RECENT_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    lmcf->recent = (ngx_uint_t) n;
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_http_ldseg_init_module(ngx_cycle_t *cycle)
 {
@@ -1059,7 +1123,16 @@ ngx_http_ldseg_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_ldseg_zone_commit(lmcf->shm_zone);
+    if (ngx_http_ldseg_zone_commit(lmcf->shm_zone) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* the ring of ldseg_recent, as this configuration sizes it */
+
+    (void) ngx_http_ldseg_queue_recent(lmcf->shm_zone, lmcf->recent,
+                                       cycle->log);
+
+    return NGX_OK;
 }
 
 

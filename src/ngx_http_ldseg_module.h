@@ -52,6 +52,7 @@ typedef struct {
     ngx_uint_t                    dead_letter_after;
     ngx_http_ldseg_spool_conf_t   spool;
     ngx_http_ldseg_alert_conf_t   alert;
+    ngx_uint_t                    recent;
 
     /* the thread pool of spool and dead-letter writes, or NULL */
     void                         *tp;

@@ -90,6 +90,13 @@ static ngx_uint_t ngx_http_ldseg_snap_rate(ngx_http_ldseg_snap_t *snaps,
     ngx_msec_t every, ngx_uint_t zero_base, ngx_uint_t *rate);
 static u_char *ngx_http_ldseg_add_id(u_char *p, u_char *last,
     ngx_http_ldseg_dest_t *dest);
+static void ngx_http_ldseg_recent_add(ngx_http_ldseg_ring_t *ring,
+    ngx_http_ldseg_dest_t *dest, uint64_t seq, ldseg_result_t *res,
+    ngx_uint_t from, ngx_uint_t to, uint64_t now);
+static void ngx_http_ldseg_recent_done(ngx_http_ldseg_ring_t *ring,
+    ngx_http_ldseg_lease_t *l, ngx_uint_t outcome, ngx_uint_t status,
+    uint64_t now);
+static uint64_t ngx_http_ldseg_unix_ms(void);
 
 
 ngx_int_t
@@ -602,6 +609,7 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     ngx_http_ldseg_zone_t     *z;
     size_t                     olen, omem;
     ngx_uint_t                 onevents;
+    uint64_t                   rtotal, now;
     ngx_http_ldseg_chunk_t    *chunk, *next, *otail;
     ngx_http_ldseg_payload_t  *p, *op, *first;
     ngx_http_ldseg_enqueue_e   rc;
@@ -609,6 +617,9 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     z = zone->data;
     sh = z->sh;
     *full = 0;
+
+    now = ngx_http_ldseg_unix_ms();
+    rtotal = 0;
 
     dest = NULL;
     op = NULL;
@@ -632,6 +643,10 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     }
 
     rc = NGX_HTTP_LDSEG_ENQ_FULL;
+
+    if (sh->recent != NULL) {
+        rtotal = sh->recent->total;
+    }
 
     if (qc->limit && sh->bytes + res->events_len > qc->limit
         && (ngx_http_ldseg_evict(z) == 0
@@ -784,6 +799,11 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
         sh->bytes += n;
         dest->bytes += n;
 
+        if (sh->recent != NULL) {
+            ngx_http_ldseg_recent_add(sh->recent, dest, p->seq, res, i, j,
+                                      now);
+        }
+
         if (p->nevents >= qc->batch_size || p->len + 2 >= qc->max_payload) {
             p->closed = 1;
             *full = 1;
@@ -819,6 +839,17 @@ undo:
 
         if (p == first) {
             break;
+        }
+    }
+
+    /* the recent events of this request were not queued after all */
+
+    if (sh->recent != NULL) {
+        for ( /* void */ ; rtotal < sh->recent->total; rtotal++) {
+            if (sh->recent->total - rtotal <= sh->recent->n) {
+                sh->recent->e[rtotal % sh->recent->n].outcome =
+                                                NGX_HTTP_LDSEG_RECENT_REFUSED;
+            }
         }
     }
 
@@ -1119,6 +1150,19 @@ ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
     }
 
     ngx_http_ldseg_crash("queue_complete");
+
+    if (z->sh->recent != NULL && a != NULL) {
+        ngx_http_ldseg_recent_done(z->sh->recent, l,
+            d->outcome == LDSEG_DELIVERY_DONE
+            ? NGX_HTTP_LDSEG_RECENT_DELIVERED
+            : d->outcome == LDSEG_DELIVERY_DEAD_LETTER
+              ? NGX_HTTP_LDSEG_RECENT_DEAD
+              : d->outcome == LDSEG_DELIVERY_SPLIT
+                ? (p->nevents < 2 ? NGX_HTTP_LDSEG_RECENT_DROPPED
+                                  : NGX_HTTP_LDSEG_RECENT_SPLIT)
+                : NGX_HTTP_LDSEG_RECENT_RETRYING,
+            status, ngx_http_ldseg_unix_ms());
+    }
 
     switch (d->outcome) {
 
@@ -1557,8 +1601,9 @@ ngx_http_ldseg_queue_release(ngx_shm_zone_t *zone)
 
 ngx_int_t
 ngx_http_ldseg_queue_view(ngx_shm_zone_t *zone, ngx_pool_t *pool,
-    ngx_uint_t history, ngx_http_ldseg_view_t *v)
+    ngx_uint_t what, ngx_http_ldseg_view_t *v)
 {
+    size_t                         rsize;
     ngx_int_t                      rc;
     ngx_msec_t                     now;
     ngx_queue_t                   *dq, *q;
@@ -1574,8 +1619,22 @@ ngx_http_ldseg_queue_view(ngx_shm_zone_t *zone, ngx_pool_t *pool,
     rc = NGX_ERROR;
 
     v->history = NULL;
+    v->recent = NULL;
+    rsize = 0;
 
-    if (history) {
+    if (what & NGX_HTTP_LDSEG_VIEW_RECENT) {
+
+        /* sized without the lock: the ring may change until it is held */
+
+        rsize = ngx_http_ldseg_recent_size(NGX_HTTP_LDSEG_RECENT_MAX);
+
+        v->recent = ngx_palloc(pool, rsize);
+        if (v->recent == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (what & NGX_HTTP_LDSEG_VIEW_HISTORY) {
         v->history = ngx_palloc(pool, NGX_HTTP_LDSEG_HISTORY
                                       * sizeof(ngx_http_ldseg_tick_t));
         if (v->history == NULL) {
@@ -1664,6 +1723,18 @@ ngx_http_ldseg_queue_view(ngx_shm_zone_t *zone, ngx_pool_t *pool,
     v->retired = sh->retired;
     v->nretired = sh->nretired;
     v->alert = sh->alert;
+
+    if (v->recent != NULL) {
+        if (sh->recent != NULL
+            && ngx_http_ldseg_recent_size(sh->recent->n) <= rsize)
+        {
+            ngx_memcpy(v->recent, sh->recent,
+                       ngx_http_ldseg_recent_size(sh->recent->n));
+
+        } else {
+            v->recent = NULL;
+        }
+    }
 
     if (v->history != NULL) {
         if (sh->history != NULL) {
@@ -1963,6 +2034,151 @@ ngx_http_ldseg_add_id(u_char *p, u_char *last, ngx_http_ldseg_dest_t *dest)
     return ngx_sprintf(p, ", \"%*s\"", end - id, id);
 }
 
+
+ngx_int_t
+ngx_http_ldseg_queue_recent(ngx_shm_zone_t *zone, ngx_uint_t n,
+    ngx_log_t *log)
+{
+    ngx_int_t               rc;
+    ngx_http_ldseg_sh_t    *sh;
+    ngx_http_ldseg_zone_t  *z;
+    ngx_http_ldseg_ring_t  *ring;
+
+    z = zone->data;
+
+    if (z == NULL || z->sh == NULL) {
+        return NGX_OK;
+    }
+
+    sh = z->sh;
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    if (sh->recent != NULL && sh->recent->n == n) {
+        goto done;
+    }
+
+    /* a committed configuration with another size: a new ring */
+
+    if (sh->recent != NULL) {
+        ring = sh->recent;
+        sh->recent = NULL;
+        ngx_slab_free_locked(z->shpool, ring);
+    }
+
+    if (n == 0) {
+        goto done;
+    }
+
+    ring = ngx_slab_calloc_locked(z->shpool, ngx_http_ldseg_recent_size(n));
+
+    if (ring == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "ldseg_zone \"%V\" has no room for \"ldseg_recent\" "
+                      "%ui, recent events are not kept", &zone->shm.name, n);
+        rc = NGX_DECLINED;
+        goto done;
+    }
+
+    ring->n = n;
+    sh->recent = ring;
+
+done:
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return rc;
+}
+
+
+static void
+ngx_http_ldseg_recent_add(ngx_http_ldseg_ring_t *ring,
+    ngx_http_ldseg_dest_t *dest, uint64_t seq, ldseg_result_t *res,
+    ngx_uint_t from, ngx_uint_t to, uint64_t now)
+{
+    u_char                   *id, *end;
+    size_t                    len;
+    ngx_uint_t                k;
+    ngx_http_ldseg_recent_t  *e;
+
+    /* the events of messages from..to, bounded copies (under the lock) */
+
+    end = dest->url + dest->url_len;
+
+    for (id = end; id > dest->url && id[-1] != '/'; id--) { /* void */ }
+
+    for (k = from; k < to; k++) {
+
+        if (res->msgs[k].status != LDSEG_MSG_EVENT) {
+            continue;
+        }
+
+        e = &ring->e[ring->total % ring->n];
+        ring->total++;
+
+        ngx_memzero(e, offsetof(ngx_http_ldseg_recent_t, client_side_id));
+
+        e->has_payload_id = 0;
+        e->dest_id = dest->id;
+        e->seq = seq;
+        e->queued = now;
+
+        e->id_len = (uint8_t) ngx_min((size_t) (end - id),
+                                      NGX_HTTP_LDSEG_RECENT_ID);
+        ngx_memcpy(e->client_side_id, id, e->id_len);
+
+        len = res->msgs[k].event_len;
+
+        e->truncated = (len > NGX_HTTP_LDSEG_RECENT_EVENT);
+        e->event_len = (uint16_t) ngx_min(len, NGX_HTTP_LDSEG_RECENT_EVENT);
+        ngx_memcpy(e->event, res->events + res->msgs[k].event_off,
+                   e->event_len);
+    }
+}
+
+
+static void
+ngx_http_ldseg_recent_done(ngx_http_ldseg_ring_t *ring,
+    ngx_http_ldseg_lease_t *l, ngx_uint_t outcome, ngx_uint_t status,
+    uint64_t now)
+{
+    ngx_uint_t                i, n;
+    ngx_http_ldseg_recent_t  *e;
+
+    /* the events of the payload learn its ID and what became of it */
+
+    n = (ring->total < ring->n) ? (ngx_uint_t) ring->total : ring->n;
+
+    for (i = 0; i < n; i++) {
+        e = &ring->e[i];
+
+        if (e->seq != l->seq || e->dest_id != l->dest_id
+            || (e->outcome != NGX_HTTP_LDSEG_RECENT_QUEUED
+                && e->outcome != NGX_HTTP_LDSEG_RECENT_RETRYING))
+        {
+            continue;
+        }
+
+        ngx_memcpy(e->payload_id, l->id, 16);
+        e->has_payload_id = 1;
+        e->outcome = (uint8_t) outcome;
+        e->status = (uint16_t) status;
+        e->attempts = (uint16_t) ngx_min(l->attempts + 1, 65535);
+        e->answered = now;
+    }
+}
+
+
+static uint64_t
+ngx_http_ldseg_unix_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
+}
 
 ngx_uint_t
 ngx_http_ldseg_pid_dead(ngx_pid_t pid)

@@ -57,6 +57,20 @@
  */
 #define NGX_HTTP_LDSEG_LINGER         (15 * 60 * 1000)
 
+/* ldseg_recent: entries at most, and the bytes of an event and an ID */
+#define NGX_HTTP_LDSEG_RECENT_MAX     1000
+#define NGX_HTTP_LDSEG_RECENT_EVENT   448
+#define NGX_HTTP_LDSEG_RECENT_ID      64
+
+/* what became of a recent event */
+#define NGX_HTTP_LDSEG_RECENT_QUEUED      0
+#define NGX_HTTP_LDSEG_RECENT_DELIVERED   1
+#define NGX_HTTP_LDSEG_RECENT_RETRYING    2
+#define NGX_HTTP_LDSEG_RECENT_DEAD        3
+#define NGX_HTTP_LDSEG_RECENT_DROPPED     4
+#define NGX_HTTP_LDSEG_RECENT_SPLIT       5
+#define NGX_HTTP_LDSEG_RECENT_REFUSED     6
+
 /* why a destination waits */
 #define NGX_HTTP_LDSEG_PAUSE_NONE     0
 #define NGX_HTTP_LDSEG_PAUSE_BACKOFF  1
@@ -136,6 +150,33 @@ typedef struct {
     unsigned                      old:1;      /* an event older than max */
     unsigned                      known:1;    /* rate has data */
 } ngx_http_ldseg_alert_sh_t;
+
+
+/* one translated event of ldseg_recent, with what became of it */
+typedef struct {
+    uint64_t                      dest_id;
+    uint64_t                      seq;        /* of its payload */
+    uint64_t                      queued;     /* Unix ms */
+    uint64_t                      answered;   /* Unix ms, 0: not yet */
+    uint16_t                      status;
+    uint16_t                      attempts;
+    uint16_t                      event_len;
+    uint8_t                       id_len;
+    uint8_t                       outcome;
+    u_char                        payload_id[16];
+    u_char                        client_side_id[NGX_HTTP_LDSEG_RECENT_ID];
+    u_char                        event[NGX_HTTP_LDSEG_RECENT_EVENT];
+    unsigned                      has_payload_id:1;
+    unsigned                      truncated:1;
+} ngx_http_ldseg_recent_t;
+
+
+/* the ring of ldseg_recent: n entries, total ever written */
+typedef struct {
+    ngx_uint_t                    n;
+    uint64_t                      total;
+    ngx_http_ldseg_recent_t       e[1];
+} ngx_http_ldseg_ring_t;
 
 
 /* a spool file: payloads whose durable copy it holds are "live" */
@@ -264,6 +305,9 @@ typedef struct {
     ngx_uint_t                    nretired;
 
     ngx_http_ldseg_alert_sh_t     alert;
+
+    /* ldseg_recent, or NULL */
+    ngx_http_ldseg_ring_t        *recent;
 
     /* NGX_HTTP_LDSEG_HISTORY seconds, or NULL in a small zone */
     ngx_http_ldseg_tick_t        *history;
@@ -404,6 +448,7 @@ typedef struct {
     ngx_uint_t                    nretired;
     ngx_http_ldseg_alert_sh_t     alert;
     ngx_http_ldseg_tick_t        *history; /* NULL, or a copy */
+    ngx_http_ldseg_ring_t        *recent;  /* NULL, or a copy */
 } ngx_http_ldseg_view_t;
 
 
@@ -521,13 +566,30 @@ void ngx_http_ldseg_queue_reap(ngx_shm_zone_t *zone, ngx_msec_t now,
     ngx_http_ldseg_spool_ops_t *ops, ngx_http_ldseg_alert_conf_t *ac,
     ngx_http_ldseg_alert_out_t *out);
 
+#define NGX_HTTP_LDSEG_VIEW_HISTORY   1
+#define NGX_HTTP_LDSEG_VIEW_RECENT    2
+
 /*
  * Copies what the status shows into v, allocated from pool: every
- * destination, the retired counters, the alert state and, with history,
- * the per-second history.  NGX_OK or NGX_ERROR.
+ * destination, the retired counters, the alert state and, as "what"
+ * asks, the per-second history and the recent events.  NGX_OK or
+ * NGX_ERROR.
  */
 ngx_int_t ngx_http_ldseg_queue_view(ngx_shm_zone_t *zone, ngx_pool_t *pool,
-    ngx_uint_t history, ngx_http_ldseg_view_t *v);
+    ngx_uint_t what, ngx_http_ldseg_view_t *v);
+
+/*
+ * Gives the zone a ring of n recent events (0: none), keeping the one it
+ * has when its size is n.  From init_module, once a configuration is
+ * committed.  NGX_OK, or NGX_DECLINED (logged) when the zone has no room.
+ */
+ngx_int_t ngx_http_ldseg_queue_recent(ngx_shm_zone_t *zone, ngx_uint_t n,
+    ngx_log_t *log);
+
+/* the bytes a ring of n recent events takes */
+#define ngx_http_ldseg_recent_size(n)                                        \
+    (offsetof(ngx_http_ldseg_ring_t, e)                                      \
+     + (n) * sizeof(ngx_http_ldseg_recent_t))
 
 /* gives back every lease this process holds (worker exit) */
 void ngx_http_ldseg_queue_release(ngx_shm_zone_t *zone);

@@ -48,6 +48,9 @@ static u_char *ngx_http_ldseg_dest_prometheus(u_char *p,
     ngx_http_ldseg_status_t *ss);
 static void ngx_http_ldseg_dest_names(ngx_str_t *url, ngx_str_t *id,
     ngx_str_t *base);
+static ngx_int_t ngx_http_ldseg_status_recent(ngx_http_request_t *r,
+    ngx_http_ldseg_status_t *ss);
+static u_char *ngx_http_ldseg_time_ms(u_char *p, uint64_t ms);
 
 
 #define ngx_http_ldseg_stat(st, c)                                           \
@@ -75,6 +78,13 @@ const char  *ngx_http_ldseg_drops[NGX_HTTP_LDSEG_NDROPS] = {
 
 static ngx_str_t  ngx_http_ldseg_text =
     ngx_string("text/plain; version=0.0.4");
+
+
+/* indexed by NGX_HTTP_LDSEG_RECENT_* */
+static const char  *ngx_http_ldseg_outcomes[] = {
+    "queued", "delivered", "retrying", "dead_lettered", "dropped", "split",
+    "not_queued"
+};
 
 
 /* the message and event counters, in the order they are shown */
@@ -164,8 +174,8 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     u_char                      *body, *last;
     size_t                       len;
     ngx_int_t                    rc;
-    ngx_str_t                    format;
-    ngx_uint_t                   prometheus;
+    ngx_str_t                    format, arg;
+    ngx_uint_t                   prometheus, what;
     ngx_http_ldseg_stats_t      *st;
     ngx_http_ldseg_status_t      ss;
     ngx_http_ldseg_main_conf_t  *lmcf;
@@ -203,12 +213,24 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     ss.lmcf = lmcf;
     ss.now = ngx_time();
 
+    what = 0;
+
+    if (ngx_http_arg(r, (u_char *) "recent", 6, &arg) == NGX_OK
+        && arg.len == 1 && arg.data[0] == '1')
+    {
+        what = NGX_HTTP_LDSEG_VIEW_RECENT;
+    }
+
     ngx_http_ldseg_queue_usage(lmcf->shm_zone, &ss.u);
 
-    if (ngx_http_ldseg_queue_view(lmcf->shm_zone, r->pool, 0, &ss.v)
+    if (ngx_http_ldseg_queue_view(lmcf->shm_zone, r->pool, what, &ss.v)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (what == NGX_HTTP_LDSEG_VIEW_RECENT) {
+        return ngx_http_ldseg_status_recent(r, &ss);
     }
 
     len = ngx_http_ldseg_status_size(&ss);
@@ -231,6 +253,110 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     }
 
     return ngx_http_ldseg_send_json(r, NGX_HTTP_OK, body, last - body);
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_status_recent(ngx_http_request_t *r,
+    ngx_http_ldseg_status_t *ss)
+{
+    u_char                   *body, *p;
+    size_t                    len;
+    ngx_uint_t                i, n;
+    uint64_t                  k;
+    ngx_http_ldseg_ring_t    *ring;
+    ngx_http_ldseg_recent_t  *e;
+
+    /*
+     * {"size":N,"total":T,"recent":[...]}, newest first; an event cut to
+     * NGX_HTTP_LDSEG_RECENT_EVENT bytes is shown as a string
+     */
+
+    ring = ss->v.recent;
+    n = 0;
+
+    if (ring != NULL) {
+        n = (ring->total < ring->n) ? (ngx_uint_t) ring->total : ring->n;
+    }
+
+    len = 128 + n * (6 * NGX_HTTP_LDSEG_RECENT_EVENT
+                     + NGX_HTTP_LDSEG_RECENT_ID + 512);
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(body, "{\"size\":%ui,\"total\":%uL,\"recent\":[",
+                    ring ? ring->n : 0, ring ? ring->total : 0);
+
+    for (i = 0; i < n; i++) {
+        k = ring->total - 1 - i;
+        e = &ring->e[k % ring->n];
+
+        p = ngx_sprintf(p, "%s{\"payload_id\":", i ? "," : "");
+
+        if (e->has_payload_id) {
+            *p++ = '"';
+            ldseg_uuid_format((char *) p, e->payload_id);
+            p += LDSEG_UUID_LEN;
+            *p++ = '"';
+
+        } else {
+            p = ngx_sprintf(p, "null");
+        }
+
+        p = ngx_sprintf(p, ",\"client_side_id\":\"%*s\",\"queued\":",
+                        (size_t) e->id_len, e->client_side_id);
+        p = ngx_http_ldseg_time_ms(p, e->queued);
+        p = ngx_sprintf(p, ",\"answered\":");
+        p = ngx_http_ldseg_time_ms(p, e->answered);
+
+        p = ngx_sprintf(p, ",\"outcome\":\"%s\",\"status\":",
+                        ngx_http_ldseg_outcomes[e->outcome]);
+
+        if (e->answered) {
+            p = ngx_sprintf(p, "%ud", (unsigned) e->status);
+
+        } else {
+            p = ngx_sprintf(p, "null");
+        }
+
+        p = ngx_sprintf(p, ",\"attempts\":%ud,\"event\":",
+                        (unsigned) e->attempts);
+
+        if (e->truncated) {
+            *p++ = '"';
+            p = (u_char *) ngx_escape_json(p, e->event, e->event_len);
+            p = ngx_sprintf(p, "\",\"event_truncated\":true}");
+
+        } else {
+            p = ngx_cpymem(p, e->event, e->event_len);
+            *p++ = '}';
+        }
+    }
+
+    p = ngx_sprintf(p, "]}\n");
+
+    return ngx_http_ldseg_send_json(r, NGX_HTTP_OK, body, p - body);
+}
+
+
+static u_char *
+ngx_http_ldseg_time_ms(u_char *p, uint64_t ms)
+{
+    ngx_tm_t  tm;
+
+    if (ms == 0) {
+        return ngx_sprintf(p, "null");
+    }
+
+    ngx_gmtime((time_t) (ms / 1000), &tm);
+
+    return ngx_sprintf(p, "\"%4d-%02d-%02dT%02d:%02d:%02d.%03uLZ\"",
+                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
+                       ms % 1000);
 }
 
 

@@ -15,7 +15,7 @@ use Test::Ldseg;
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(84);
+my $t = Test::Ldseg->new()->plan(90);
 
 # a configuration with placeholders for each level
 
@@ -300,6 +300,20 @@ fails(qr/"ldseg_alert" requires "ldseg_zone"/, 'alert without a zone',
       zone => '', loc => '', http => 'ldseg_alert delivery_rate=0.9;');
 fails(qr/"ldseg_alert" directive is not allowed here/, 'alert in a location',
       loc => 'ldseg on; ldseg_alert delivery_rate=0.9;');
+
+# ldseg_recent
+
+valid('recent', http => 'ldseg_recent 100;');
+valid('recent off', http => 'ldseg_recent off;');
+fails(qr/invalid "ldseg_recent" "0", it must be "off" or a number from 1 to 1000/,
+      'recent 0', http => 'ldseg_recent 0;');
+fails(qr/invalid "ldseg_recent" "1001"/, 'recent over 1000',
+      http => 'ldseg_recent 1001;');
+fails(qr/"ldseg_recent" 1000 needs \d+ bytes, more than a quarter of ldseg_zone "ldseg"/,
+      'recent too large for the zone', zone => 'ldseg_zone ldseg 512k;',
+      http => 'ldseg_recent 1000;');
+fails(qr/"ldseg_recent" requires "ldseg_zone"/, 'recent without a zone',
+      zone => '', loc => '', http => 'ldseg_recent 10;');
 
 fails(qr/unknown directive "ldseg_bogus"/, 'unknown ldseg directive',
       http => 'ldseg_bogus 1;');
