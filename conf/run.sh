@@ -58,10 +58,13 @@ one POST per line, within about a second:
 
   tail -f build/run/ld-events.log
 
-Queue and delivery counters:
+The status page (open it in a browser; it refreshes itself), and the same
+counters as JSON, Prometheus, and the last events sent:
 
+  http://127.0.0.1:8080/ldseg/status
   curl -sS http://127.0.0.1:8080/ldseg/status
   curl -sS 'http://127.0.0.1:8080/ldseg/status?format=prometheus'
+  curl -sS 'http://127.0.0.1:8080/ldseg/status?recent=1'
 
 Errors: build/run/logs/error.log.  Ctrl-C stops nginx.
 

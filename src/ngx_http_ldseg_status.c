@@ -32,6 +32,9 @@ typedef struct {
     ngx_http_ldseg_view_t         v;
     ngx_http_ldseg_main_conf_t   *lmcf;
     time_t                        now;
+
+    /* the chart's three series, NGX_HTTP_LDSEG_HISTORY seconds each */
+    uint32_t                     *series;
 } ngx_http_ldseg_status_t;
 
 
@@ -51,6 +54,21 @@ static void ngx_http_ldseg_dest_names(ngx_str_t *url, ngx_str_t *id,
 static ngx_int_t ngx_http_ldseg_status_recent(ngx_http_request_t *r,
     ngx_http_ldseg_status_t *ss);
 static u_char *ngx_http_ldseg_time_ms(u_char *p, uint64_t ms);
+static ngx_uint_t ngx_http_ldseg_wants_html(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ldseg_status_html(ngx_http_request_t *r,
+    ngx_http_ldseg_status_t *ss);
+static u_char *ngx_http_ldseg_html_head(u_char *p,
+    ngx_http_ldseg_status_t *ss);
+static u_char *ngx_http_ldseg_html_totals(u_char *p,
+    ngx_http_ldseg_status_t *ss);
+static u_char *ngx_http_ldseg_html_chart(u_char *p,
+    ngx_http_ldseg_status_t *ss);
+static u_char *ngx_http_ldseg_html_dests(u_char *p,
+    ngx_http_ldseg_status_t *ss);
+static u_char *ngx_http_ldseg_html_errors(u_char *p,
+    ngx_http_ldseg_status_t *ss);
+static u_char *ngx_http_ldseg_html_recent(u_char *p,
+    ngx_http_ldseg_status_t *ss);
 
 
 #define ngx_http_ldseg_stat(st, c)                                           \
@@ -175,7 +193,7 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     size_t                       len;
     ngx_int_t                    rc;
     ngx_str_t                    format, arg;
-    ngx_uint_t                   prometheus, what;
+    ngx_uint_t                   prometheus, html, what;
     ngx_http_ldseg_stats_t      *st;
     ngx_http_ldseg_status_t      ss;
     ngx_http_ldseg_main_conf_t  *lmcf;
@@ -214,11 +232,22 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     ss.now = ngx_time();
 
     what = 0;
+    html = 0;
 
     if (ngx_http_arg(r, (u_char *) "recent", 6, &arg) == NGX_OK
         && arg.len == 1 && arg.data[0] == '1')
     {
         what = NGX_HTTP_LDSEG_VIEW_RECENT;
+
+    } else if (!prometheus && ngx_http_ldseg_wants_html(r)) {
+        html = 1;
+        what = NGX_HTTP_LDSEG_VIEW_HISTORY|NGX_HTTP_LDSEG_VIEW_RECENT;
+
+        ss.series = ngx_palloc(r->pool, 3 * NGX_HTTP_LDSEG_HISTORY
+                                        * sizeof(uint32_t));
+        if (ss.series == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     ngx_http_ldseg_queue_usage(lmcf->shm_zone, &ss.u);
@@ -227,6 +256,10 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (html) {
+        return ngx_http_ldseg_status_html(r, &ss);
     }
 
     if (what == NGX_HTTP_LDSEG_VIEW_RECENT) {
@@ -782,4 +815,458 @@ ngx_http_ldseg_dest_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
     }
 
     return p;
+}
+
+
+static ngx_uint_t
+ngx_http_ldseg_wants_html(ngx_http_request_t *r)
+{
+    ngx_str_t  format;
+
+    /* ?format=html, or a browser's Accept without any ?format= */
+
+    if (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK) {
+        return format.len == 4 && ngx_strncmp(format.data, "html", 4) == 0;
+    }
+
+    return r->headers_in.accept != NULL
+           && ngx_strlcasestrn(r->headers_in.accept->value.data,
+                               r->headers_in.accept->value.data
+                               + r->headers_in.accept->value.len,
+                               (u_char *) "text/html", 9 - 1)
+              != NULL;
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_status_html(ngx_http_request_t *r,
+    ngx_http_ldseg_status_t *ss)
+{
+    u_char                        *body, *p;
+    size_t                         len;
+    ngx_uint_t                     i, n;
+    ngx_http_ldseg_dest_status_t  *ds;
+
+    static ngx_str_t  type = ngx_string("text/html; charset=utf-8");
+
+    /*
+     * One page, nothing fetched: numbers in tables (data-k attributes name
+     * them as the JSON does), the chart as inline SVG drawn here, and a
+     * meta refresh.  Sized generously: fixed parts, the chart's points,
+     * and per destination and recent event their escaped texts.
+     */
+
+    len = 65536 + 3 * NGX_HTTP_LDSEG_HISTORY * 16;
+
+    ds = ss->v.dests->elts;
+
+    for (i = 0; i < ss->v.dests->nelts; i++) {
+        len += 4096 + 4 * ds[i].url.len + 6 * ds[i].error.len;
+    }
+
+    if (ss->v.recent != NULL) {
+        n = ss->v.recent->n;
+        len += n * (6 * NGX_HTTP_LDSEG_RECENT_EVENT + 6 * 64 + 1024);
+    }
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_http_ldseg_html_head(body, ss);
+    p = ngx_http_ldseg_html_totals(p, ss);
+    p = ngx_http_ldseg_html_chart(p, ss);
+    p = ngx_http_ldseg_html_dests(p, ss);
+    p = ngx_http_ldseg_html_errors(p, ss);
+    p = ngx_http_ldseg_html_recent(p, ss);
+
+    p = ngx_sprintf(p, "</body></html>\n");
+
+    return ngx_http_ldseg_send(r, NGX_HTTP_OK, &type, body, p - body);
+}
+
+
+static u_char *
+ngx_http_ldseg_html_head(u_char *p, ngx_http_ldseg_status_t *ss)
+{
+    ngx_tm_t  tm;
+
+    ngx_gmtime(ss->now, &tm);
+
+    return ngx_sprintf(p,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta http-equiv=\"refresh\" content=\"5\">"
+        "<meta name=\"viewport\" content=\"width=device-width\">"
+        "<link rel=\"icon\" href=\"data:,\">"
+        "<title>ldseg status</title><style>"
+        "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;"
+        "background:#fafafa}"
+        "h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;"
+        "margin:1.4em 0 .4em}"
+        "table{border-collapse:collapse;background:#fff}"
+        "th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}"
+        "th{background:#f0f0f0}td.t,th.t{text-align:left}"
+        ".bad{color:#b00020;font-weight:600}.ok{color:#0a7a2f}"
+        ".muted{color:#777}svg{background:#fff;border:1px solid #ddd}"
+        "code{font-size:12px;word-break:break-all}"
+        "</style></head><body>"
+        "<h1>ldseg %s</h1><p class=\"muted\">zone \"%V\", "
+        "%4d-%02d-%02d %02d:%02d:%02d UTC, refreshed every 5 s; "
+        "<a href=\"?format=json\">JSON</a> &middot; "
+        "<a href=\"?format=prometheus\">Prometheus</a></p>\n",
+        LDSEG_VERSION, &ss->lmcf->shm_zone->shm.name,
+        tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour,
+        tm.ngx_tm_min, tm.ngx_tm_sec);
+}
+
+
+static u_char *
+ngx_http_ldseg_html_totals(u_char *p, ngx_http_ldseg_status_t *ss)
+{
+    ngx_http_ldseg_counter_t     *c;
+    ngx_http_ldseg_alert_sh_t    *al;
+    ngx_http_ldseg_alert_conf_t  *ac;
+
+    p = ngx_sprintf(p, "<h2>Totals</h2><table id=\"totals\"><tr>");
+
+    for (c = ngx_http_ldseg_counters; c->name; c++) {
+        p = ngx_sprintf(p, "<th title=\"%s\">%s</th>", c->help, c->name);
+    }
+
+    p = ngx_sprintf(p, "</tr><tr>");
+
+    for (c = ngx_http_ldseg_counters; c->name; c++) {
+        p = ngx_sprintf(p, "<td data-k=\"%s\"%s>%uA</td>", c->name,
+                        (ngx_strcmp(c->name, "dropped") == 0
+                         && ngx_http_ldseg_stat(ss->st, c))
+                        ? " class=\"bad\"" : "",
+                        ngx_http_ldseg_stat(ss->st, c));
+    }
+
+    p = ngx_sprintf(p, "</tr></table>\n<p>Queue: <span data-k=\"queue.events\">"
+                    "%ui</span> events, <span data-k=\"queue.bytes\">%uz"
+                    "</span> bytes of %uz, <span data-k=\"queue.destinations\">"
+                    "%ui</span> destinations holding events; POSTs in "
+                    "flight: <span data-k=\"posts.in_flight\">%ui</span>; "
+                    "spool: %ui events.</p>\n",
+                    ss->u.events, ss->u.bytes, ss->u.size,
+                    ss->u.destinations, ss->u.inflight, ss->u.spool_events);
+
+    ac = &ss->lmcf->alert;
+    al = &ss->v.alert;
+
+    if (ac->rate) {
+        p = ngx_sprintf(p, "<p id=\"alert\">Delivery rate over the last "
+                        "%M s: ", ac->window / 1000);
+
+        if (al->known) {
+            p = ngx_sprintf(p, "<span class=\"%s\">%ui.%02ui%%</span>",
+                            al->low ? "bad" : "ok", al->rate / 100,
+                            al->rate % 100);
+
+        } else {
+            p = ngx_sprintf(p, "<span class=\"muted\">nothing tried</span>");
+        }
+
+        p = ngx_sprintf(p, " (alert below %ui.%02ui%%)%s</p>\n",
+                        ac->rate / 100, ac->rate % 100,
+                        al->old ? "; <span class=\"bad\">queued events "
+                                  "older than max_age</span>" : "");
+    }
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_ldseg_html_chart(u_char *p, ngx_http_ldseg_status_t *ss)
+{
+    uint32_t                k, sec, from, now, prev;
+    uint32_t                sums[3], maxv, v;
+    uint32_t               *series[3];
+    ngx_uint_t              i, s, found;
+    ngx_http_ldseg_tick_t  *h, *t, *pt;
+
+    static const char  *names[3] = { "received", "delivered", "rejected" };
+    static const char  *colors[3] = { "#1f6feb", "#0a7a2f", "#b00020" };
+
+    /*
+     * Events per second over the last NGX_HTTP_LDSEG_HISTORY seconds from
+     * the zone's samples of the cumulative counters: the difference of
+     * two samples is spread over the seconds between them.
+     */
+
+    p = ngx_sprintf(p, "<h2>Last 15 minutes, per second</h2>");
+
+    h = ss->v.history;
+
+    if (h == NULL) {
+        return ngx_sprintf(p, "<p class=\"muted\">No history: the zone is "
+                           "smaller than %uz bytes.</p>\n",
+                           (size_t) NGX_HTTP_LDSEG_HISTORY_ZONE);
+    }
+
+    for (s = 0; s < 3; s++) {
+        series[s] = ss->series + s * NGX_HTTP_LDSEG_HISTORY;
+        ngx_memzero(series[s], NGX_HTTP_LDSEG_HISTORY * sizeof(uint32_t));
+        sums[s] = 0;
+    }
+
+    now = (uint32_t) ss->now;
+    from = now - (NGX_HTTP_LDSEG_HISTORY - 1);
+    pt = NULL;
+    prev = 0;
+    maxv = 1;
+
+    for (sec = from - 1; sec != now + 1; sec++) {
+        t = &h[sec % NGX_HTTP_LDSEG_HISTORY];
+
+        if (t->sec != sec) {
+            continue;
+        }
+
+        if (pt != NULL) {
+            for (s = 0; s < 3; s++) {
+                v = (s == 0) ? t->received - pt->received
+                    : (s == 1) ? t->delivered - pt->delivered
+                    : t->rejected - pt->rejected;
+
+                sums[s] += v;
+
+                for (k = prev + 1; k <= sec; k++) {
+                    if (k - from < NGX_HTTP_LDSEG_HISTORY) {
+                        series[s][k - from] = v / (sec - prev)
+                            + ((k - prev) <= v % (sec - prev) ? 1 : 0);
+
+                        if (series[s][k - from] > maxv) {
+                            maxv = series[s][k - from];
+                        }
+                    }
+                }
+            }
+        }
+
+        pt = t;
+        prev = sec;
+    }
+
+    found = (pt != NULL);
+
+    p = ngx_sprintf(p, "<svg id=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" "
+                    "width=\"960\" height=\"240\" viewBox=\"0 0 960 240\" "
+                    "role=\"img\" aria-label=\"events per second\">"
+                    "<line x1=\"50\" y1=\"210\" x2=\"950\" y2=\"210\" "
+                    "stroke=\"#999\"/><line x1=\"50\" y1=\"10\" x2=\"50\" "
+                    "y2=\"210\" stroke=\"#999\"/>"
+                    "<text x=\"45\" y=\"16\" text-anchor=\"end\" "
+                    "font-size=\"11\">%uD/s</text>"
+                    "<text x=\"45\" y=\"210\" text-anchor=\"end\" "
+                    "font-size=\"11\">0</text>"
+                    "<text x=\"50\" y=\"228\" font-size=\"11\">-15 min</text>"
+                    "<text x=\"950\" y=\"228\" text-anchor=\"end\" "
+                    "font-size=\"11\">now</text>", maxv);
+
+    for (s = 0; found && s < 3; s++) {
+        p = ngx_sprintf(p, "<polyline fill=\"none\" stroke=\"%s\" "
+                        "stroke-width=\"1.5\" points=\"", colors[s]);
+
+        for (i = 0; i < NGX_HTTP_LDSEG_HISTORY; i++) {
+            p = ngx_sprintf(p, "%ui,%uD ", 50 + i,
+                            210 - (uint32_t) ((uint64_t) series[s][i] * 200
+                                              / maxv));
+        }
+
+        p = ngx_sprintf(p, "\"/>");
+    }
+
+    p = ngx_sprintf(p, "</svg>\n<p id=\"legend\">");
+
+    for (s = 0; s < 3; s++) {
+        p = ngx_sprintf(p, "<span style=\"color:%s\">&#9632; %s</span> "
+                        "<span data-k=\"chart.%s\">%uD</span> in 15 min"
+                        "%s", colors[s], names[s], names[s], sums[s],
+                        s < 2 ? " &middot; " : "");
+    }
+
+    return ngx_sprintf(p, "</p>\n");
+}
+
+
+static u_char *
+ngx_http_ldseg_html_dests(u_char *p, ngx_http_ldseg_status_t *ss)
+{
+    ngx_str_t                      id, base;
+    ngx_uint_t                     i;
+    ngx_http_ldseg_counter_t      *c;
+    ngx_http_ldseg_dest_status_t  *ds;
+
+    ds = ss->v.dests->elts;
+
+    p = ngx_sprintf(p, "<h2>Destinations</h2>");
+
+    if (ss->v.dests->nelts == 0) {
+        p = ngx_sprintf(p, "<p class=\"muted\">None yet.</p>");
+    }
+
+    p = ngx_sprintf(p, "<table id=\"destinations\"><tr>"
+                    "<th class=\"t\">client-side ID</th>"
+                    "<th class=\"t\">events URL</th>");
+
+    for (c = ngx_http_ldseg_dest_counters; c->name; c++) {
+        p = ngx_sprintf(p, "<th title=\"%s\">%s</th>", c->help, c->name);
+    }
+
+    p = ngx_sprintf(p, "<th>in queue</th><th>oldest</th>"
+                    "<th>last status</th><th class=\"t\">state</th></tr>");
+
+    for (i = 0; i < ss->v.dests->nelts; i++) {
+        ngx_http_ldseg_dest_names(&ds[i].url, &id, &base);
+
+        p = ngx_sprintf(p, "<tr data-id=\"%V\"><td class=\"t\">%V</td>"
+                        "<td class=\"t\">%V</td>", &id, &id, &base);
+
+        for (c = ngx_http_ldseg_dest_counters; c->name; c++) {
+            p = ngx_sprintf(p, "<td data-k=\"%s\">%uL</td>", c->name,
+                            ngx_http_ldseg_dstat(&ds[i].stats, c));
+        }
+
+        p = ngx_sprintf(p, "<td data-k=\"queue.events\">%ui</td>",
+                        ds[i].events);
+
+        if (ds[i].has_oldest) {
+            p = ngx_sprintf(p, "<td>%M.%01M s</td>", ds[i].oldest_age / 1000,
+                            ds[i].oldest_age % 1000 / 100);
+
+        } else {
+            p = ngx_sprintf(p, "<td class=\"muted\">-</td>");
+        }
+
+        if (ds[i].last_time) {
+            p = ngx_sprintf(p, "<td data-k=\"last_status\" class=\"%s\">"
+                            "%ui</td>",
+                            (ds[i].last_status >= 200
+                             && ds[i].last_status < 300) ? "ok" : "bad",
+                            ds[i].last_status);
+
+        } else {
+            p = ngx_sprintf(p, "<td class=\"muted\">-</td>");
+        }
+
+        if (ds[i].paused_by) {
+            p = ngx_sprintf(p, "<td class=\"t bad\">paused: %s, %M s</td>",
+                            ngx_http_ldseg_pauses[ds[i].paused_by],
+                            (ds[i].paused_ms + 999) / 1000);
+
+        } else {
+            p = ngx_sprintf(p, "<td class=\"t ok\">sending</td>");
+        }
+
+        p = ngx_sprintf(p, "</tr>");
+    }
+
+    return ngx_sprintf(p, "</table>\n");
+}
+
+
+static u_char *
+ngx_http_ldseg_html_errors(u_char *p, ngx_http_ldseg_status_t *ss)
+{
+    ngx_tm_t                       tm;
+    ngx_str_t                      id, base;
+    ngx_uint_t                     i, any;
+    ngx_http_ldseg_dest_status_t  *ds;
+
+    ds = ss->v.dests->elts;
+    any = 0;
+
+    p = ngx_sprintf(p, "<h2>Last errors</h2><table id=\"errors\"><tr>"
+                    "<th class=\"t\">time (UTC)</th>"
+                    "<th class=\"t\">client-side ID</th>"
+                    "<th class=\"t\">error</th></tr>");
+
+    for (i = 0; i < ss->v.dests->nelts; i++) {
+        if (ds[i].error_time == 0) {
+            continue;
+        }
+
+        any = 1;
+
+        ngx_http_ldseg_dest_names(&ds[i].url, &id, &base);
+        ngx_gmtime(ds[i].error_time, &tm);
+
+        p = ngx_sprintf(p, "<tr><td class=\"t\">%4d-%02d-%02d %02d:%02d:%02d"
+                        "</td><td class=\"t\">%V</td><td class=\"t\">",
+                        tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                        tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec, &id);
+
+        p = (u_char *) ngx_escape_html(p, ds[i].error.data, ds[i].error.len);
+
+        p = ngx_sprintf(p, "</td></tr>");
+    }
+
+    if (!any) {
+        p = ngx_sprintf(p, "<tr><td class=\"t muted\" colspan=\"3\">none"
+                        "</td></tr>");
+    }
+
+    return ngx_sprintf(p, "</table>\n");
+}
+
+
+static u_char *
+ngx_http_ldseg_html_recent(u_char *p, ngx_http_ldseg_status_t *ss)
+{
+    u_char                   *u;
+    ngx_uint_t                i, n;
+    ngx_http_ldseg_ring_t    *ring;
+    ngx_http_ldseg_recent_t  *e;
+
+    ring = ss->v.recent;
+
+    if (ring == NULL) {
+        return p;
+    }
+
+    n = (ring->total < ring->n) ? (ngx_uint_t) ring->total : ring->n;
+
+    p = ngx_sprintf(p, "<h2>Recent events</h2><table id=\"recent\"><tr>"
+                    "<th class=\"t\">queued (UTC)</th>"
+                    "<th class=\"t\">client-side ID</th>"
+                    "<th class=\"t\">payload ID</th><th class=\"t\">outcome"
+                    "</th><th>status</th><th class=\"t\">event</th></tr>");
+
+    for (i = 0; i < n; i++) {
+        e = &ring->e[(ring->total - 1 - i) % ring->n];
+
+        p = ngx_sprintf(p, "<tr><td class=\"t\">");
+
+        /* the JSON string without its quotes */
+        u = p;
+        p = ngx_http_ldseg_time_ms(p, e->queued);
+        ngx_memmove(u, u + 1, p - u - 2);
+        p -= 2;
+        p = ngx_sprintf(p, "</td><td class=\"t\">%*s</td><td class=\"t\">"
+                        "<code>", (size_t) e->id_len, e->client_side_id);
+
+        if (e->has_payload_id) {
+            u = p;
+            ldseg_uuid_format((char *) p, e->payload_id);
+            p = u + LDSEG_UUID_LEN;
+        }
+
+        p = ngx_sprintf(p, "</code></td><td class=\"t\">%s</td><td>",
+                        ngx_http_ldseg_outcomes[e->outcome]);
+
+        if (e->answered) {
+            p = ngx_sprintf(p, "%ud", (unsigned) e->status);
+        }
+
+        p = ngx_sprintf(p, "</td><td class=\"t\"><code>");
+        p = (u_char *) ngx_escape_html(p, e->event, e->event_len);
+        p = ngx_sprintf(p, "%s</code></td></tr>",
+                        e->truncated ? "&hellip;" : "");
+    }
+
+    return ngx_sprintf(p, "</table>\n");
 }
