@@ -48,6 +48,10 @@ static char *ngx_http_ldseg_alert(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ldseg_recent(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ldseg_tap(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ldseg_check_dir(ngx_conf_t *cf, ngx_str_t *name,
+    const char *directive);
 static ngx_int_t ngx_http_ldseg_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_ldseg_init_process(ngx_cycle_t *cycle);
 static void ngx_http_ldseg_exit_process(ngx_cycle_t *cycle);
@@ -250,6 +254,13 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
       offsetof(ngx_http_ldseg_main_conf_t, recent),
       NULL },
 
+    { ngx_string("ldseg_tap"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_ldseg_tap,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("ldseg_gzip"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -375,6 +386,8 @@ ngx_http_ldseg_create_main_conf(ngx_conf_t *cf)
      *     lmcf->shm_zone = NULL;
      *     lmcf->spool.path = { 0, NULL };
      *     lmcf->alert = { 0, 0, 0 };
+     *     lmcf->tap = { 0, NULL };
+     *     lmcf->tap_max_size = 0;
      *     lmcf->enabled = 0;
      *     lmcf->http_clcf = NULL;
      */
@@ -487,7 +500,7 @@ ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf)
 
     /* spool appends, fdatasync() and dead letters run in a thread pool */
 
-    if (lmcf->spool.path.data || lmcf->dead_letter.data) {
+    if (lmcf->spool.path.data || lmcf->dead_letter.data || lmcf->tap.data) {
         lmcf->tp = ngx_thread_pool_add(cf, lmcf->spool.thread_pool.len
                                            ? &lmcf->spool.thread_pool
                                            : NULL);
@@ -918,8 +931,7 @@ ngx_http_ldseg_dead_letter(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ldseg_main_conf_t *lmcf = conf;
 
-    ngx_str_t        *value, dir;
-    ngx_file_info_t   fi;
+    ngx_str_t  *value;
 
     if (lmcf->dead_letter.data) {
         return "is duplicate";
@@ -938,9 +950,21 @@ ngx_http_ldseg_dead_letter(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    return ngx_http_ldseg_check_dir(cf, &lmcf->dead_letter,
+                                    "ldseg_dead_letter");
+}
+
+
+static char *
+ngx_http_ldseg_check_dir(ngx_conf_t *cf, ngx_str_t *name,
+    const char *directive)
+{
+    ngx_str_t        dir;
+    ngx_file_info_t  fi;
+
     /* a file in a directory that exists; created 0600 when first needed */
 
-    dir = lmcf->dead_letter;
+    dir = *name;
 
     while (dir.len > 1 && dir.data[dir.len - 1] != '/') {
         dir.len--;
@@ -955,12 +979,65 @@ ngx_http_ldseg_dead_letter(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_file_info(dir.data, &fi) == NGX_FILE_ERROR || !ngx_is_dir(&fi)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"ldseg_dead_letter\" directory \"%s\" does not "
-                           "exist", dir.data);
+                           "\"%s\" directory \"%s\" does not exist",
+                           directive, dir.data);
         return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ldseg_tap(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_main_conf_t *lmcf = conf;
+
+    off_t       size;
+    ngx_str_t  *value, v;
+
+    if (lmcf->tap.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    lmcf->tap = value[1];
+    lmcf->tap_max_size = 64 * 1024 * 1024;
+
+    if (lmcf->tap.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_tap\" must not be empty");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "max_size=", 9) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"ldseg_tap\" parameter \"%V\"",
+                               &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        v.data = value[2].data + 9;
+        v.len = value[2].len - 9;
+
+        size = ngx_parse_offset(&v);
+
+        if (size == NGX_ERROR || size < 4096) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"ldseg_tap\" max_size \"%V\", it "
+                               "must be a size of 4k or more", &v);
+            return NGX_CONF_ERROR;
+        }
+
+        lmcf->tap_max_size = size;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &lmcf->tap, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_ldseg_check_dir(cf, &lmcf->tap, "ldseg_tap");
 }
 
 

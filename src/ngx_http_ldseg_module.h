@@ -53,6 +53,8 @@ typedef struct {
     ngx_http_ldseg_spool_conf_t   spool;
     ngx_http_ldseg_alert_conf_t   alert;
     ngx_uint_t                    recent;
+    ngx_str_t                     tap;
+    off_t                         tap_max_size;
 
     /* the thread pool of spool and dead-letter writes, or NULL */
     void                         *tp;

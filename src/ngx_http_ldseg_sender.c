@@ -91,6 +91,9 @@ static void ngx_http_ldseg_complete(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_answer_t *a, u_char *body, size_t len);
 static void ngx_http_ldseg_alert_log(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_alert_out_t *out);
+static void ngx_http_ldseg_tap(ngx_http_ldseg_sender_t *s,
+    ngx_http_ldseg_lease_t *l, long code, ngx_http_ldseg_answer_t *a,
+    u_char *body, size_t len);
 static void ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_lease_t *l, long code, u_char *body, size_t len);
 static void ngx_http_ldseg_drop(ngx_http_ldseg_sender_t *s, ngx_uint_t n,
@@ -627,6 +630,10 @@ ngx_http_ldseg_post_done(void *data, CURL *easy, CURLcode result)
 
     ngx_http_ldseg_complete(s, l, &d, code, &a, post->body, post->len);
 
+    if (s->lmcf->tap.len) {
+        ngx_http_ldseg_tap(s, l, code, &a, post->body, post->len);
+    }
+
     ngx_http_ldseg_post_free(s, post);
 
     /* the freed place goes to the next payload, after libcurl's loop */
@@ -715,6 +722,67 @@ ngx_http_ldseg_alert_log(ngx_http_ldseg_sender_t *s,
                       "ldseg: no queued event waits longer than %M ms any "
                       "more", ac->max_age);
     }
+}
+
+
+static void
+ngx_http_ldseg_tap(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l,
+    long code, ngx_http_ldseg_answer_t *a, u_char *body, size_t len)
+{
+    u_char                      *line, *p;
+    size_t                       size;
+    ngx_tm_t                     tm;
+    ngx_str_t                    id;
+    ngx_time_t                  *tp;
+    ngx_http_ldseg_spool_ops_t  *ops;
+
+    /*
+     * ldseg_tap: one JSON line per POST as it completes, appended by the
+     * next spool job (the thread pool), so the worker never waits for
+     * the disk
+     */
+
+    id = ngx_http_ldseg_client_side_id(l);
+
+    size = sizeof("{\"time\":\"1970-01-01T00:00:00.000Z\",\"payload_id\":"
+                  "\"\",\"client_side_id\":\"\",\"status\":,"
+                  "\"attempt\":,\"error\":\"\",\"events\":}\n")
+           + LDSEG_UUID_LEN + id.len + 2 * NGX_INT_T_LEN
+           + 6 * a->error_len + len;
+
+    ops = ngx_http_ldseg_pending(s);
+    line = (ops != NULL) ? ngx_pnalloc(ops->pool, size) : NULL;
+
+    if (line == NULL) {
+        return;
+    }
+
+    tp = ngx_timeofday();
+    ngx_gmtime(tp->sec, &tm);
+
+    p = ngx_sprintf(line, "{\"time\":\"%4d-%02d-%02dT%02d:%02d:%02d.%03MZ\","
+                    "\"payload_id\":\"", tm.ngx_tm_year, tm.ngx_tm_mon,
+                    tm.ngx_tm_mday, tm.ngx_tm_hour, tm.ngx_tm_min,
+                    tm.ngx_tm_sec, tp->msec);
+    ldseg_uuid_format((char *) p, l->id);
+    p += LDSEG_UUID_LEN;
+
+    p = ngx_sprintf(p, "\",\"client_side_id\":\"%V\",\"status\":%l,"
+                    "\"attempt\":%ui,", &id, code, l->attempts + 1);
+
+    if (a->error != NULL) {
+        p = ngx_sprintf(p, "\"error\":\"");
+        p = (u_char *) ngx_escape_json(p, a->error, a->error_len);
+        p = ngx_sprintf(p, "\",");
+    }
+
+    p = ngx_sprintf(p, "\"events\":");
+    p = ngx_cpymem(p, body, len);
+    *p++ = '}';
+    *p++ = '\n';
+
+    (void) ngx_http_ldseg_spool_op_tap(ops, &s->lmcf->tap,
+                                       s->lmcf->tap_max_size, line, p - line);
 }
 
 

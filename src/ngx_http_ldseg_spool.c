@@ -665,6 +665,26 @@ ngx_http_ldseg_spool_op_append(ngx_http_ldseg_spool_ops_t *ops,
 
 
 ngx_int_t
+ngx_http_ldseg_spool_op_tap(ngx_http_ldseg_spool_ops_t *ops,
+    ngx_str_t *name, off_t max_size, u_char *data, size_t len)
+{
+    ngx_http_ldseg_spool_op_t  *op;
+
+    if (ngx_http_ldseg_spool_op_append(ops, name, data, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    op = ops->ops->elts;
+    op = &op[ops->ops->nelts - 1];
+
+    op->type = NGX_HTTP_LDSEG_SPOOL_TAP;
+    op->off = max_size;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
 ngx_http_ldseg_spool_job_start(ngx_http_ldseg_spool_job_t *job, void *tp)
 {
 #if (NGX_THREADS)
@@ -827,7 +847,9 @@ ngx_http_ldseg_spool_sync_dir(ngx_http_ldseg_spool_job_t *job)
 static void
 ngx_http_ldseg_spool_do_op(ngx_http_ldseg_spool_op_t *op)
 {
-    ngx_fd_t  fd;
+    ngx_fd_t         fd;
+    ngx_file_info_t  fi;
+    u_char           old[NGX_MAX_PATH + 3];
 
     switch (op->type) {
 
@@ -874,6 +896,36 @@ ngx_http_ldseg_spool_do_op(ngx_http_ldseg_spool_op_t *op)
         if (ngx_http_ldseg_spool_write_all(fd, op->data, op->len) != NGX_OK
             || fdatasync(fd) == -1)
         {
+            op->err = ngx_errno;
+        }
+
+        (void) close(fd);
+        return;
+
+    case NGX_HTTP_LDSEG_SPOOL_TAP:
+
+        /* one old file is kept: a full one becomes "name.1" */
+
+        if (op->off > 0 && ngx_file_info(op->name, &fi) != NGX_FILE_ERROR
+            && ngx_file_size(&fi) > 0
+            && ngx_file_size(&fi) + (off_t) op->len > op->off)
+        {
+            (void) ngx_snprintf(old, sizeof(old), "%s.1%Z", op->name);
+
+            if (rename((char *) op->name, (char *) old) == -1) {
+                op->err = ngx_errno;
+                return;
+            }
+        }
+
+        fd = open((char *) op->name, O_WRONLY|O_APPEND|O_CREAT|O_NOFOLLOW,
+                  NGX_HTTP_LDSEG_SPOOL_MODE);
+        if (fd == NGX_INVALID_FILE) {
+            op->err = ngx_errno;
+            return;
+        }
+
+        if (ngx_http_ldseg_spool_write_all(fd, op->data, op->len) != NGX_OK) {
             op->err = ngx_errno;
         }
 

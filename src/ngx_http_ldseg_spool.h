@@ -65,7 +65,8 @@ typedef ngx_int_t (*ngx_http_ldseg_spool_rec_pt)(void *data,
 typedef enum {
     NGX_HTTP_LDSEG_SPOOL_MARK = 0,
     NGX_HTTP_LDSEG_SPOOL_UNLINK,
-    NGX_HTTP_LDSEG_SPOOL_APPEND
+    NGX_HTTP_LDSEG_SPOOL_APPEND,
+    NGX_HTTP_LDSEG_SPOOL_TAP
 } ngx_http_ldseg_spool_op_e;
 
 
@@ -180,6 +181,14 @@ ngx_int_t ngx_http_ldseg_spool_op_file(ngx_http_ldseg_spool_ops_t *ops,
 /* adds a line (data is copied) to append to the file name, synced */
 ngx_int_t ngx_http_ldseg_spool_op_append(ngx_http_ldseg_spool_ops_t *ops,
     ngx_str_t *name, u_char *data, size_t len);
+
+/*
+ * The same for ldseg_tap: not synced, and a file that the line would take
+ * over max_size (0: no limit) is first renamed to name.1, which replaces
+ * the one kept before.
+ */
+ngx_int_t ngx_http_ldseg_spool_op_tap(ngx_http_ldseg_spool_ops_t *ops,
+    ngx_str_t *name, off_t max_size, u_char *data, size_t len);
 
 /*
  * Runs a job: its records are appended (the file is created 0600 and its

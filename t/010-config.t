@@ -15,7 +15,7 @@ use Test::Ldseg;
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(90);
+my $t = Test::Ldseg->new()->plan(94);
 
 # a configuration with placeholders for each level
 
@@ -314,6 +314,16 @@ fails(qr/"ldseg_recent" 1000 needs \d+ bytes, more than a quarter of ldseg_zone 
       http => 'ldseg_recent 1000;');
 fails(qr/"ldseg_recent" requires "ldseg_zone"/, 'recent without a zone',
       zone => '', loc => '', http => 'ldseg_recent 10;');
+
+# ldseg_tap
+
+valid('tap', http => "ldseg_tap $td/tap.ndjson max_size=10m;");
+fails(qr/"ldseg_tap" directory "\/nonexistent\/" does not exist/,
+      'tap in a missing directory', http => 'ldseg_tap /nonexistent/tap;');
+fails(qr/invalid "ldseg_tap" max_size "1k", it must be a size of 4k or more/,
+      'tap max_size too small', http => "ldseg_tap $td/tap max_size=1k;");
+fails(qr/invalid "ldseg_tap" parameter "size=1m"/, 'tap unknown parameter',
+      http => "ldseg_tap $td/tap size=1m;");
 
 fails(qr/unknown directive "ldseg_bogus"/, 'unknown ldseg directive',
       http => 'ldseg_bogus 1;');
