@@ -65,6 +65,7 @@ counters as JSON, Prometheus, and the last events sent:
   curl -sS http://127.0.0.1:8080/ldseg/status
   curl -sS 'http://127.0.0.1:8080/ldseg/status?format=prometheus'
   curl -sS 'http://127.0.0.1:8080/ldseg/status?recent=1'
+  curl -sS -X POST 'http://127.0.0.1:8080/ldseg/status/test?client_side_id=0123456789abcdef01234567'
 
 Errors: build/run/logs/error.log.  Ctrl-C stops nginx.
 

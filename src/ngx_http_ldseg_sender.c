@@ -23,6 +23,8 @@
 #include <curl/curl.h>
 #include <zlib.h>
 
+#include <sys/random.h>
+
 #include "ngx_http_ldseg_module.h"
 #include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_spool.h"
@@ -43,6 +45,11 @@ typedef struct {
     size_t                        len;
     ngx_http_ldseg_lease_t        lease;
     char                          error[CURL_ERROR_SIZE];
+
+    /* a test POST: outside the queue, its answer goes to handler */
+    ngx_http_ldseg_test_pt        handler;
+    void                         *data;
+    unsigned                      test:1;
 } ngx_http_ldseg_post_t;
 
 
@@ -82,6 +89,10 @@ static void ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s,
     ngx_uint_t full_only);
 static ngx_int_t ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_lease_t *l);
+static ngx_int_t ngx_http_ldseg_post_send(ngx_http_ldseg_sender_t *s,
+    ngx_http_ldseg_post_t *post);
+static void ngx_http_ldseg_test_done(ngx_http_ldseg_post_t *post,
+    long code, CURLcode result);
 static void ngx_http_ldseg_post_free(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_post_t *post);
 static void ngx_http_ldseg_post_done(void *data, CURL *easy,
@@ -378,15 +389,11 @@ ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s, ngx_uint_t full_only)
 static ngx_int_t
 ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
 {
-    u_char                 *body, *last, *gz;
-    size_t                  len, gzlen;
+    u_char                 *body, *last;
+    size_t                  len;
     ngx_int_t               rc;
-    CURL                   *easy;
     ngx_pool_t             *pool;
-    struct curl_slist      *h;
     ngx_http_ldseg_post_t  *post;
-    u_char                  id[sizeof("X-LaunchDarkly-Payload-ID: ")
-                               + LDSEG_UUID_LEN];
 
     pool = ngx_create_pool(l->len + l->disk.len + 4096, s->log);
     if (pool == NULL) {
@@ -430,6 +437,30 @@ ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
 
     post->body = body;
     post->len = len;
+
+    return ngx_http_ldseg_post_send(s, post);
+}
+
+
+static ngx_int_t
+ngx_http_ldseg_post_send(ngx_http_ldseg_sender_t *s,
+    ngx_http_ldseg_post_t *post)
+{
+    u_char                 *body, *last, *gz;
+    size_t                  len, gzlen;
+    CURL                   *easy;
+    ngx_pool_t             *pool;
+    struct curl_slist      *h;
+    ngx_http_ldseg_lease_t *l;
+    u_char                  id[sizeof("X-LaunchDarkly-Payload-ID: ")
+                               + LDSEG_UUID_LEN];
+
+    /* the body is in post->pool; on NGX_ERROR the post is freed */
+
+    pool = post->pool;
+    body = post->body;
+    len = post->len;
+    l = &post->lease;
 
     /* the URL is NUL-terminated in the post's copy of the lease */
     post->lease.url[post->lease.url_len] = '\0';
@@ -511,7 +542,9 @@ ngx_http_ldseg_post(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l)
     ngx_queue_insert_tail(&s->posts, &post->queue);
     s->inflight++;
 
-    (void) ngx_atomic_fetch_add(&s->stats->posts_sent, 1);
+    if (!post->test) {
+        (void) ngx_atomic_fetch_add(&s->stats->posts_sent, 1);
+    }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, s->log, 0,
                    "ldseg post: %ui events, %uz bytes, attempt %ui",
@@ -571,6 +604,12 @@ ngx_http_ldseg_post_done(void *data, CURL *easy, CURLcode result)
     if (result == CURLE_OK) {
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
         curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry_after);
+    }
+
+    if (post->test) {
+        ngx_http_ldseg_test_done(post, code, result);
+        ngx_http_ldseg_post_free(s, post);
+        return;
     }
 
     ldseg_delivery_outcome(&s->dconf, code, (int64_t) retry_after,
@@ -909,12 +948,126 @@ ngx_http_ldseg_abort_all(void *data)
         q = ngx_queue_head(&s->posts);
         post = ngx_queue_data(q, ngx_http_ldseg_post_t, queue);
 
+        if (post->test) {
+            ngx_http_ldseg_test_done(post, 0, CURLE_ABORTED_BY_CALLBACK);
+            ngx_http_ldseg_post_free(s, post);
+            continue;
+        }
+
         ngx_http_ldseg_complete(s, &post->lease, &d, 0, NULL, NULL, 0);
 
         (void) ngx_atomic_fetch_add(&s->stats->posts_failed, 1);
 
         ngx_http_ldseg_post_free(s, post);
     }
+}
+
+
+void *
+ngx_http_ldseg_sender_test(ngx_http_ldseg_sender_t *s, ngx_str_t *url,
+    u_char *body, size_t len, ngx_http_ldseg_test_pt handler, void *data)
+{
+    ssize_t                 n;
+    size_t                  got;
+    ngx_pool_t             *pool;
+    ngx_http_ldseg_post_t  *post;
+
+    if (s == NULL || url->len >= NGX_HTTP_LDSEG_URL_MAX) {
+        return NULL;
+    }
+
+    pool = ngx_create_pool(len + 4096, s->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    post = ngx_pcalloc(pool, sizeof(ngx_http_ldseg_post_t));
+    if (post == NULL) {
+        goto failed;
+    }
+
+    post->pool = pool;
+    post->test = 1;
+    post->handler = handler;
+    post->data = data;
+
+    post->body = ngx_pnalloc(pool, len);
+    if (post->body == NULL) {
+        goto failed;
+    }
+
+    ngx_memcpy(post->body, body, len);
+    post->len = len;
+
+    post->lease.url_len = url->len;
+    ngx_memcpy(post->lease.url, url->data, url->len);
+    post->lease.nevents = 1;
+
+    /* a payload ID of this process's own, as the queue's */
+
+    for (got = 0; got < 16; got += n) {
+        n = getrandom(post->lease.id + got, 16 - got, 0);
+
+        if (n <= 0) {
+            if (n == -1 && ngx_errno == NGX_EINTR) {
+                n = 0;
+                continue;
+            }
+
+            goto failed;
+        }
+    }
+
+    if (ngx_http_ldseg_post_send(s, post) != NGX_OK) {
+        /* freed */
+        return NULL;
+    }
+
+    return post;
+
+failed:
+
+    ngx_destroy_pool(pool);
+
+    return NULL;
+}
+
+
+void
+ngx_http_ldseg_sender_test_cancel(void *test)
+{
+    ngx_http_ldseg_post_t *post = test;
+
+    /* the request went away: the POST ends unheard */
+
+    post->handler = NULL;
+}
+
+
+static void
+ngx_http_ldseg_test_done(ngx_http_ldseg_post_t *post, long code,
+    CURLcode result)
+{
+    ngx_str_t               error;
+    ngx_http_ldseg_test_pt  handler;
+
+    handler = post->handler;
+
+    if (handler == NULL) {
+        return;
+    }
+
+    post->handler = NULL;
+
+    ngx_str_null(&error);
+
+    if (result != CURLE_OK) {
+        error.data = (u_char *) (post->error[0]
+                                 ? post->error : curl_easy_strerror(result));
+        error.len = ngx_strlen(error.data);
+    }
+
+    handler(post->data, code, &error, post->lease.id);
 }
 
 

@@ -35,4 +35,24 @@ void ngx_http_ldseg_sender_queued(ngx_http_ldseg_sender_t *s,
 void ngx_http_ldseg_sender_full(ngx_http_ldseg_sender_t *s);
 
 
+/*
+ * The answer to a test POST: status 0 when there was none (error says
+ * why), id the payload ID it carried
+ */
+typedef void (*ngx_http_ldseg_test_pt)(void *data, long status,
+    ngx_str_t *error, u_char *id);
+
+/*
+ * POSTs body (a JSON array, copied) to url now, outside the queue, with a
+ * new payload ID; handler(data, ...) is called once with the answer,
+ * within ldseg_timeout.  Returns a handle for
+ * ngx_http_ldseg_sender_test_cancel(), or NULL (nothing will be called).
+ */
+void *ngx_http_ldseg_sender_test(ngx_http_ldseg_sender_t *s, ngx_str_t *url,
+    u_char *body, size_t len, ngx_http_ldseg_test_pt handler, void *data);
+
+/* the handler of a test POST is no longer to be called */
+void ngx_http_ldseg_sender_test_cancel(void *test);
+
+
 #endif /* _NGX_HTTP_LDSEG_SENDER_H_INCLUDED_ */

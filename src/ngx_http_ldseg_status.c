@@ -16,6 +16,7 @@
 #include "ngx_http_ldseg_module.h"
 #include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_reply.h"
+#include "ngx_http_ldseg_sender.h"
 
 
 typedef struct {
@@ -23,6 +24,14 @@ typedef struct {
     const char                   *help;
     size_t                        offset;
 } ngx_http_ldseg_counter_t;
+
+
+/* a test event waiting for LaunchDarkly's answer */
+typedef struct {
+    ngx_http_request_t           *r;
+    void                         *post;
+    ngx_str_t                     id;
+} ngx_http_ldseg_test_t;
 
 
 /* what one status answer shows */
@@ -55,6 +64,10 @@ static ngx_int_t ngx_http_ldseg_status_recent(ngx_http_request_t *r,
     ngx_http_ldseg_status_t *ss);
 static u_char *ngx_http_ldseg_time_ms(u_char *p, uint64_t ms);
 static ngx_uint_t ngx_http_ldseg_wants_html(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ldseg_status_test(ngx_http_request_t *r);
+static void ngx_http_ldseg_test_answer(void *data, long status,
+    ngx_str_t *error, u_char *id);
+static void ngx_http_ldseg_test_cleanup(void *data);
 static ngx_int_t ngx_http_ldseg_status_html(ngx_http_request_t *r,
     ngx_http_ldseg_status_t *ss);
 static u_char *ngx_http_ldseg_html_head(u_char *p,
@@ -201,6 +214,12 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    if (r->uri.len >= 5
+        && ngx_strncmp(r->uri.data + r->uri.len - 5, "/test", 5) == 0)
+    {
+        return ngx_http_ldseg_status_test(r);
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -1269,4 +1288,156 @@ ngx_http_ldseg_html_recent(u_char *p, ngx_http_ldseg_status_t *ss)
     }
 
     return ngx_sprintf(p, "</table>\n");
+}
+
+
+/*
+ * "POST <status>/test?client_side_id=ID": one synthetic custom event
+ * (key "ldseg-test-event") POSTed to the ID's events URL at once, by this
+ * worker's sender with a new payload ID; the answer waits for
+ * LaunchDarkly's (bounded by ldseg_timeout): 200 when it took it, 502
+ * otherwise, with its status and the payload ID.
+ */
+
+static ngx_int_t
+ngx_http_ldseg_status_test(ngx_http_request_t *r)
+{
+    u_char                      *p;
+    size_t                       len;
+    ngx_str_t                    id, url;
+    ngx_time_t                  *tp;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_ldseg_test_t       *t;
+    ngx_http_ldseg_loc_conf_t   *lcf;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+    u_char                       body[sizeof("[{\"kind\":\"custom\",\"key\":"
+                                     "\"ldseg-test-event\",\"contextKeys\":"
+                                     "{\"user\":\"ldseg-test\"},"
+                                     "\"creationDate\":,\"data\":{}}]")
+                                     + NGX_INT64_LEN];
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        return ngx_http_ldseg_not_allowed(r, "POST",
+                                          "the test event is sent with POST");
+    }
+
+    if (ngx_http_arg(r, (u_char *) "client_side_id", 14, &id) != NGX_OK
+        || ldseg_client_side_id_check((const char *) id.data, id.len)
+           != LDSEG_OK)
+    {
+        return ngx_http_ldseg_error(r, NGX_HTTP_BAD_REQUEST,
+                                    LDSEG_REASON_INVALID_CLIENT_SIDE_ID,
+                                    "client_side_id= must be a client-side "
+                                    "ID (letters, digits, \"-\" and \"_\")");
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
+
+    url.len = lcf->events_url.len + sizeof("/events/bulk/") - 1 + id.len;
+    url.data = ngx_pnalloc(r->pool, url.len);
+    if (url.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(url.data, lcf->events_url.data, lcf->events_url.len);
+    p = ngx_cpymem(p, "/events/bulk/", sizeof("/events/bulk/") - 1);
+    ngx_memcpy(p, id.data, id.len);
+
+    tp = ngx_timeofday();
+
+    len = ngx_sprintf(body, "[{\"kind\":\"custom\",\"key\":"
+                      "\"ldseg-test-event\",\"contextKeys\":{\"user\":"
+                      "\"ldseg-test\"},\"creationDate\":%uL,\"data\":{}}]",
+                      (uint64_t) tp->sec * 1000 + tp->msec)
+          - body;
+
+    t = ngx_pcalloc(r->pool, sizeof(ngx_http_ldseg_test_t));
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    t->r = r;
+    t->id = id;
+
+    t->post = ngx_http_ldseg_sender_test(lmcf->sender, &url, body, len,
+                                         ngx_http_ldseg_test_answer, t);
+    if (t->post == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_ldseg_test_cleanup;
+    cln->data = t;
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_ldseg_test_answer(void *data, long status, ngx_str_t *error,
+    u_char *id)
+{
+    ngx_http_ldseg_test_t *t = data;
+
+    u_char              *body, *p;
+    size_t               len;
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = t->r;
+    c = r->connection;
+    t->post = NULL;
+
+    len = sizeof("{\"status\":,\"payload_id\":\"\",\"client_side_id\":"
+                 "\"\",\"error\":\"\"}") + NGX_INT_T_LEN + LDSEG_UUID_LEN
+          + t->id.len + 6 * error->len;
+
+    body = ngx_pnalloc(r->pool, len);
+
+    if (body == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    } else {
+        p = ngx_sprintf(body, "{\"status\":%l,\"payload_id\":\"", status);
+        ldseg_uuid_format((char *) p, id);
+        p += LDSEG_UUID_LEN;
+        p = ngx_sprintf(p, "\",\"client_side_id\":\"%V\"", &t->id);
+
+        if (error->len) {
+            p = ngx_sprintf(p, ",\"error\":\"");
+            p = (u_char *) ngx_escape_json(p, error->data, error->len);
+            *p++ = '"';
+        }
+
+        *p++ = '}';
+
+        rc = ngx_http_ldseg_send_json(r, (status >= 200 && status < 300)
+                                         ? NGX_HTTP_OK : NGX_HTTP_BAD_GATEWAY,
+                                      body, p - body);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_ldseg_test_cleanup(void *data)
+{
+    ngx_http_ldseg_test_t *t = data;
+
+    /* the request ends before the answer came: nobody to tell */
+
+    if (t->post != NULL) {
+        ngx_http_ldseg_sender_test_cancel(t->post);
+        t->post = NULL;
+    }
 }
