@@ -197,7 +197,8 @@ is($sample{'ldseg_destination_queue_events|SLOW-ID'}, 2,
    'prometheus: SLOW queue events');
 is($sample{'ldseg_destination_last_status|BAD-ID'}, 401,
    'prometheus: BAD last status');
-like($prom, qr/^ldseg_destination_paused\{client_side_id="SLOW-ID",[^}]*,reason="retry_after"\} 1$/m,
+like($prom, qr/^ldseg_destination_paused\{client_side_id="SLOW-ID",[^}]*,
+               reason="retry_after"\}\ 1$/mx,
      'prometheus: SLOW paused by retry_after');
 cmp_ok($sample{'ldseg_destination_oldest_event_age_seconds|SLOW-ID'} // 0,
        '>', 0, 'prometheus: SLOW oldest event age');
@@ -244,7 +245,8 @@ ok(Test::Ldseg::wait_for(sub {
        (dests($t->status)->{'GOOD-ID'}{delivered} // 0) == 6 }, 10),
    'GOOD: sixth event delivered, counted on');
 $s = $t->status;
-is($s->{queue}{destinations}, 2, 'queue.destinations: SLOW and BAD, which hold events');
+is($s->{queue}{destinations}, 2,
+   'queue.destinations: SLOW and BAD, which hold events');
 is(scalar @{ $s->{destinations} }, 4, 'the empty one still listed');
 
 # LaunchDarkly takes SLOW-ID again: it is delivered once the pause ends,

@@ -115,9 +115,11 @@ my %by = map { ref $_->{event} ? ($_->{event}{key} => $_) : () } @e;
 
 # OK-4 went in a POST LaunchDarkly took: its payload ID is that POST's
 
-my ($post) = grep { grep { ($_->{key} // '') eq 'OK-4' } @{ $_->{events} || [] } }
+my ($post) = grep { grep { ($_->{key} // '') eq 'OK-4' }
+                    @{ $_->{events} || [] } }
              grep { $_->{status} =~ /^2/ } $mock->posts;
-is($by{'OK-4'}{payload_id}, $post && $post->{headers}{'x-launchdarkly-payload-id'},
+is($by{'OK-4'}{payload_id},
+   $post && $post->{headers}{'x-launchdarkly-payload-id'},
    'OK-4: the payload ID of its POST');
 is($by{'OK-4'}{outcome} . ' ' . $by{'OK-4'}{status}, 'delivered 202',
    'OK-4: delivered, 202');

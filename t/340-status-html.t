@@ -248,7 +248,8 @@ my $json = $t->status;
 my ($code, $h, $html) = $t->http_get('/status?format=html');
 is($code, 200, '?format=html: 200');
 like($h->{'content-type'} // '', qr{^text/html}, '?format=html: text/html');
-unlike($html, qr/<script|rel="stylesheet"|\@import|url\(|src=|href="(https?:)?\/\//i,
+unlike($html,
+       qr/<script|rel="stylesheet"|\@import|url\(|src=|href="(https?:)?\/\//i,
        'no script, stylesheet, font or image to fetch');
 like(($t->http_get('/status'))[1]{'content-type'} // '',
      qr{^application/json}, 'without Accept: still JSON');
