@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_ldseg_module.h"
+#include "ngx_http_ldseg_dedupe.h"
 #include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_reply.h"
 
@@ -25,9 +26,11 @@ typedef struct {
 
 
 static u_char *ngx_http_ldseg_status_json(u_char *p,
-    ngx_http_ldseg_stats_t *st, ngx_http_ldseg_usage_t *u);
+    ngx_http_ldseg_stats_t *st, ngx_http_ldseg_usage_t *u,
+    ngx_http_ldseg_dedupe_usage_t *du);
 static u_char *ngx_http_ldseg_status_prometheus(u_char *p,
-    ngx_http_ldseg_stats_t *st, ngx_http_ldseg_usage_t *u);
+    ngx_http_ldseg_stats_t *st, ngx_http_ldseg_usage_t *u,
+    ngx_http_ldseg_dedupe_usage_t *du);
 
 
 #define ngx_http_ldseg_stat(st, c)                                           \
@@ -37,6 +40,11 @@ static u_char *ngx_http_ldseg_status_prometheus(u_char *p,
 /* any reason indexes the zone's counters */
 typedef char  ngx_http_ldseg_reasons_fit_t
                   [(LDSEG_REASON_N <= NGX_HTTP_LDSEG_NREASONS) ? 1 : -1];
+
+/* and every skip the zone's skip counters */
+typedef char  ngx_http_ldseg_skips_fit_t
+                  [(LDSEG_REASON_NSKIP - LDSEG_REASON_NREJECT
+                    <= NGX_HTTP_LDSEG_NSKIPS) ? 1 : -1];
 
 
 const char  *ngx_http_ldseg_drops[NGX_HTTP_LDSEG_NDROPS] = {
@@ -63,6 +71,9 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_counters[] = {
       offsetof(ngx_http_ldseg_stats_t, rejected) },
     { "skipped", "Accepted messages that map to no LaunchDarkly event.",
       offsetof(ngx_http_ldseg_stats_t, skipped) },
+    { "duplicate", "Accepted messages whose messageId was accepted within "
+      "the ldseg_dedupe window: nothing sent.",
+      offsetof(ngx_http_ldseg_stats_t, duplicate) },
     { "translated", "LaunchDarkly events produced.",
       offsetof(ngx_http_ldseg_stats_t, translated) },
     { "queued", "LaunchDarkly events queued.",
@@ -100,14 +111,15 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_post_counters[] = {
 ngx_int_t
 ngx_http_ldseg_status_handler(ngx_http_request_t *r)
 {
-    u_char                      *body, *last;
-    size_t                       len;
-    ngx_int_t                    rc;
-    ngx_str_t                    format;
-    ngx_uint_t                   prometheus;
-    ngx_http_ldseg_usage_t       u;
-    ngx_http_ldseg_stats_t      *st;
-    ngx_http_ldseg_main_conf_t  *lmcf;
+    u_char                         *body, *last;
+    size_t                          len;
+    ngx_int_t                       rc;
+    ngx_str_t                       format;
+    ngx_uint_t                      prometheus;
+    ngx_http_ldseg_usage_t          u;
+    ngx_http_ldseg_stats_t         *st;
+    ngx_http_ldseg_main_conf_t     *lmcf;
+    ngx_http_ldseg_dedupe_usage_t   du, *dup;
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -138,6 +150,13 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
 
     ngx_http_ldseg_queue_usage(lmcf->shm_zone, &u);
 
+    dup = NULL;
+
+    if (lmcf->dedupe != NULL) {
+        ngx_http_ldseg_dedupe_usage(lmcf->dedupe, &du);
+        dup = &du;
+    }
+
     /* a generous fixed bound: every line is short and their count known */
 
     len = 16384;
@@ -148,10 +167,10 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     }
 
     if (prometheus) {
-        last = ngx_http_ldseg_status_prometheus(body, st, &u);
+        last = ngx_http_ldseg_status_prometheus(body, st, &u, dup);
 
     } else {
-        last = ngx_http_ldseg_status_json(body, st, &u);
+        last = ngx_http_ldseg_status_json(body, st, &u, dup);
     }
 
     if (prometheus) {
@@ -165,7 +184,7 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
 
 static u_char *
 ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
-    ngx_http_ldseg_usage_t *u)
+    ngx_http_ldseg_usage_t *u, ngx_http_ldseg_dedupe_usage_t *du)
 {
     ngx_uint_t                 i;
     ngx_http_ldseg_counter_t  *c;
@@ -183,6 +202,15 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
                         ldseg_reason_name(i), st->rejected_reasons[i]);
     }
 
+    p = ngx_sprintf(p, "},\"skipped_reasons\":{");
+
+    for (i = LDSEG_REASON_NREJECT; i < LDSEG_REASON_NSKIP; i++) {
+        p = ngx_sprintf(p, "%s\"%s\":%uA",
+                        i == LDSEG_REASON_NREJECT ? "" : ",",
+                        ldseg_reason_name(i),
+                        st->skipped_reasons[i - LDSEG_REASON_NREJECT]);
+    }
+
     p = ngx_sprintf(p, "},\"dropped_reasons\":{");
 
     for (i = 0; i < NGX_HTTP_LDSEG_NDROPS; i++) {
@@ -195,6 +223,13 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
                     "{\"events\":%ui,\"bytes\":%O}", u->events, u->bytes,
                     u->size, u->destinations, u->spool_events,
                     u->spool_bytes);
+
+    if (du != NULL) {
+        p = ngx_sprintf(p, ",\"dedupe\":{\"entries\":%ui,\"size\":%uz,"
+                        "\"evicted\":%ui,\"unremembered\":%ui}",
+                        du->entries, du->size, du->evicted,
+                        du->unremembered);
+    }
 
     p = ngx_sprintf(p, ",\"posts\":{");
 
@@ -213,7 +248,7 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_stats_t *st,
 
 static u_char *
 ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
-    ngx_http_ldseg_usage_t *u)
+    ngx_http_ldseg_usage_t *u, ngx_http_ldseg_dedupe_usage_t *du)
 {
     ngx_uint_t                 i;
     ngx_http_ldseg_counter_t  *c;
@@ -228,6 +263,19 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
                 p = ngx_sprintf(p, "ldseg_rejected_total{reason=\"%s\"} %uA\n",
                                 ldseg_reason_name(i),
                                 st->rejected_reasons[i]);
+            }
+
+            continue;
+        }
+
+        if (ngx_strcmp(c->name, "skipped") == 0) {
+            p = ngx_sprintf(p, "# HELP ldseg_skipped_total %s\n"
+                            "# TYPE ldseg_skipped_total counter\n", c->help);
+
+            for (i = LDSEG_REASON_NREJECT; i < LDSEG_REASON_NSKIP; i++) {
+                p = ngx_sprintf(p, "ldseg_skipped_total{reason=\"%s\"} %uA\n",
+                                ldseg_reason_name(i),
+                                st->skipped_reasons[i - LDSEG_REASON_NREJECT]);
             }
 
             continue;
@@ -287,6 +335,28 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_stats_t *st,
                     "ldseg_spool_bytes %O\n",
                     u->events, u->bytes, u->size, u->inflight,
                     u->destinations, u->spool_events, u->spool_bytes);
+
+    if (du == NULL) {
+        return p;
+    }
+
+    p = ngx_sprintf(p, "# HELP ldseg_dedupe_entries messageIds remembered "
+                    "or reserved in the ldseg_dedupe zone.\n"
+                    "# TYPE ldseg_dedupe_entries gauge\n"
+                    "ldseg_dedupe_entries %ui\n"
+                    "# HELP ldseg_dedupe_size_bytes Size of the "
+                    "ldseg_dedupe zone.\n"
+                    "# TYPE ldseg_dedupe_size_bytes gauge\n"
+                    "ldseg_dedupe_size_bytes %uz\n"
+                    "# HELP ldseg_dedupe_evicted_total messageIds forgotten "
+                    "before their window ended, to make room.\n"
+                    "# TYPE ldseg_dedupe_evicted_total counter\n"
+                    "ldseg_dedupe_evicted_total %ui\n"
+                    "# HELP ldseg_dedupe_unremembered_total Messages "
+                    "accepted without being remembered: no room.\n"
+                    "# TYPE ldseg_dedupe_unremembered_total counter\n"
+                    "ldseg_dedupe_unremembered_total %ui\n",
+                    du->entries, du->size, du->evicted, du->unremembered);
 
     return p;
 }
