@@ -168,17 +168,18 @@ ldseg_segment_integrations(const ldseg_segment_msg_t *m,
 
     in->set = (v->type != LDSEG_JSON_NONE && v->type != LDSEG_JSON_NULL);
 
-    /* the keys of an object only: the slots are cleared for any value */
-
-    in->all = ldseg_segment_integration(&m->f[LDSEG_F_INT_ALL]);
-    in->ld = ldseg_segment_integration(&m->f[LDSEG_F_INT_LD]);
-    in->ld_actions = ldseg_segment_integration(&m->f[LDSEG_F_INT_LD_ACTIONS]);
+    /* the keys of an object only */
 
     if (v->type != LDSEG_JSON_OBJECT) {
         in->all = LDSEG_INT_UNSET;
         in->ld = LDSEG_INT_UNSET;
         in->ld_actions = LDSEG_INT_UNSET;
+        return;
     }
+
+    in->all = ldseg_segment_integration(&m->f[LDSEG_F_INT_ALL]);
+    in->ld = ldseg_segment_integration(&m->f[LDSEG_F_INT_LD]);
+    in->ld_actions = ldseg_segment_integration(&m->f[LDSEG_F_INT_LD_ACTIONS]);
 }
 
 
@@ -460,6 +461,8 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
             } else {
                 ldseg_segment_normalize(&m);
                 ldseg_translate_prepare(&m, type, opt, ev);
+
+                s->pipeline |= ev->integ.set | ev->has_sent;
             }
 
             ev->msg_len = (size_t) (p - q);
@@ -521,8 +524,9 @@ ldseg_segment_pipeline(ldseg_segment_t *s, ldseg_event_t *ev)
 
     /* a single message's body has no integrations or sentAt of a batch */
 
-    if (ev->status != LDSEG_MSG_REJECTED || ev->refused) {
-
+    if ((ev->integ.set || s->integ.set)
+        && (ev->status != LDSEG_MSG_REJECTED || ev->refused))
+    {
         if (!ldseg_segment_enabled(&ev->integ, &s->integ, opt->format)) {
             ev->status = LDSEG_MSG_SKIPPED;
             ev->err.reason = LDSEG_REASON_INTEGRATIONS_DISABLED;
@@ -612,6 +616,7 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
     s->write_key.type = LDSEG_JSON_NONE;
     s->integ.set = 0;
     s->has_sent = 0;
+    s->pipeline = opt->message_ids;
 
     if (ep == LDSEG_EP_UNKNOWN) {
         return ldseg_segment_fail(err, LDSEG_EINVAL,
@@ -685,6 +690,8 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
         ldseg_segment_normalize(&m);
         ldseg_translate_prepare(&m, ep, opt, single);
         single->msg_len = (size_t) (p - start);
+
+        s->pipeline |= single->integ.set | single->has_sent;
     }
 
     s->write_key = m.f[LDSEG_F_WRITE_KEY];
@@ -700,9 +707,13 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
         {
             s->has_sent = set;
         }
+
+        s->pipeline |= s->integ.set | s->has_sent;
     }
 
-    for (i = 0; i < s->n; i++) {
+    /* nothing for the pipeline to change in most requests */
+
+    for (i = 0; s->pipeline && i < s->n; i++) {
         ldseg_segment_pipeline(s, ldseg_segment_message(s, i));
     }
 

@@ -102,6 +102,9 @@ typedef struct {
     ldseg_integrations_t          integ;
     int64_t                       sent_ms;
     unsigned                      has_sent;
+
+    /* some integrations or sentAt, or messageIds to bound */
+    unsigned                      pipeline;
 } ldseg_segment_t;
 
 

@@ -395,13 +395,18 @@ ldseg_translate_pipeline(const ldseg_segment_msg_t *m,
 
     /* a sentAt that names no instant corrects nothing */
 
-    if (ldseg_segment_instant(&m->f[LDSEG_F_SENT_AT], &ev->sent_ms, &set)
-        == LDSEG_OK)
+    if (m->f[LDSEG_F_SENT_AT].type != LDSEG_JSON_NONE
+        && ldseg_segment_instant(&m->f[LDSEG_F_SENT_AT], &ev->sent_ms, &set)
+           == LDSEG_OK)
     {
         ev->has_sent = set;
     }
 
-    ldseg_segment_integrations(m, &ev->integ);
+    /* ev is zeroed: no integrations, no keys */
+
+    if (m->f[LDSEG_F_INTEGRATIONS].type != LDSEG_JSON_NONE) {
+        ldseg_segment_integrations(m, &ev->integ);
+    }
 }
 
 
