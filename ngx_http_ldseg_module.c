@@ -17,6 +17,7 @@
 
 #include "ngx_http_ldseg_module.h"
 #include "ngx_http_ldseg_zone.h"
+#include "ngx_http_ldseg_dedupe.h"
 #include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_sender.h"
 #include "ngx_http_ldseg_reply.h"
@@ -140,6 +141,20 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
       ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ldseg_loc_conf_t, retry_after),
+      NULL },
+
+    { ngx_string("ldseg_clock_skew"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, clock_skew),
+      NULL },
+
+    { ngx_string("ldseg_dedupe"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_ldseg_dedupe,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("ldseg_status"),
@@ -384,6 +399,7 @@ ngx_http_ldseg_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     lmcf->shm_zone = NULL;
+     *     lmcf->dedupe = NULL;
      *     lmcf->spool.path = { 0, NULL };
      *     lmcf->alert = { 0, 0, 0 };
      *     lmcf->tap = { 0, NULL };
@@ -549,6 +565,7 @@ ngx_http_ldseg_create_loc_conf(ngx_conf_t *cf)
     conf->client_side_id = NGX_CONF_UNSET_PTR;
     conf->retry_after = NGX_CONF_UNSET;
     conf->cors = NGX_CONF_UNSET_PTR;
+    conf->clock_skew = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -572,6 +589,7 @@ ngx_http_ldseg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->pass, prev->pass, "");
     ngx_conf_merge_sec_value(conf->retry_after, prev->retry_after, 5);
     ngx_conf_merge_ptr_value(conf->cors, prev->cors, NULL);
+    ngx_conf_merge_value(conf->clock_skew, prev->clock_skew, 1);
 
     if (conf->enable && conf->client_side_id == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

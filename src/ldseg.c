@@ -27,6 +27,8 @@ static ldseg_rc_t ldseg_write_key(const ldseg_json_val_t *v,
     const ldseg_allocator_t *a, ldseg_result_t *res);
 static ldseg_rc_t ldseg_output(const ldseg_segment_t *s,
     const ldseg_allocator_t *a, ldseg_result_t *res);
+static ldseg_rc_t ldseg_message_ids(const ldseg_segment_t *s,
+    const ldseg_allocator_t *a, ldseg_result_t *res);
 
 
 static const ldseg_endpoint_name_t  ldseg_endpoints[] = {
@@ -71,13 +73,17 @@ static const char  *ldseg_reasons[LDSEG_REASON_N] = {
     "unknown_write_key",
     "invalid_client_side_id",
     "internal_error",
+    "invalid_message_id",
+    "message_in_progress",
     "identify_without_user_id",
     "identify_without_previous_id",
     "no_event_for_type",
+    "integrations_disabled",
     "unknown_endpoint",
     "method_not_allowed",
     "origin_not_allowed",
     "no_memory",
+    "duplicate",
     "not_an_array",
     "no_context_key",
     "not_exported",
@@ -175,6 +181,8 @@ ldseg_options_init(ldseg_options_t *opt)
     opt->max_batch_bytes = LDSEG_MAX_BATCH_BYTES;
     opt->max_batch_messages = LDSEG_MAX_BATCH_MESSAGES;
     opt->max_depth = LDSEG_MAX_DEPTH;
+    opt->clock_skew = 1;
+    opt->message_ids = 0;
 }
 
 
@@ -295,6 +303,10 @@ ldseg_output(const ldseg_segment_t *s, const ldseg_allocator_t *a,
         }
     }
 
+    if (s->opt->message_ids && ldseg_message_ids(s, a, res) != LDSEG_OK) {
+        return LDSEG_ENOMEM;
+    }
+
     if (res->nevents == 0) {
         return LDSEG_OK;
     }
@@ -327,6 +339,73 @@ ldseg_output(const ldseg_segment_t *s, const ldseg_allocator_t *a,
 }
 
 
+/*
+ * The messageIds of the accepted messages: in place in the body, or, for
+ * the few sent with escapes, unescaped into one buffer.
+ */
+
+static ldseg_rc_t
+ldseg_message_ids(const ldseg_segment_t *s, const ldseg_allocator_t *a,
+    ldseg_result_t *res)
+{
+    char                *p;
+    size_t               i, total;
+    ldseg_event_t       *ev;
+    ldseg_msg_result_t  *mr;
+
+    total = 0;
+
+    for (i = 0; i < res->n; i++) {
+        mr = &res->msgs[i];
+        ev = ldseg_segment_message(s, i);
+
+        if (mr->status == LDSEG_MSG_REJECTED || ev->mid == NULL) {
+            continue;
+        }
+
+        if (!ev->mid_esc) {
+            mr->message_id = ev->mid;
+            mr->message_id_len = ev->mid_len;
+            continue;
+        }
+
+        /* at most LDSEG_MAX_MESSAGE_ID + 2 each: no overflow */
+        total += ev->mid_len + 2;
+    }
+
+    if (total == 0) {
+        return LDSEG_OK;
+    }
+
+    res->ids = a->alloc(a->ctx, total);
+    if (res->ids == NULL) {
+        return LDSEG_ENOMEM;
+    }
+
+    p = res->ids;
+
+    for (i = 0; i < res->n; i++) {
+        mr = &res->msgs[i];
+        ev = ldseg_segment_message(s, i);
+
+        if (mr->status == LDSEG_MSG_REJECTED || ev->mid == NULL
+            || !ev->mid_esc)
+        {
+            continue;
+        }
+
+        /* the token with its quotes: mid follows the opening one */
+
+        mr->message_id = p;
+        mr->message_id_len = ldseg_json_string_decode(ev->mid - 1,
+                                                      ev->mid_len + 2, p);
+        p += mr->message_id_len;
+    }
+
+    return LDSEG_OK;
+}
+
+
 void
 ldseg_result_free(ldseg_result_t *res, const ldseg_allocator_t *a)
 {
@@ -342,5 +421,72 @@ ldseg_result_free(ldseg_result_t *res, const ldseg_allocator_t *a)
         a->free(a->ctx, res->write_key);
     }
 
+    if (res->ids != NULL) {
+        a->free(a->ctx, res->ids);
+    }
+
     memset(res, 0, sizeof(ldseg_result_t));
+}
+
+
+void
+ldseg_result_duplicate(ldseg_result_t *res, size_t i)
+{
+    ldseg_msg_result_t  *mr;
+
+    mr = &res->msgs[i];
+
+    switch (mr->status) {
+
+    case LDSEG_MSG_EVENT:
+        res->nevents--;
+        break;
+
+    case LDSEG_MSG_SKIPPED:
+        res->nskipped--;
+        break;
+
+    default:
+        return;
+    }
+
+    mr->status = LDSEG_MSG_DUPLICATE;
+    mr->err.reason = LDSEG_REASON_DUPLICATE;
+    mr->err.message = "a message with this messageId was accepted before";
+    res->nduplicates++;
+}
+
+
+void
+ldseg_result_compact(ldseg_result_t *res)
+{
+    char                *p;
+    size_t               i;
+    ldseg_msg_result_t  *mr;
+
+    if (res->events == NULL) {
+        return;
+    }
+
+    /* events only move towards the start: memmove() in order is safe */
+
+    p = res->events;
+
+    for (i = 0; i < res->n; i++) {
+        mr = &res->msgs[i];
+
+        if (mr->status != LDSEG_MSG_EVENT) {
+            continue;
+        }
+
+        if (p != res->events) {
+            *p++ = ',';
+        }
+
+        memmove(p, res->events + mr->event_off, mr->event_len);
+        mr->event_off = (size_t) (p - res->events);
+        p += mr->event_len;
+    }
+
+    res->events_len = (size_t) (p - res->events);
 }

@@ -39,6 +39,14 @@
 /* a client-side ID is at most this long */
 #define LDSEG_CLIENT_SIDE_ID_MAX      256
 
+/*
+ * The longest "messageId" (its bytes as sent, escapes included) that can
+ * be remembered for de-duplication; with opt->message_ids a message whose
+ * messageId is longer is rejected with "invalid_message_id".  Segment's
+ * libraries send 36 to 61 bytes; Segment documents a limit of 100.
+ */
+#define LDSEG_MAX_MESSAGE_ID          256
+
 
 typedef enum {
     LDSEG_OK = 0,
@@ -77,19 +85,30 @@ typedef enum {
     LDSEG_REASON_UNKNOWN_WRITE_KEY,
     LDSEG_REASON_INVALID_CLIENT_SIDE_ID,
     LDSEG_REASON_INTERNAL_ERROR,
+    LDSEG_REASON_INVALID_MESSAGE_ID,
+    LDSEG_REASON_MESSAGE_IN_PROGRESS,
 
     LDSEG_REASON_NREJECT,
 
-    /* valid messages that map to no event ("skipped") */
+    /*
+     * valid messages that map to no event ("skipped"), counted by index
+     * from LDSEG_REASON_NREJECT on in "skipped_reasons"
+     */
     LDSEG_REASON_IDENTIFY_WITHOUT_USER_ID = LDSEG_REASON_NREJECT,
     LDSEG_REASON_IDENTIFY_WITHOUT_PREVIOUS_ID,
     LDSEG_REASON_NO_EVENT_FOR_TYPE,
+    LDSEG_REASON_INTEGRATIONS_DISABLED,
+
+    LDSEG_REASON_NSKIP,
 
     /* answered, not counted */
-    LDSEG_REASON_UNKNOWN_ENDPOINT,
+    LDSEG_REASON_UNKNOWN_ENDPOINT = LDSEG_REASON_NSKIP,
     LDSEG_REASON_METHOD_NOT_ALLOWED,
     LDSEG_REASON_ORIGIN_NOT_ALLOWED,
     LDSEG_REASON_NO_MEMORY,
+
+    /* accepted before (ldseg_result_duplicate()), counted as "duplicate" */
+    LDSEG_REASON_DUPLICATE,
 
     /* LaunchDarkly SDK event posts (ldseg_export.c) */
     LDSEG_REASON_NOT_AN_ARRAY,
@@ -143,7 +162,8 @@ typedef enum {
 typedef enum {
     LDSEG_MSG_EVENT = 0,          /* valid, produced one LaunchDarkly event */
     LDSEG_MSG_SKIPPED,            /* valid Segment, maps to no event */
-    LDSEG_MSG_REJECTED            /* invalid, err tells why */
+    LDSEG_MSG_REJECTED,           /* invalid, err tells why */
+    LDSEG_MSG_DUPLICATE           /* accepted before by another message */
 } ldseg_msg_status_e;
 
 
@@ -153,16 +173,31 @@ typedef struct {
     size_t                        event_off; /* EVENT: offset in res->events */
     size_t                        event_len; /* EVENT: length of the event */
     size_t                        msg_len;   /* the message's bytes */
+
+    /*
+     * With opt->message_ids, an accepted (EVENT or SKIPPED) message's
+     * "messageId" string, unescaped, not NUL-terminated, at most
+     * LDSEG_MAX_MESSAGE_ID bytes; NULL when it has none (absent, not a
+     * string, or "").
+     */
+    const char                   *message_id;
+    size_t                        message_id_len;
 } ldseg_msg_result_t;
 
 
 typedef struct {
     ldseg_format_e                format;
-    int64_t                       now_ms;    /* creationDate when absent */
+    int64_t                       now_ms;    /* receivedAt: Segment's clock */
     size_t                        max_message;
     size_t                        max_batch_bytes;
     size_t                        max_batch_messages;
     unsigned                      max_depth;
+
+    /* timestamp = now_ms - (sentAt - timestamp) when there is a sentAt */
+    unsigned                      clock_skew;
+
+    /* report (and bound) each accepted message's "messageId" */
+    unsigned                      message_ids;
 } ldseg_options_t;
 
 
@@ -172,6 +207,7 @@ typedef struct {
     size_t                        nevents;    /* messages with EVENT */
     size_t                        nskipped;
     size_t                        nrejected;
+    size_t                        nduplicates;
 
     /*
      * All events, serialized as compact JSON, in message order, joined by
@@ -184,6 +220,9 @@ typedef struct {
     /* the body's "writeKey" string (analytics.js), unescaped; NULL if none */
     char                         *write_key;
     size_t                        write_key_len;
+
+    /* unescaped messageIds, which msgs[].message_id point into */
+    char                         *ids;
 } ldseg_result_t;
 
 
@@ -224,6 +263,21 @@ ldseg_rc_t ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
     ldseg_result_t *res, ldseg_error_t *err);
 
 void ldseg_result_free(ldseg_result_t *res, const ldseg_allocator_t *a);
+
+/*
+ * Marks the accepted (EVENT or SKIPPED) message i a duplicate of one
+ * accepted before: it is answered as accepted and sends nothing.  The
+ * counts change at once; the events of the messages still EVENT are
+ * contiguous again only after ldseg_result_compact().
+ */
+void ldseg_result_duplicate(ldseg_result_t *res, size_t i);
+
+/*
+ * Moves the events that remain so that they are joined as
+ * ldseg_process() joins them; offsets and events_len follow.  Allocates
+ * nothing.
+ */
+void ldseg_result_compact(ldseg_result_t *res);
 
 
 /* ldseg_uuid.c: formats 16 random bytes as an RFC 4122 version 4 UUID */

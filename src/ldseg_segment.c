@@ -8,13 +8,19 @@
  */
 
 
+#include <math.h>
 #include <string.h>
 
+#include <ldseg_number.h>
 #include <ldseg_segment.h>
+#include <ldseg_time.h>
 #include <ldseg_translate.h>
 
 
 #define LDSEG_KEY(name, slot)  { name, sizeof(name) - 1, slot, NULL, NULL, 0 }
+
+/* the longest timestamp string read */
+#define LDSEG_SEGMENT_STR_MAX      1024
 
 
 static ldseg_rc_t ldseg_segment_fail(ldseg_error_t *err, ldseg_rc_t rc,
@@ -25,12 +31,28 @@ static ldseg_event_t *ldseg_segment_next(ldseg_json_t *js,
     ldseg_segment_t *s);
 static ldseg_rc_t ldseg_segment_scan_fail(const ldseg_json_t *js,
     ldseg_error_t *err);
+static ldseg_integration_e ldseg_segment_integration(
+    const ldseg_json_val_t *v);
+static void ldseg_segment_pipeline(ldseg_segment_t *s, ldseg_event_t *ev);
 
 
 static const ldseg_json_key_t  ldseg_props_keys[] = {
     LDSEG_KEY("revenue", LDSEG_F_REVENUE),
     LDSEG_KEY("value", LDSEG_F_VALUE)
 };
+
+
+static const ldseg_json_key_t  ldseg_integrations_keys[] = {
+    LDSEG_KEY("All", LDSEG_F_INT_ALL),
+    LDSEG_KEY("LaunchDarkly", LDSEG_F_INT_LD),
+    LDSEG_KEY("LaunchDarkly (Actions)", LDSEG_F_INT_LD_ACTIONS)
+};
+
+
+#define LDSEG_INTEGRATIONS_KEY                                               \
+    { "integrations", sizeof("integrations") - 1, LDSEG_F_INTEGRATIONS, 0,  \
+      ldseg_integrations_keys,                                               \
+      sizeof(ldseg_integrations_keys) / sizeof(ldseg_json_key_t) }
 
 
 static const ldseg_json_key_t  ldseg_msg_keys[] = {
@@ -43,14 +65,19 @@ static const ldseg_json_key_t  ldseg_msg_keys[] = {
     { "properties", sizeof("properties") - 1, LDSEG_F_PROPERTIES, 0,
       ldseg_props_keys, sizeof(ldseg_props_keys) / sizeof(ldseg_json_key_t) },
     LDSEG_KEY("timestamp", LDSEG_F_TIMESTAMP),
-    LDSEG_KEY("writeKey", LDSEG_F_WRITE_KEY)
+    LDSEG_KEY("writeKey", LDSEG_F_WRITE_KEY),
+    LDSEG_KEY("messageId", LDSEG_F_MESSAGE_ID),
+    LDSEG_KEY("sentAt", LDSEG_F_SENT_AT),
+    LDSEG_INTEGRATIONS_KEY
 };
 
 
 static const ldseg_json_key_t  ldseg_batch_keys[] = {
     { "batch", sizeof("batch") - 1, LDSEG_F_BATCH, ldseg_segment_batch,
       NULL, 0 },
-    LDSEG_KEY("writeKey", LDSEG_F_WRITE_KEY)
+    LDSEG_KEY("writeKey", LDSEG_F_WRITE_KEY),
+    LDSEG_KEY("sentAt", LDSEG_F_SENT_AT),
+    LDSEG_INTEGRATIONS_KEY
 };
 
 
@@ -89,6 +116,179 @@ ldseg_segment_type(const ldseg_json_val_t *v)
     ep = ldseg_endpoint(s, len);
 
     return (ep == LDSEG_EP_BATCH) ? LDSEG_EP_UNKNOWN : ep;
+}
+
+
+void
+ldseg_segment_normalize(ldseg_segment_msg_t *m)
+{
+    static const ldseg_segment_field_e  ids[] = {
+        LDSEG_F_USER_ID, LDSEG_F_ANONYMOUS_ID, LDSEG_F_PREVIOUS_ID
+    };
+
+    size_t             i;
+    ldseg_json_val_t  *v;
+
+    for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        v = &m->f[ids[i]];
+
+        if (v->type == LDSEG_JSON_STRING && v->len == 2) {
+            v->type = LDSEG_JSON_NONE;
+        }
+    }
+}
+
+
+static ldseg_integration_e
+ldseg_segment_integration(const ldseg_json_val_t *v)
+{
+    switch (v->type) {
+
+    case LDSEG_JSON_NONE:
+    case LDSEG_JSON_NULL:
+        return LDSEG_INT_UNSET;
+
+    case LDSEG_JSON_FALSE:
+        return LDSEG_INT_OFF;
+
+    default:
+        /* true, and an options object, and anything else that is not false */
+        return LDSEG_INT_ON;
+    }
+}
+
+
+void
+ldseg_segment_integrations(const ldseg_segment_msg_t *m,
+    ldseg_integrations_t *in)
+{
+    const ldseg_json_val_t  *v;
+
+    v = &m->f[LDSEG_F_INTEGRATIONS];
+
+    in->set = (v->type != LDSEG_JSON_NONE && v->type != LDSEG_JSON_NULL);
+
+    /* the keys of an object only */
+
+    if (v->type != LDSEG_JSON_OBJECT) {
+        in->all = LDSEG_INT_UNSET;
+        in->ld = LDSEG_INT_UNSET;
+        in->ld_actions = LDSEG_INT_UNSET;
+        return;
+    }
+
+    in->all = ldseg_segment_integration(&m->f[LDSEG_F_INT_ALL]);
+    in->ld = ldseg_segment_integration(&m->f[LDSEG_F_INT_LD]);
+    in->ld_actions = ldseg_segment_integration(&m->f[LDSEG_F_INT_LD_ACTIONS]);
+}
+
+
+int
+ldseg_segment_enabled(const ldseg_integrations_t *own,
+    const ldseg_integrations_t *batch, ldseg_format_e format)
+{
+    unsigned                     name, other;
+    const ldseg_integrations_t  *in;
+
+    in = own;
+
+    if (!own->set && batch != NULL && batch->set) {
+        in = batch;
+    }
+
+    /* the destination's name in Segment's catalog first */
+
+    if (format == LDSEG_FORMAT_CLASSIC) {
+        name = in->ld;
+        other = in->ld_actions;
+
+    } else {
+        name = in->ld_actions;
+        other = in->ld;
+    }
+
+    if (name != LDSEG_INT_UNSET) {
+        return name == LDSEG_INT_ON;
+    }
+
+    if (other != LDSEG_INT_UNSET) {
+        return other == LDSEG_INT_ON;
+    }
+
+    return in->all != LDSEG_INT_OFF;
+}
+
+
+ldseg_rc_t
+ldseg_segment_instant(const ldseg_json_val_t *v, int64_t *ms, unsigned *set)
+{
+    char         buf[LDSEG_SEGMENT_STR_MAX];
+    double       d;
+    size_t       len;
+    const char  *s;
+
+    *set = 0;
+
+    switch (v->type) {
+
+    case LDSEG_JSON_NONE:
+    case LDSEG_JSON_NULL:
+        return LDSEG_OK;
+
+    case LDSEG_JSON_NUMBER:
+        d = ldseg_number_parse(v->p, v->len);
+
+        /*
+         * Epoch milliseconds, truncated like Date's TimeClip; a number
+         * out of Date's range is not checked by the reference, whose
+         * dayjs then falls back to the current time.
+         */
+
+        if (isinf(d)) {
+            /* ajv refuses Infinity as a number */
+            return LDSEG_EINVAL;
+        }
+
+        if (d > (double) LDSEG_TIME_MAX_MS
+            || d < -(double) LDSEG_TIME_MAX_MS)
+        {
+            return LDSEG_OK;
+        }
+
+        *ms = (int64_t) d;
+        *set = 1;
+
+        return LDSEG_OK;
+
+    case LDSEG_JSON_STRING:
+        if (v->len == 2) {
+            return LDSEG_OK;
+        }
+
+        if (v->len > sizeof(buf)) {
+            return LDSEG_EINVAL;
+        }
+
+        if (memchr(v->p, '\\', v->len) != NULL) {
+            len = ldseg_json_string_decode(v->p, v->len, buf);
+            s = buf;
+
+        } else {
+            s = v->p + 1;
+            len = v->len - 2;
+        }
+
+        if (ldseg_time_parse(s, len, ms) != LDSEG_OK) {
+            return LDSEG_EINVAL;
+        }
+
+        *set = 1;
+
+        return LDSEG_OK;
+
+    default:
+        return LDSEG_EINVAL;
+    }
 }
 
 
@@ -247,17 +447,22 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
             type = ldseg_segment_type(&m.f[LDSEG_F_TYPE]);
 
             if ((size_t) (p - q) > opt->max_message) {
+                memset(ev, 0, sizeof(ldseg_event_t));
                 ev->status = LDSEG_MSG_REJECTED;
                 ev->err.reason = LDSEG_REASON_TOO_LARGE;
                 ev->err.message = "message is larger than the limit";
 
             } else if (type == LDSEG_EP_UNKNOWN) {
+                memset(ev, 0, sizeof(ldseg_event_t));
                 ev->status = LDSEG_MSG_REJECTED;
                 ev->err.reason = LDSEG_REASON_INVALID_TYPE;
                 ev->err.message = "batch message needs a known \"type\"";
 
             } else {
+                ldseg_segment_normalize(&m);
                 ldseg_translate_prepare(&m, type, opt, ev);
+
+                s->pipeline |= ev->integ.set | ev->has_sent;
             }
 
             ev->msg_len = (size_t) (p - q);
@@ -268,6 +473,7 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
                 return NULL;
             }
 
+            memset(ev, 0, sizeof(ldseg_event_t));
             ev->status = LDSEG_MSG_REJECTED;
             ev->err.reason = LDSEG_REASON_NOT_AN_OBJECT;
             ev->err.message = "batch message is not a JSON object";
@@ -299,6 +505,63 @@ done:
     v->type = LDSEG_JSON_ARRAY;
 
     return p;
+}
+
+
+/*
+ * Segment's pipeline, once the whole body is read: "integrations" (a
+ * destination that does not run refuses nothing either), clock skew, and
+ * the bound on messageId when it is reported.
+ */
+
+static void
+ldseg_segment_pipeline(ldseg_segment_t *s, ldseg_event_t *ev)
+{
+    int64_t                 sent;
+    const ldseg_options_t  *opt;
+
+    opt = s->opt;
+
+    /* a single message's body has no integrations or sentAt of a batch */
+
+    if ((ev->integ.set || s->integ.set)
+        && (ev->status != LDSEG_MSG_REJECTED || ev->refused))
+    {
+        if (!ldseg_segment_enabled(&ev->integ, &s->integ, opt->format)) {
+            ev->status = LDSEG_MSG_SKIPPED;
+            ev->err.reason = LDSEG_REASON_INTEGRATIONS_DISABLED;
+            ev->err.message = "\"integrations\" turns LaunchDarkly off for "
+                              "this message";
+        }
+    }
+
+    if (ev->status == LDSEG_MSG_REJECTED) {
+        return;
+    }
+
+    if (opt->message_ids && ev->mid_len > LDSEG_MAX_MESSAGE_ID) {
+        ev->status = LDSEG_MSG_REJECTED;
+        ev->err.reason = LDSEG_REASON_INVALID_MESSAGE_ID;
+        ev->err.message = "\"messageId\" is longer than 256 bytes";
+        return;
+    }
+
+    if (ev->status != LDSEG_MSG_EVENT || !opt->clock_skew || !ev->has_ts) {
+        return;
+    }
+
+    if (ev->has_sent) {
+        sent = ev->sent_ms;
+
+    } else if (s->has_sent) {
+        sent = s->sent_ms;
+
+    } else {
+        return;
+    }
+
+    /* a correction beyond Date's range is not made */
+    (void) ldseg_time_skew(ev->ms, sent, opt->now_ms, &ev->ms);
 }
 
 
@@ -336,6 +599,8 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
     const ldseg_allocator_t *a, ldseg_error_t *err)
 {
     int                   object;
+    size_t                i;
+    unsigned              set;
     const char           *p, *end, *start;
     ldseg_rc_t            rc;
     ldseg_json_t          js;
@@ -349,6 +614,9 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
     s->n = 0;
     s->one = single;
     s->write_key.type = LDSEG_JSON_NONE;
+    s->integ.set = 0;
+    s->has_sent = 0;
+    s->pipeline = opt->message_ids;
 
     if (ep == LDSEG_EP_UNKNOWN) {
         return ldseg_segment_fail(err, LDSEG_EINVAL,
@@ -419,11 +687,35 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
         s->n = 1;
         s->blocks = &s->one;
         m.odd = (js.odd != 0);
+        ldseg_segment_normalize(&m);
         ldseg_translate_prepare(&m, ep, opt, single);
         single->msg_len = (size_t) (p - start);
+
+        s->pipeline |= single->integ.set | single->has_sent;
     }
 
     s->write_key = m.f[LDSEG_F_WRITE_KEY];
+
+    if (ep == LDSEG_EP_BATCH) {
+
+        /* the body's own sentAt and integrations, wherever they were */
+
+        ldseg_segment_integrations(&m, &s->integ);
+
+        if (ldseg_segment_instant(&m.f[LDSEG_F_SENT_AT], &s->sent_ms, &set)
+            == LDSEG_OK)
+        {
+            s->has_sent = set;
+        }
+
+        s->pipeline |= s->integ.set | s->has_sent;
+    }
+
+    /* nothing for the pipeline to change in most requests */
+
+    for (i = 0; s->pipeline && i < s->n; i++) {
+        ldseg_segment_pipeline(s, ldseg_segment_message(s, i));
+    }
 
     return LDSEG_OK;
 

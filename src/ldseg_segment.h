@@ -28,9 +28,35 @@ typedef enum {
     LDSEG_F_WRITE_KEY,
     LDSEG_F_REVENUE,              /* properties.revenue */
     LDSEG_F_VALUE,                /* properties.value */
+    LDSEG_F_MESSAGE_ID,
+    LDSEG_F_SENT_AT,
+    LDSEG_F_INTEGRATIONS,
+    LDSEG_F_INT_ALL,              /* integrations.All */
+    LDSEG_F_INT_LD,               /* integrations.LaunchDarkly */
+    LDSEG_F_INT_LD_ACTIONS,       /* integrations["LaunchDarkly (Actions)"] */
     LDSEG_F_BATCH,                /* top level of a batch body only */
     LDSEG_F_N
 } ldseg_segment_field_e;
+
+
+/*
+ * What "integrations" says of one destination name: nothing (absent or
+ * null: the next name decides), false (off) or anything else (on).
+ */
+typedef enum {
+    LDSEG_INT_UNSET = 0,
+    LDSEG_INT_OFF,
+    LDSEG_INT_ON
+} ldseg_integration_e;
+
+
+/* an "integrations" object as far as LaunchDarkly is concerned */
+typedef struct {
+    unsigned                      set:1;     /* present and not null */
+    unsigned                      all:2;     /* ldseg_integration_e */
+    unsigned                      ld:2;
+    unsigned                      ld_actions:2;
+} ldseg_integrations_t;
 
 
 /* the spans of one message's fields; type LDSEG_JSON_NONE when absent */
@@ -46,7 +72,7 @@ typedef struct {
  * Prepared messages of a batch are kept in blocks of this many, which are
  * never moved: a batch of 2500 tiny messages costs no copying and no
  * allocation large enough to be mapped (and faulted in) afresh.  A block
- * (16 * 216 bytes) stays below a page, so nginx's request pool serves it
+ * (16 * 240 bytes) stays below a page, so nginx's request pool serves it
  * without a malloc() of its own.
  */
 #define LDSEG_SEGMENT_BLOCK        16
@@ -71,6 +97,14 @@ typedef struct {
 
     /* the body's "writeKey" value; type LDSEG_JSON_NONE when absent */
     ldseg_json_val_t              write_key;
+
+    /* a batch body's own integrations and sentAt, for its messages */
+    ldseg_integrations_t          integ;
+    int64_t                       sent_ms;
+    unsigned                      has_sent;
+
+    /* some integrations or sentAt, or messageIds to bound */
+    unsigned                      pipeline;
 } ldseg_segment_t;
 
 
@@ -82,7 +116,10 @@ typedef struct {
 /*
  * Scans the body of a request to endpoint ep once, checking Segment's
  * limits, and prepares every message (ldseg_translate_prepare()) into s;
- * single is the storage of a single-message endpoint's message.
+ * single is the storage of a single-message endpoint's message.  Then
+ * Segment's pipeline, which needs the whole body (a batch's own sentAt and
+ * integrations may follow its messages), decides: "integrations", clock
+ * skew, the bound on messageIds (opt->message_ids).
  *
  * LDSEG_OK: s holds s->n prepared messages, which refer to the body;
  *     ldseg_segment_free() returns its memory.
@@ -101,6 +138,36 @@ void ldseg_segment_free(ldseg_segment_t *s);
  * token with its quotes); LDSEG_EP_UNKNOWN for anything else.
  */
 ldseg_endpoint_e ldseg_segment_type(const ldseg_json_val_t *v);
+
+/*
+ * What Segment's API does to a message before any destination sees it:
+ * an empty-string userId, anonymousId or previousId is absent.
+ */
+void ldseg_segment_normalize(ldseg_segment_msg_t *m);
+
+/* the "integrations" slots of m (or of a batch body) */
+void ldseg_segment_integrations(const ldseg_segment_msg_t *m,
+    ldseg_integrations_t *in);
+
+/*
+ * Whether the destination of format "format" runs for a message whose own
+ * integrations are "own" in a batch whose are "batch" (NULL for a single
+ * message): the message's object if it has one, else the batch's; then,
+ * as Segment's analytics-core reads it, the destination's name, else its
+ * other name, else "All", and only false turns it off.  1 or 0.
+ */
+int ldseg_segment_enabled(const ldseg_integrations_t *own,
+    const ldseg_integrations_t *batch, ldseg_format_e format);
+
+/*
+ * The instant a "timestamp" or "sentAt" value names, read as the
+ * reference reads a timestamp: an ISO-8601 string or epoch milliseconds.
+ * LDSEG_OK with *set = 1 and *ms, or *set = 0 when v names none (absent,
+ * null, "", or a number beyond Date's range, which the reference replaces
+ * with the current time); LDSEG_EINVAL for anything else.
+ */
+ldseg_rc_t ldseg_segment_instant(const ldseg_json_val_t *v, int64_t *ms,
+    unsigned *set);
 
 
 #endif /* _LDSEG_SEGMENT_H_INCLUDED_ */

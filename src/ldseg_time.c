@@ -1431,3 +1431,22 @@ ldseg_time_read(const char *s, size_t len, int fast, int64_t *ms)
 
     return LDSEG_OK;
 }
+
+
+ldseg_rc_t
+ldseg_time_skew(int64_t ts, int64_t sent, int64_t received, int64_t *ms)
+{
+    int64_t  t;
+
+    /* each within +-8.64e15: the sum cannot overflow 64 bits */
+
+    t = received - (sent - ts);
+
+    if (t > LDSEG_TIME_MAX_MS || t < -LDSEG_TIME_MAX_MS) {
+        return LDSEG_EINVAL;
+    }
+
+    *ms = t;
+
+    return LDSEG_OK;
+}

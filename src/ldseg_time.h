@@ -39,5 +39,17 @@ ldseg_rc_t ldseg_time_read(const char *s, size_t len, int fast, int64_t *ms);
 /* days from 1970-01-01 to the proleptic Gregorian date y-m-d (m 1-12) */
 int64_t ldseg_time_days(int64_t y, int64_t m, int64_t d);
 
+/*
+ * Segment's clock-skew correction: a message stamped "ts" by a client
+ * whose clock said "sent" when it sent the message, received when the
+ * server's clock said "received", happened at received - (sent - ts):
+ * the client's clock is trusted for the interval, not for the instant.
+ * All three in epoch milliseconds within +-LDSEG_TIME_MAX_MS.  Returns
+ * LDSEG_OK with *ms set, or LDSEG_EINVAL (*ms untouched) when the result
+ * would be outside JavaScript's date range.
+ */
+ldseg_rc_t ldseg_time_skew(int64_t ts, int64_t sent, int64_t received,
+    int64_t *ms);
+
 
 #endif /* _LDSEG_TIME_H_INCLUDED_ */

@@ -25,7 +25,6 @@
 #include <string.h>
 
 #include <ldseg_number.h>
-#include <ldseg_time.h>
 #include <ldseg_translate.h>
 
 
@@ -57,7 +56,11 @@ static int ldseg_exists(const ldseg_json_val_t *v);
 static ldseg_id_e ldseg_translate_id(const ldseg_json_val_t *v,
     ldseg_json_val_t *id);
 static ldseg_rc_t ldseg_translate_time(const ldseg_json_val_t *v,
-    const ldseg_options_t *opt, int64_t *ms);
+    const ldseg_options_t *opt, ldseg_event_t *ev);
+static void ldseg_translate_pipeline(const ldseg_segment_msg_t *m,
+    const ldseg_options_t *opt, ldseg_event_t *ev);
+static void ldseg_refuse(ldseg_event_t *ev, ldseg_reason_e reason,
+    const char *message);
 static ldseg_rc_t ldseg_translate_metric(const ldseg_json_val_t *v,
     ldseg_event_t *ev);
 static ldseg_rc_t ldseg_translate_number_string(const ldseg_json_val_t *v,
@@ -160,69 +163,22 @@ ldseg_translate_id(const ldseg_json_val_t *v, ldseg_json_val_t *id)
 
 static ldseg_rc_t
 ldseg_translate_time(const ldseg_json_val_t *v, const ldseg_options_t *opt,
-    int64_t *ms)
+    ldseg_event_t *ev)
 {
-    char        buf[LDSEG_TRANSLATE_STR_MAX];
-    double      d;
-    size_t      len;
-    const char  *s;
+    unsigned  set;
 
-    switch (v->type) {
-
-    case LDSEG_JSON_NONE:
-    case LDSEG_JSON_NULL:
-        *ms = opt->now_ms;
-        return LDSEG_OK;
-
-    case LDSEG_JSON_NUMBER:
-        d = ldseg_number_parse(v->p, v->len);
-
-        /*
-         * Epoch milliseconds, truncated like Date's TimeClip; a number
-         * out of Date's range is not checked by the reference, whose
-         * dayjs then falls back to the current time.
-         */
-
-        if (isinf(d)) {
-            /* ajv refuses Infinity as a number */
-            return LDSEG_EINVAL;
-        }
-
-        if (d > (double) LDSEG_TIME_MAX_MS
-            || d < -(double) LDSEG_TIME_MAX_MS)
-        {
-            *ms = opt->now_ms;
-
-        } else {
-            *ms = (int64_t) d;
-        }
-
-        return LDSEG_OK;
-
-    case LDSEG_JSON_STRING:
-        if (v->len == 2) {
-            *ms = opt->now_ms;
-            return LDSEG_OK;
-        }
-
-        if (v->len > sizeof(buf)) {
-            return LDSEG_EINVAL;
-        }
-
-        if (memchr(v->p, '\\', v->len) != NULL) {
-            len = ldseg_json_string_decode(v->p, v->len, buf);
-            s = buf;
-
-        } else {
-            s = v->p + 1;
-            len = v->len - 2;
-        }
-
-        return ldseg_time_parse(s, len, ms);
-
-    default:
+    if (ldseg_segment_instant(v, &ev->ms, &set) != LDSEG_OK) {
         return LDSEG_EINVAL;
     }
+
+    if (!set) {
+        /* the receive time, as Segment's API stamps such a message */
+        ev->ms = opt->now_ms;
+    }
+
+    ev->has_ts = set;
+
+    return LDSEG_OK;
 }
 
 
@@ -334,6 +290,16 @@ ldseg_reject(ldseg_event_t *ev, ldseg_reason_e reason,
 }
 
 
+/* a refusal of the destination's, which "integrations" can overrule */
+
+static void
+ldseg_refuse(ldseg_event_t *ev, ldseg_reason_e reason, const char *message)
+{
+    ldseg_reject(ev, reason, message);
+    ev->refused = 1;
+}
+
+
 static void
 ldseg_skip(ldseg_event_t *ev, ldseg_reason_e reason, const char *message)
 {
@@ -406,6 +372,44 @@ ldseg_translate_identities(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
 }
 
 
+/*
+ * What Segment's pipeline decides once the whole body is read (a batch's
+ * own sentAt and integrations may follow its messages): the message's
+ * messageId, sentAt and integrations.
+ */
+
+static void
+ldseg_translate_pipeline(const ldseg_segment_msg_t *m,
+    const ldseg_options_t *opt, ldseg_event_t *ev)
+{
+    unsigned                 set;
+    const ldseg_json_val_t  *v;
+
+    v = &m->f[LDSEG_F_MESSAGE_ID];
+
+    if (opt->message_ids && v->type == LDSEG_JSON_STRING && v->len > 2) {
+        ev->mid = v->p + 1;
+        ev->mid_len = v->len - 2;
+        ev->mid_esc = (memchr(ev->mid, '\\', ev->mid_len) != NULL);
+    }
+
+    /* a sentAt that names no instant corrects nothing */
+
+    if (m->f[LDSEG_F_SENT_AT].type != LDSEG_JSON_NONE
+        && ldseg_segment_instant(&m->f[LDSEG_F_SENT_AT], &ev->sent_ms, &set)
+           == LDSEG_OK)
+    {
+        ev->has_sent = set;
+    }
+
+    /* ev is zeroed: no integrations, no keys */
+
+    if (m->f[LDSEG_F_INTEGRATIONS].type != LDSEG_JSON_NONE) {
+        ldseg_segment_integrations(m, &ev->integ);
+    }
+}
+
+
 void
 ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
     const ldseg_options_t *opt, ldseg_event_t *ev)
@@ -416,6 +420,8 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
 
     memset(ev, 0, sizeof(ldseg_event_t));
     ev->status = LDSEG_MSG_EVENT;
+
+    ldseg_translate_pipeline(m, opt, ev);
 
     if (ldseg_translate_identities(m, type, ev) != LDSEG_OK) {
         return;
@@ -484,16 +490,14 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
             /* fall through */
 
         default:
-            ldseg_reject(ev, LDSEG_REASON_INVALID_PROPERTIES,
+            ldseg_refuse(ev, LDSEG_REASON_INVALID_PROPERTIES,
                          "\"properties\" must be an object");
             return;
         }
     }
 
-    if (ldseg_translate_time(&f[LDSEG_F_TIMESTAMP], opt, &ev->ms)
-        != LDSEG_OK)
-    {
-        ldseg_reject(ev, LDSEG_REASON_INVALID_TIMESTAMP,
+    if (ldseg_translate_time(&f[LDSEG_F_TIMESTAMP], opt, ev) != LDSEG_OK) {
+        ldseg_refuse(ev, LDSEG_REASON_INVALID_TIMESTAMP,
                      "\"timestamp\" is not a valid ISO-8601 date");
         return;
     }
@@ -520,7 +524,7 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
         }
 
         if (ldseg_translate_metric(src, ev) != LDSEG_OK) {
-            ldseg_reject(ev, LDSEG_REASON_INVALID_METRIC,
+            ldseg_refuse(ev, LDSEG_REASON_INVALID_METRIC,
                          "\"revenue\" or \"value\" is not a finite number");
         }
 

@@ -41,18 +41,33 @@ struct ldseg_event_s {
     ldseg_json_val_t              data;      /* properties object */
     ldseg_json_val_t              metric;    /* a number token, if raw */
     double                        metric_v;  /* otherwise this */
-    unsigned                      has_metric;
     int64_t                       ms;
-    unsigned                      clean;     /* data needs ldseg_out_data */
     size_t                        anon_len;  /* String(anon)'s length */
     size_t                        msg_len;   /* the message's bytes */
+
+    /* Segment's pipeline, applied once the whole body is read */
+    const char                   *mid;       /* messageId contents */
+    size_t                        mid_len;   /* as sent, escapes included */
+    int64_t                       sent_ms;   /* the message's own sentAt */
+    ldseg_integrations_t          integ;     /* its own "integrations" */
+    unsigned                      has_metric:1;
+    unsigned                      clean:1;   /* data needs ldseg_out_data */
+    unsigned                      has_ts:1;  /* ms is its timestamp */
+    unsigned                      has_sent:1;
+    unsigned                      mid_esc:1; /* mid has escapes */
+
+    /* REJECTED by the destination's rules, not by Segment's API */
+    unsigned                      refused:1;
 };
 
 
 /*
  * Decides what message m of type "type" becomes under opt; fills ev
  * (ev->status, ev->err; "invalid_identity" for an identity longer than
- * LDSEG_MAX_IDENTITY once stringified).  Allocates nothing.
+ * LDSEG_MAX_IDENTITY once stringified; ev->refused when the destination,
+ * not Segment's API, refuses it) and records what Segment's pipeline
+ * needs later (messageId, sentAt, integrations).  m is normalized
+ * (ldseg_segment_normalize()) by the caller.  Allocates nothing.
  */
 void ldseg_translate_prepare(const ldseg_segment_msg_t *m,
     ldseg_endpoint_e type, const ldseg_options_t *opt, ldseg_event_t *ev);

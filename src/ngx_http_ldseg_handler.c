@@ -17,6 +17,8 @@
 #include <zlib.h>
 
 #include "ngx_http_ldseg_module.h"
+#include "ngx_http_ldseg_crash.h"
+#include "ngx_http_ldseg_dedupe.h"
 #include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_reply.h"
 #include "ngx_http_ldseg_sender.h"
@@ -41,6 +43,9 @@ static ngx_int_t ngx_http_ldseg_translate(ngx_http_request_t *r,
     ldseg_error_t *err);
 static ngx_int_t ngx_http_ldseg_destination(ngx_http_request_t *r,
     ldseg_result_t *res, ngx_str_t *url, ldseg_error_t *err);
+static ngx_int_t ngx_http_ldseg_duplicates(ngx_http_request_t *r,
+    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res,
+    ngx_http_ldseg_dedupe_t *dd, ldseg_error_t *err);
 static ngx_int_t ngx_http_ldseg_enqueue(ngx_http_request_t *r,
     ngx_http_ldseg_stats_t *stats, ngx_str_t *url, ldseg_result_t *res,
     ldseg_error_t *err);
@@ -316,6 +321,7 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
     ngx_str_t                    body, url;
     ldseg_error_t                err;
     ldseg_result_t               res;
+    ngx_http_ldseg_dedupe_t      dd;
     ngx_http_ldseg_ctx_t        *ctx;
     ngx_http_ldseg_stats_t      *stats;
     ngx_http_ldseg_loc_conf_t   *lcf;
@@ -358,10 +364,26 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
         return ngx_http_ldseg_error(r, rc, err.reason, err.message);
     }
 
-    if (ngx_http_ldseg_enqueue(r, stats, &url, &res, &err) != NGX_OK) {
+    rc = ngx_http_ldseg_duplicates(r, stats, &res, &dd, &err);
+
+    if (rc == NGX_DECLINED) {
         return ngx_http_ldseg_unavailable(r, lcf->retry_after, err.reason,
                                           err.message);
     }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_ldseg_enqueue(r, stats, &url, &res, &err) != NGX_OK) {
+        /* not accepted: a retry must get through */
+        ngx_http_ldseg_dedupe_release(&dd);
+
+        return ngx_http_ldseg_unavailable(r, lcf->retry_after, err.reason,
+                                          err.message);
+    }
+
+    ngx_http_ldseg_dedupe_commit(&dd);
 
     ngx_http_ldseg_count(stats, &res);
 
@@ -592,17 +614,22 @@ static ngx_int_t
 ngx_http_ldseg_translate(ngx_http_request_t *r, ngx_http_ldseg_ctx_t *ctx,
     ngx_str_t *body, ldseg_result_t *res, ldseg_error_t *err)
 {
-    ngx_uint_t                  i;
-    ldseg_rc_t                  lrc;
-    ngx_time_t                 *tp;
-    ldseg_options_t             opt;
-    ldseg_allocator_t           alloc;
-    ngx_http_ldseg_loc_conf_t  *lcf;
+    ngx_uint_t                   i;
+    ldseg_rc_t                   lrc;
+    ngx_time_t                  *tp;
+    ldseg_options_t              opt;
+    ldseg_allocator_t            alloc;
+    ngx_http_ldseg_loc_conf_t   *lcf;
+    ngx_http_ldseg_main_conf_t  *lmcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
 
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+
     ldseg_options_init(&opt);
     opt.format = (ldseg_format_e) lcf->format;
+    opt.clock_skew = lcf->clock_skew;
+    opt.message_ids = (lmcf->dedupe != NULL);
     tp = ngx_timeofday();
     opt.now_ms = (int64_t) tp->sec * 1000 + tp->msec;
 
@@ -711,6 +738,74 @@ ngx_http_ldseg_destination(ngx_http_request_t *r, ldseg_result_t *res,
     ngx_memcpy(p, id.data, id.len);
 
     ngx_http_ldseg_set_var(r, NGX_HTTP_LDSEG_VAR_ID, p, id.len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * With ldseg_dedupe: the messages whose messageId (with the request's
+ * write key, as $ldseg_write_key has it) was accepted before are marked
+ * duplicates in res, before anything is queued; the others are reserved
+ * in dd until the request commits or releases them.  NGX_OK; NGX_DECLINED
+ * with err set (and the refusal counted) when another request is
+ * accepting one of them right now; NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_ldseg_duplicates(ngx_http_request_t *r,
+    ngx_http_ldseg_stats_t *stats, ldseg_result_t *res,
+    ngx_http_ldseg_dedupe_t *dd, ldseg_error_t *err)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    wk;
+    ngx_http_variable_value_t    vv;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    dd->nreserved = 0;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+
+    if (lmcf->dedupe == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_memzero(&vv, sizeof(ngx_http_variable_value_t));
+
+    if (ngx_http_ldseg_write_key_variable(r, &vv, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_null(&wk);
+
+    if (!vv.not_found) {
+        wk.data = vv.data;
+        wk.len = vv.len;
+    }
+
+    rc = ngx_http_ldseg_dedupe_reserve(lmcf->dedupe, &wk, res, r->pool, dd);
+
+    if (rc == NGX_BUSY) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ldseg: a messageId of the request is being accepted "
+                      "by another request, %ui messages refused with 503",
+                      res->nevents + res->nskipped + res->nduplicates);
+
+        err->reason = LDSEG_REASON_MESSAGE_IN_PROGRESS;
+        err->message = "a message with the same messageId is being "
+                       "accepted by another request, retry later";
+
+        ngx_http_ldseg_count_all_refused(stats, res, err->reason);
+
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* a worker killed here leaves reservations nobody finishes */
+    ngx_http_ldseg_crash("dedupe_reserved");
 
     return NGX_OK;
 }
@@ -882,7 +977,8 @@ ngx_http_ldseg_reply(ngx_http_request_t *r, ldseg_result_t *res)
 static void
 ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats, ldseg_result_t *res)
 {
-    ngx_uint_t  i;
+    ngx_uint_t      i;
+    ldseg_reason_e  reason;
 
     if (stats == NULL) {
         return;
@@ -890,23 +986,49 @@ ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats, ldseg_result_t *res)
 
     (void) ngx_atomic_fetch_add(&stats->received, res->n);
     (void) ngx_atomic_fetch_add(&stats->accepted,
-                                res->nevents + res->nskipped);
+                                res->nevents + res->nskipped
+                                + res->nduplicates);
     (void) ngx_atomic_fetch_add(&stats->translated, res->nevents);
 
     if (res->nskipped) {
         (void) ngx_atomic_fetch_add(&stats->skipped, res->nskipped);
     }
 
-    if (res->nrejected == 0) {
+    if (res->nduplicates) {
+        (void) ngx_atomic_fetch_add(&stats->duplicate, res->nduplicates);
+    }
+
+    if (res->nrejected == 0 && res->nskipped == 0) {
         return;
     }
 
     (void) ngx_atomic_fetch_add(&stats->rejected, res->nrejected);
 
     for (i = 0; i < res->n; i++) {
-        if (res->msgs[i].status == LDSEG_MSG_REJECTED) {
-            (void) ngx_atomic_fetch_add(
-                       &stats->rejected_reasons[res->msgs[i].err.reason], 1);
+
+        reason = res->msgs[i].err.reason;
+
+        switch (res->msgs[i].status) {
+
+        case LDSEG_MSG_REJECTED:
+            (void) ngx_atomic_fetch_add(&stats->rejected_reasons[reason], 1);
+            break;
+
+        case LDSEG_MSG_SKIPPED:
+            /* none when the request was refused after all */
+
+            if (res->nskipped != 0
+                && reason >= LDSEG_REASON_NREJECT
+                && reason < LDSEG_REASON_NSKIP)
+            {
+                (void) ngx_atomic_fetch_add(&stats->skipped_reasons[
+                                      reason - LDSEG_REASON_NREJECT], 1);
+            }
+
+            break;
+
+        default:
+            break;
         }
     }
 }
@@ -944,11 +1066,12 @@ ngx_http_ldseg_count_all_refused(ngx_http_ldseg_stats_t *stats,
         return;
     }
 
-    n = res->nevents + res->nskipped;
+    n = res->nevents + res->nskipped + res->nduplicates;
 
     res->nrejected += n;
     res->nevents = 0;
     res->nskipped = 0;
+    res->nduplicates = 0;
 
     ngx_http_ldseg_count(stats, res);
 

@@ -37,6 +37,7 @@ typedef struct ngx_http_ldseg_sender_s  ngx_http_ldseg_sender_t;
 
 typedef struct {
     ngx_shm_zone_t               *shm_zone;
+    ngx_shm_zone_t               *dedupe;    /* ldseg_dedupe, or NULL */
     ngx_msec_t                    flush_interval;
     ngx_uint_t                    batch_size;
     size_t                        max_payload;
@@ -85,6 +86,7 @@ typedef struct {
     ngx_str_t                     pass;
     time_t                        retry_after;
     ngx_http_ldseg_cors_t        *cors;
+    ngx_flag_t                    clock_skew;
 
     /* the location's core configuration, when "ldseg on" is in it */
     ngx_http_core_loc_conf_t     *clcf;

@@ -815,7 +815,7 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
     /* the request's messages, where the lock is held anyway */
 
     dest->stats.received += res->n;
-    dest->stats.accepted += res->nevents + res->nskipped;
+    dest->stats.accepted += res->nevents + res->nskipped + res->nduplicates;
     dest->stats.rejected += res->nrejected;
     dest->stats.queued += res->nevents;
 

@@ -22,7 +22,7 @@
 #include "ngx_http_ldseg_spool.h"
 
 
-#define NGX_HTTP_LDSEG_LAYOUT         5
+#define NGX_HTTP_LDSEG_LAYOUT         6
 
 
 /*
@@ -31,6 +31,12 @@
  * nothing in the zone's layout.
  */
 #define NGX_HTTP_LDSEG_NREASONS       64
+
+/*
+ * Counters of skipped messages, indexed by ldseg_reason_e from
+ * LDSEG_REASON_NREJECT on, with room to spare in the same way.
+ */
+#define NGX_HTTP_LDSEG_NSKIPS         16
 
 /* reasons an accepted event is given up on */
 #define NGX_HTTP_LDSEG_NDROPS         4
@@ -84,6 +90,7 @@ typedef struct {
     ngx_atomic_t                  accepted;
     ngx_atomic_t                  rejected;
     ngx_atomic_t                  skipped;
+    ngx_atomic_t                  duplicate;
     ngx_atomic_t                  translated;
     ngx_atomic_t                  queued;
     ngx_atomic_t                  delivered;
@@ -97,6 +104,7 @@ typedef struct {
     ngx_atomic_t                  spooled;
     ngx_atomic_t                  replayed;
     ngx_atomic_t                  rejected_reasons[NGX_HTTP_LDSEG_NREASONS];
+    ngx_atomic_t                  skipped_reasons[NGX_HTTP_LDSEG_NSKIPS];
     ngx_atomic_t                  dropped_reasons[NGX_HTTP_LDSEG_NDROPS];
 } ngx_http_ldseg_stats_t;
 

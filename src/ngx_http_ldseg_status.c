@@ -14,6 +14,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_ldseg_module.h"
+#include "ngx_http_ldseg_dedupe.h"
 #include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_reply.h"
 #include "ngx_http_ldseg_sender.h"
@@ -41,6 +42,10 @@ typedef struct {
     ngx_http_ldseg_view_t         v;
     ngx_http_ldseg_main_conf_t   *lmcf;
     time_t                        now;
+
+    /* ldseg_dedupe's zone, NULL without it */
+    ngx_http_ldseg_dedupe_usage_t    du_usage;
+    ngx_http_ldseg_dedupe_usage_t   *du;
 
     /* the chart's three series, NGX_HTTP_LDSEG_HISTORY seconds each */
     uint32_t                     *series;
@@ -98,6 +103,11 @@ static u_char *ngx_http_ldseg_html_recent(u_char *p,
 typedef char  ngx_http_ldseg_reasons_fit_t
                   [(LDSEG_REASON_N <= NGX_HTTP_LDSEG_NREASONS) ? 1 : -1];
 
+/* and every skip the zone's skip counters */
+typedef char  ngx_http_ldseg_skips_fit_t
+                  [(LDSEG_REASON_NSKIP - LDSEG_REASON_NREJECT
+                    <= NGX_HTTP_LDSEG_NSKIPS) ? 1 : -1];
+
 
 const char  *ngx_http_ldseg_drops[NGX_HTTP_LDSEG_NDROPS] = {
     "too_large_for_launchdarkly",
@@ -130,6 +140,9 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_counters[] = {
       offsetof(ngx_http_ldseg_stats_t, rejected) },
     { "skipped", "Accepted messages that map to no LaunchDarkly event.",
       offsetof(ngx_http_ldseg_stats_t, skipped) },
+    { "duplicate", "Accepted messages whose messageId was accepted within "
+      "the ldseg_dedupe window: nothing sent.",
+      offsetof(ngx_http_ldseg_stats_t, duplicate) },
     { "translated", "LaunchDarkly events produced.",
       offsetof(ngx_http_ldseg_stats_t, translated) },
     { "queued", "LaunchDarkly events queued.",
@@ -249,6 +262,12 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     ss.st = st;
     ss.lmcf = lmcf;
     ss.now = ngx_time();
+    ss.du = NULL;
+
+    if (lmcf->dedupe != NULL) {
+        ngx_http_ldseg_dedupe_usage(lmcf->dedupe, &ss.du_usage);
+        ss.du = &ss.du_usage;
+    }
 
     what = 0;
     html = 0;
@@ -448,6 +467,7 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_status_t *ss)
     ngx_http_ldseg_counter_t      *c;
     ngx_http_ldseg_alert_sh_t     *al;
     ngx_http_ldseg_alert_conf_t   *ac;
+    ngx_http_ldseg_dedupe_usage_t *du;
     ngx_http_ldseg_dest_status_t  *ds;
 
     st = ss->st;
@@ -466,6 +486,15 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_status_t *ss)
                         ldseg_reason_name(i), st->rejected_reasons[i]);
     }
 
+    p = ngx_sprintf(p, "},\"skipped_reasons\":{");
+
+    for (i = LDSEG_REASON_NREJECT; i < LDSEG_REASON_NSKIP; i++) {
+        p = ngx_sprintf(p, "%s\"%s\":%uA",
+                        i == LDSEG_REASON_NREJECT ? "" : ",",
+                        ldseg_reason_name(i),
+                        st->skipped_reasons[i - LDSEG_REASON_NREJECT]);
+    }
+
     p = ngx_sprintf(p, "},\"dropped_reasons\":{");
 
     for (i = 0; i < NGX_HTTP_LDSEG_NDROPS; i++) {
@@ -478,6 +507,15 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_status_t *ss)
                     "{\"events\":%ui,\"bytes\":%O}", u->events, u->bytes,
                     u->size, u->destinations, u->spool_events,
                     u->spool_bytes);
+
+    du = ss->du;
+
+    if (du != NULL) {
+        p = ngx_sprintf(p, ",\"dedupe\":{\"entries\":%ui,\"size\":%uz,"
+                        "\"evicted\":%ui,\"unremembered\":%ui}",
+                        du->entries, du->size, du->evicted,
+                        du->unremembered);
+    }
 
     p = ngx_sprintf(p, ",\"posts\":{");
 
@@ -658,6 +696,19 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
             continue;
         }
 
+        if (ngx_strcmp(c->name, "skipped") == 0) {
+            p = ngx_sprintf(p, "# HELP ldseg_skipped_total %s\n"
+                            "# TYPE ldseg_skipped_total counter\n", c->help);
+
+            for (i = LDSEG_REASON_NREJECT; i < LDSEG_REASON_NSKIP; i++) {
+                p = ngx_sprintf(p, "ldseg_skipped_total{reason=\"%s\"} %uA\n",
+                                ldseg_reason_name(i),
+                                st->skipped_reasons[i - LDSEG_REASON_NREJECT]);
+            }
+
+            continue;
+        }
+
         if (ngx_strcmp(c->name, "dropped") == 0) {
             p = ngx_sprintf(p, "# HELP ldseg_dropped_total %s\n"
                             "# TYPE ldseg_dropped_total counter\n", c->help);
@@ -732,6 +783,28 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
                         ss->v.alert.low, ss->v.alert.old,
                         ss->v.alert.known ? ss->v.alert.rate / 10000 : 1,
                         ss->v.alert.known ? ss->v.alert.rate % 10000 : 0);
+    }
+
+    if (ss->du != NULL) {
+        p = ngx_sprintf(p, "# HELP ldseg_dedupe_entries messageIds remembered "
+                        "or reserved in the ldseg_dedupe zone.\n"
+                        "# TYPE ldseg_dedupe_entries gauge\n"
+                        "ldseg_dedupe_entries %ui\n"
+                        "# HELP ldseg_dedupe_size_bytes Size of the "
+                        "ldseg_dedupe zone.\n"
+                        "# TYPE ldseg_dedupe_size_bytes gauge\n"
+                        "ldseg_dedupe_size_bytes %uz\n"
+                        "# HELP ldseg_dedupe_evicted_total messageIds "
+                        "forgotten before their window ended, to make "
+                        "room.\n"
+                        "# TYPE ldseg_dedupe_evicted_total counter\n"
+                        "ldseg_dedupe_evicted_total %ui\n"
+                        "# HELP ldseg_dedupe_unremembered_total Messages "
+                        "accepted without being remembered: no room.\n"
+                        "# TYPE ldseg_dedupe_unremembered_total counter\n"
+                        "ldseg_dedupe_unremembered_total %ui\n",
+                        ss->du->entries, ss->du->size, ss->du->evicted,
+                        ss->du->unremembered);
     }
 
     return ngx_http_ldseg_dest_prometheus(p, ss);

@@ -15,7 +15,7 @@ use Test::Ldseg;
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(94);
+my $t = Test::Ldseg->new()->plan(107);
 
 # a configuration with placeholders for each level
 
@@ -272,6 +272,38 @@ fails(qr/"ldseg_client_side_id" is longer than 256/,
       . ';');
 fails(qr/ldseg_events_url/, 'events URL too long',
       http => 'ldseg_events_url http://' . ('a' x 1100) . '.example;');
+
+# ldseg_dedupe and ldseg_clock_skew
+
+valid('dedupe with a window, clock skew at every level',
+      http => 'ldseg_dedupe zone=dd:1m window=1h; ldseg_clock_skew on;',
+      server => 'ldseg_clock_skew off;',
+      loc => 'ldseg on; ldseg_clock_skew on;');
+valid('dedupe with the default window', http => 'ldseg_dedupe zone=dd:64k;');
+fails(qr/"ldseg_dedupe" needs zone=name:size/, 'dedupe without a zone',
+      http => 'ldseg_dedupe window=1h;');
+fails(qr/invalid "ldseg_dedupe" zone size in "zone=dd"/,
+      'dedupe zone without a size', http => 'ldseg_dedupe zone=dd;');
+fails(qr/invalid "ldseg_dedupe" zone "zone=dd:big"/,
+      'dedupe zone size not a size', http => 'ldseg_dedupe zone=dd:big;');
+fails(qr/ldseg_dedupe zone "dd" is too small/, 'dedupe zone too small',
+      http => 'ldseg_dedupe zone=dd:16k;');
+fails(qr/invalid "ldseg_dedupe" window "window=soon"/,
+      'dedupe window not a time',
+      http => 'ldseg_dedupe zone=dd:1m window=soon;');
+fails(qr/invalid "ldseg_dedupe" window "window=0s"/, 'dedupe window 0',
+      http => 'ldseg_dedupe zone=dd:1m window=0s;');
+fails(qr/invalid "ldseg_dedupe" parameter "size=1m"/,
+      'dedupe unknown parameter', http => 'ldseg_dedupe zone=dd:1m size=1m;');
+fails(qr/"ldseg_dedupe" directive is duplicate/, 'dedupe twice',
+      http => 'ldseg_dedupe zone=a:1m; ldseg_dedupe zone=b:1m;');
+fails(qr/"ldseg_dedupe" directive is not allowed here/, 'dedupe in server',
+      server => 'ldseg_dedupe zone=dd:1m;');
+fails(qr/shared memory zone "ldseg" is already declared for a different use/,
+      'dedupe zone named as the ldseg_zone',
+      http => 'ldseg_dedupe zone=ldseg:1m;');
+fails(qr/"ldseg_clock_skew"/, 'clock skew maybe',
+      loc => 'ldseg on; ldseg_clock_skew maybe;');
 
 # unknown directive in the ldseg_ namespace
 

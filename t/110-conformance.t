@@ -66,6 +66,10 @@ http {
         location /v1/ {
             ldseg on;
             ldseg_client_side_id CLIENT-SIDE-ID;
+
+            # the reference is the destination: Segment's API corrects
+            # clock skew before it (p005 and pb01 have a sentAt)
+            ldseg_clock_skew off;
         }
     }
 }

@@ -125,6 +125,9 @@ http {
     ldseg_timeout 5s;
     ldseg_spool %%TESTDIR%%/spool delay=200ms;
 
+    # its crash point is passed by every request
+    ldseg_dedupe zone=dd:1m;
+
     server {
         listen 127.0.0.1:%%PORT_8080%%;
 

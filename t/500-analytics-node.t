@@ -149,6 +149,10 @@ http {
     ldseg_retry_max_delay 1s;
     ldseg_retry_after 1s;
 
+    # events are compared with the timestamps the library set: Segment's
+    # clock-skew correction (from the batch's sentAt, a few ms later) off
+    ldseg_clock_skew off;
+
     # the write key the library sends picks the LaunchDarkly environment;
     # an unknown one is answered 401
     map $ldseg_write_key $ld_id {

@@ -232,6 +232,10 @@ http {
             ldseg_client_side_id $ld_id;
             ldseg_cors http://127.0.0.1:%%PORT_8082%%;
             ldseg_pass @record;
+
+            # the reference is the destination: Segment's API corrects
+            # clock skew (analytics.js sends a sentAt) before it
+            ldseg_clock_skew off;
         }
 
         # every accepted request, untouched, to the mock: the bodies the

@@ -250,10 +250,14 @@ for (let r = 0; r < COUNT; r++) {
 }
 
 // the oracle sees each message as the destination does: the endpoint's
-// (or the batch message's) type, its own fields as parsed from the body
+// (or the batch message's) type, its own fields as parsed from the body,
+// less what Segment's API drops before any destination: an empty-string
+// userId, anonymousId or previousId is absent
+const IDS = ['userId', 'anonymousId', 'previousId'];
+const api = (pairs) => pairs.filter(([k, v]) => !(IDS.includes(k) && v === ''));
 const all = [];
 for (const r of requests) for (const m of r.msgs) all.push(m);
-const oracleIn = '[' + all.map((m) => ser(O(m.pairs.filter(([k]) => k !== 'type').concat([['type', m.type]])))).join(',') + ']';
+const oracleIn = '[' + all.map((m) => ser(O(api(m.pairs).filter(([k]) => k !== 'type').concat([['type', m.type]])))).join(',') + ']';
 const t0 = Date.now();
 const out = JSON.parse(execFileSync('node', [path.join(ORACLE, 'oracle.js'), 'CLIENT-SIDE-ID'],
   { input: oracleIn, env: Object.assign({}, process.env, { TZ: 'UTC' }), maxBuffer: 1 << 30 }));
@@ -269,7 +273,7 @@ const again = [];
 all.forEach((m, i) => {
   if (ruled[i] && ruled[i].timestamp !== undefined) {
     again.push(i);
-    ruled[i].input = ser(O(m.pairs.filter(([k]) => k !== 'type' && k !== 'timestamp')
+    ruled[i].input = ser(O(api(m.pairs).filter(([k]) => k !== 'type' && k !== 'timestamp')
       .concat([['timestamp', new Date(ruled[i].timestamp).toISOString()], ['type', m.type]])));
   }
 });

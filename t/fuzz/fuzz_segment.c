@@ -3,10 +3,13 @@
  * Copyright (C) ldseg authors
  *
  * libFuzzer target over ldseg_process().  The first byte picks the
- * endpoint (low three bits) and the format (bit 3); the rest is the body.
+ * endpoint (low three bits), the format (bit 3), reported messageIds
+ * (bit 4), clock skew off (bit 5) and whether every other accepted
+ * message is then marked a duplicate (bit 6); the rest is the body.
  * Every result must be well formed: each event and the whole array parse
  * as JSON, offsets are consistent, counts add up, every event is at most
- * its message's size plus LDSEG_EVENT_SLACK and all memory returns.
+ * its message's size plus LDSEG_EVENT_SLACK, messageIds are bounded, and
+ * all memory returns; the same holds after the duplicates are dropped.
  */
 
 
@@ -52,12 +55,13 @@ static void
 fuzz_check(const ldseg_result_t *res, size_t len)
 {
     char                      *arr;
-    size_t                     i, next, nevents, nskipped, nrejected;
+    size_t                     i, next, nevents, nskipped, nrejected, ndups;
     const ldseg_msg_result_t  *m;
 
     nevents = 0;
     nskipped = 0;
     nrejected = 0;
+    ndups = 0;
     next = 0;
 
     for (i = 0; i < res->n; i++) {
@@ -82,6 +86,10 @@ fuzz_check(const ldseg_result_t *res, size_t len)
             nevents++;
             break;
 
+        case LDSEG_MSG_DUPLICATE:
+            ndups++;
+            break;
+
         case LDSEG_MSG_SKIPPED:
         case LDSEG_MSG_REJECTED:
             if (m->err.reason >= LDSEG_REASON_N
@@ -102,10 +110,18 @@ fuzz_check(const ldseg_result_t *res, size_t len)
         default:
             abort();
         }
+
+        if (m->message_id != NULL
+            && (m->status == LDSEG_MSG_REJECTED
+                || m->message_id_len == 0
+                || m->message_id_len > LDSEG_MAX_MESSAGE_ID))
+        {
+            abort();
+        }
     }
 
     if (nevents != res->nevents || nskipped != res->nskipped
-        || nrejected != res->nrejected
+        || nrejected != res->nrejected || ndups != res->nduplicates
         || (nevents == 0 && res->events_len != 0)
         || (nevents != 0 && next != res->events_len + 1))
     {
@@ -136,6 +152,7 @@ fuzz_check(const ldseg_result_t *res, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    size_t              i, k;
     ldseg_rc_t          rc;
     fuzz_alloc_t        fa;
     ldseg_error_t       err;
@@ -158,6 +175,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opt.format = (data[0] & 0x08) ? LDSEG_FORMAT_CLASSIC
                                   : LDSEG_FORMAT_ACTIONS;
     opt.now_ms = 1700000000000LL;
+    opt.message_ids = (data[0] & 0x10) ? 1 : 0;
+    opt.clock_skew = (data[0] & 0x20) ? 0 : 1;
 
     fa.live = 0;
     a.alloc = fuzz_alloc;
@@ -178,6 +197,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
         fuzz_check(&res, size - 1);
+
+        if (data[0] & 0x40) {
+            k = 0;
+
+            for (i = 0; i < res.n; i++) {
+                if (res.msgs[i].status != LDSEG_MSG_REJECTED && k++ % 2 == 0)
+                {
+                    ldseg_result_duplicate(&res, i);
+                }
+            }
+
+            ldseg_result_compact(&res);
+            fuzz_check(&res, size - 1);
+        }
+
         ldseg_result_free(&res, &a);
 
     } else if (err.reason >= LDSEG_REASON_N || err.message == NULL) {

@@ -68,7 +68,10 @@ add("track",{type:"alias",userId:"u",event:"X",timestamp:T}); add("alias",{type:
 // page/screen/group: nothing sent
 for (const ep of ["page","screen","group"]) { add(ep,{userId:"u",name:"n"}); add(ep,{name:"n"},{status:400}); add(ep,{userId:"u",properties:[1]},{status:400}); add(ep,{userId:"u",timestamp:"x"},{status:400}); }
 
-const input=C.map(c=>Object.assign({},c.body,{type:c.ep}));
+// what Segment's API passes on to the destination: an empty-string userId,
+// anonymousId or previousId is absent ("raw" stays what the client sent)
+const api=(b)=>{const o=Object.assign({},b); for (const k of ["userId","anonymousId","previousId"]) if (o[k]==="") delete o[k]; return o;};
+const input=C.map(c=>Object.assign(api(c.body),{type:c.ep}));
 const out=JSON.parse(execFileSync('node',[require('path').join(__dirname,'..','oracle','oracle.js')],{input:JSON.stringify(input),env:Object.assign({},process.env,{TZ:'UTC'})}));
 const before=Date.now();
 const res=C.map((c,i)=>{

@@ -137,7 +137,7 @@ static const test_seg_t  test_rows[] = {
       "R:missing_user_id", "" },
 
     { "alias without previous id", LDSEG_EP_ALIAS, LDSEG_FORMAT_ACTIONS,
-      "{\"userId\":\"u\",\"previousId\":\"\",\"anonymousId\":\"a\"}",
+      "{\"userId\":\"u\",\"previousId\":\"\",\"anonymousId\":\"\"}",
       LDSEG_OK, NULL, "R:missing_previous_id", "" },
 
     { "page", LDSEG_EP_PAGE, LDSEG_FORMAT_ACTIONS,
