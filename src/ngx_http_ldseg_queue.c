@@ -103,6 +103,7 @@ ngx_int_t
 ngx_http_ldseg_queue_init(ngx_http_ldseg_zone_t *z)
 {
     size_t                len;
+    uint32_t              sec;
     ngx_http_ldseg_sh_t  *sh;
 
     sh = ngx_slab_calloc(z->shpool, sizeof(ngx_http_ldseg_sh_t));
@@ -136,6 +137,15 @@ ngx_http_ldseg_queue_init(ngx_http_ldseg_zone_t *z)
         sh->history = ngx_slab_calloc(z->shpool,
                                       NGX_HTTP_LDSEG_HISTORY
                                       * sizeof(ngx_http_ldseg_tick_t));
+
+        if (sh->history != NULL) {
+            /*
+             * A zero sample a second before the zone was made: what comes
+             * before the first worker's first sample is in the chart too.
+             */
+            sec = (uint32_t) ngx_time() - 1;
+            sh->history[sec % NGX_HTTP_LDSEG_HISTORY].sec = sec;
+        }
     }
 
     return NGX_OK;
