@@ -11,7 +11,6 @@
  */
 
 
-#include <math.h>
 #include <string.h>
 
 #include <ldseg_export.h>
@@ -494,6 +493,7 @@ ldseg_export_write(const ldseg_export_ev_t *ev,
     int                   first;
     char                  ts[LDSEG_EXPORT_TIME_LEN];
     double                d;
+    int64_t               ms;
     ldseg_json_val_t      kind, key;
     const ldseg_json_val_t  *f;
     ldseg_export_out_t    o;
@@ -585,8 +585,12 @@ ldseg_export_write(const ldseg_export_ev_t *ev,
         if (d >= -(double) LDSEG_TIME_MAX_MS
             && d <= (double) LDSEG_TIME_MAX_MS)
         {
+            /* floor() without libm, which the module does not link */
+            ms = (int64_t) d;
+            ms -= ((double) ms > d);
+
             ldseg_xout_lit(&o, ",\"timestamp\":\"");
-            ldseg_xout(&o, ts, ldseg_export_time((int64_t) floor(d), ts));
+            ldseg_xout(&o, ts, ldseg_export_time(ms, ts));
             ldseg_xout_lit(&o, "\"");
         }
     }
