@@ -525,7 +525,11 @@ ldseg_export_prepare(ldseg_export_ev_t *ev)
 }
 
 
-#define ldseg_xout_field(o, name, v)                                             if ((v)->type != LDSEG_JSON_NONE) {                                               ldseg_xout_lit(o, "," name ":");                                              ldseg_xout(o, (v)->p, (v)->len);                                          }
+#define ldseg_xout_field(o, name, v)                                        \
+    if ((v)->type != LDSEG_JSON_NONE) {                                      \
+        ldseg_xout_lit(o, "," name ":");                                     \
+        ldseg_xout(o, (v)->p, (v)->len);                                     \
+    }
 
 
 /* the Segment message of a prepared event; dst NULL: its length only */

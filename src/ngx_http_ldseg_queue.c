@@ -1390,9 +1390,9 @@ ngx_http_ldseg_queue_spool_claim(ngx_shm_zone_t *zone, ngx_msec_t now,
                 c->off = 0;
 
                 b = ngx_http_ldseg_spool_record_start(job->buf + size,
-                                                      p->id, p->nevents,
-                                                      dest->kind, dest->url,
-                                              ngx_http_ldseg_dest_key_len(dest));
+                                        p->id, p->nevents, dest->kind,
+                                        dest->url,
+                                        ngx_http_ldseg_dest_key_len(dest));
                 b = ngx_http_ldseg_payload_copy(p, b);
 
                 size += rlen;
