@@ -303,8 +303,8 @@ main(void)
             rc = ldseg_export_process(body, len, &opt, &a, &res, &err);
 
             ok(rc == LDSEG_OK && res.nevents == 0
-               && export_bytes <= 32 * len,
-               "%.3s... x %zu: %zu bytes allocated for %zu (at most 32 "
+               && export_bytes <= 48 * len,
+               "%.3s... x %zu: %zu bytes allocated for %zu (at most 48 "
                "per input byte)", elems[k], res.n, export_bytes, len);
 
             if (rc == LDSEG_OK) {
