@@ -13,6 +13,8 @@ SHELL := /bin/bash
 #   make bench    throughput/CPU benchmark against bare nginx (bench/)
 #   make bench-adversarial
 #                 cost per byte of adversarial bodies against track.json
+#   make bench-export
+#                 CPU per exported event of the export core (one core)
 #   make differential SEEDS="6 7 8"
 #                 fresh random messages through the core, compared with
 #                 Segment's own destination (installs t/oracle from npm)
@@ -46,7 +48,7 @@ FUZZ_QUICK  ?= 20
 
 .PHONY: all deps check-core unit fuzz-replay fuzz fuzz-quick test run \
         differential \
-        static asan bench bench-adversarial clean crashpoints
+        static asan bench bench-adversarial bench-export clean crashpoints
 
 all: $(MODULE)
 
@@ -164,6 +166,15 @@ bench: $(MODULE)
 
 bench-adversarial: $(MODULE)
 	@bash bench/adversarial.sh
+
+# CPU of the export per event (ldseg_export_process(), one core)
+bench-export: $(BUILD)/export_bench
+	@$(BUILD)/export_bench
+
+$(BUILD)/export_bench: bench/export_bench.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) -std=c99 -D_DEFAULT_SOURCE -O2 -Wall -Wextra -Wno-unused-parameter -Werror -Isrc \
+	    -o $@ bench/export_bench.c $(CORE_SRCS) -lm
 
 clean:
 	rm -rf $(BUILD)

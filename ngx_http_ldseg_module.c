@@ -37,6 +37,16 @@ static char *ngx_http_ldseg_client_side_id(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_ldseg_events_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ldseg_parse_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *url);
+static char *ngx_http_ldseg_export_enable(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ldseg_export_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ldseg_export_label(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ldseg_set_complex(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_ldseg_pass(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ldseg_set_format(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -113,6 +123,48 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
       ngx_http_ldseg_events_url,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ldseg_loc_conf_t, events_url),
+      NULL },
+
+    { ngx_string("ldseg_export"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_ldseg_export_enable,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, export),
+      NULL },
+
+    { ngx_string("ldseg_export_write_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_set_complex,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, export_write_key),
+      NULL },
+
+    { ngx_string("ldseg_export_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_export_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, export_url),
+      NULL },
+
+    { ngx_string("ldseg_export_environment"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_set_complex,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, export_environment),
+      NULL },
+
+    { ngx_string("ldseg_export_project"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, export_project),
+      NULL },
+
+    { ngx_string("ldseg_export_label"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_ldseg_export_label,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, export_labels),
       NULL },
 
     { ngx_string("ldseg_format"),
@@ -472,7 +524,8 @@ ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (lmcf->enabled && lmcf->shm_zone == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"ldseg\" and \"ldseg_status\" require "
+                           "\"ldseg\", \"ldseg_export\" and "
+                           "\"ldseg_status\" require "
                            "\"ldseg_zone\" in the http block");
         return NGX_CONF_ERROR;
     }
@@ -555,6 +608,8 @@ ngx_http_ldseg_create_loc_conf(ngx_conf_t *cf)
      *
      *     conf->events_url = { 0, NULL };
      *     conf->pass = { 0, NULL };
+     *     conf->export_url = { 0, NULL };
+     *     conf->export_project = { 0, NULL };
      *     conf->clcf = NULL;
      *     conf->max_body_size = 0;
      *     conf->body_buffer_set = 0;
@@ -566,6 +621,10 @@ ngx_http_ldseg_create_loc_conf(ngx_conf_t *cf)
     conf->retry_after = NGX_CONF_UNSET;
     conf->cors = NGX_CONF_UNSET_PTR;
     conf->clock_skew = NGX_CONF_UNSET;
+    conf->export = NGX_CONF_UNSET;
+    conf->export_write_key = NGX_CONF_UNSET_PTR;
+    conf->export_environment = NGX_CONF_UNSET_PTR;
+    conf->export_labels = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -590,10 +649,41 @@ ngx_http_ldseg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_sec_value(conf->retry_after, prev->retry_after, 5);
     ngx_conf_merge_ptr_value(conf->cors, prev->cors, NULL);
     ngx_conf_merge_value(conf->clock_skew, prev->clock_skew, 1);
+    ngx_conf_merge_value(conf->export, prev->export, 0);
+    ngx_conf_merge_ptr_value(conf->export_write_key, prev->export_write_key,
+                             NULL);
+    ngx_conf_merge_str_value(conf->export_url, prev->export_url,
+                             NGX_HTTP_LDSEG_SEGMENT_URL "/v1/batch");
+    ngx_conf_merge_ptr_value(conf->export_environment,
+                             prev->export_environment, NULL);
+    ngx_conf_merge_str_value(conf->export_project, prev->export_project, "");
+    ngx_conf_merge_ptr_value(conf->export_labels, prev->export_labels, NULL);
 
     if (conf->enable && conf->client_side_id == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ldseg\" requires \"ldseg_client_side_id\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->export && conf->enable) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_export\" and \"ldseg\" cannot be in "
+                           "the same location");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->export && conf->export_write_key == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_export\" requires "
+                           "\"ldseg_export_write_key\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the SDK's own request always goes on, to LaunchDarkly */
+
+    if (conf->export && conf->pass.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_export\" requires \"ldseg_pass\"");
         return NGX_CONF_ERROR;
     }
 
@@ -764,15 +854,57 @@ ngx_http_ldseg_events_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ldseg_loc_conf_t *lcf = conf;
 
+    if (lcf->events_url.data) {
+        return "is duplicate";
+    }
+
+    return ngx_http_ldseg_parse_url(cf, cmd, &lcf->events_url);
+}
+
+
+static char *
+ngx_http_ldseg_export_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_loc_conf_t *lcf = conf;
+
+    u_char     *p;
+    char       *rv;
+    ngx_str_t   url;
+
+    if (lcf->export_url.data) {
+        return "is duplicate";
+    }
+
+    rv = ngx_http_ldseg_parse_url(cf, cmd, &url);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    /* stored in its final form: Segment's batch endpoint */
+
+    lcf->export_url.len = url.len + sizeof("/v1/batch") - 1;
+    lcf->export_url.data = ngx_pnalloc(cf->pool, lcf->export_url.len);
+    if (lcf->export_url.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_cpymem(lcf->export_url.data, url.data, url.len);
+    ngx_memcpy(p, "/v1/batch", sizeof("/v1/batch") - 1);
+
+    return NGX_CONF_OK;
+}
+
+
+/* "http(s)://host[:port]" with one optional "/", into url without it */
+
+static char *
+ngx_http_ldseg_parse_url(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *url)
+{
     u_char      *p, *last;
     size_t       add;
     ngx_url_t    u;
     ngx_str_t   *value;
     const char  *err;
-
-    if (lcf->events_url.data) {
-        return "is duplicate";
-    }
 
     value = cf->args->elts;
     err = "expected http(s)://host[:port]";
@@ -837,18 +969,160 @@ ngx_http_ldseg_events_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    lcf->events_url.data = value[1].data;
-    lcf->events_url.len = value[1].len - u.uri.len;
+    url->data = value[1].data;
+    url->len = value[1].len - u.uri.len;
 
     return NGX_CONF_OK;
 
 invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid \"ldseg_events_url\" \"%V\": %s",
+                       "invalid \"%V\" \"%V\": %s", &cmd->name,
                        &value[1], err);
 
     return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_ldseg_export_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_loc_conf_t *lcf = conf;
+
+    char                        *rv;
+    ngx_http_core_loc_conf_t    *clcf;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (!lcf->export) {
+        return NGX_CONF_OK;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_ldseg_export_handler;
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ldseg_module);
+    lmcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ldseg_set_complex(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                         *value;
+    ngx_http_complex_value_t          *cv, **cvp;
+    ngx_http_compile_complex_value_t   ccv;
+
+    /* ngx_http_set_complex_value_slot() with an "unset" of its own */
+
+    cvp = (ngx_http_complex_value_t **) ((u_char *) conf + cmd->offset);
+
+    if (*cvp != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    cv = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (cv == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = cv;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* a literal write key is checked as a request would check it */
+
+    if (cv->lengths == NULL && cmd->offset
+        == offsetof(ngx_http_ldseg_loc_conf_t, export_write_key)
+        && ngx_http_ldseg_export_key_check(&value[1]) != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\" \"%V\": 1 to %d printable "
+                           "characters without quotes, \"\\\" and \":\" "
+                           "are expected", &cmd->name, &value[1],
+                           NGX_HTTP_LDSEG_CRED_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    *cvp = cv;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ldseg_export_label(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_loc_conf_t *lcf = conf;
+
+    ngx_str_t     *value;
+    ngx_uint_t     i;
+    ngx_keyval_t  *kv;
+
+    static const char  *kinds[] = { "feature", "click", "pageview", "custom" };
+
+    value = cf->args->elts;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (ngx_strcmp(value[1].data, kinds[i]) == 0) {
+            break;
+        }
+    }
+
+    if (i == sizeof(kinds) / sizeof(kinds[0])) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"ldseg_export_label\" kind \"%V\", it "
+                           "must be \"feature\", \"click\", \"pageview\" "
+                           "or \"custom\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[2].len == 0 || value[2].len > 200) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"ldseg_export_label\" name \"%V\": "
+                           "1 to 200 characters", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (lcf->export_labels == NGX_CONF_UNSET_PTR) {
+        lcf->export_labels = ngx_array_create(cf->pool, 4,
+                                              sizeof(ngx_keyval_t));
+        if (lcf->export_labels == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    kv = lcf->export_labels->elts;
+
+    for (i = 0; i < lcf->export_labels->nelts; i++) {
+        if (ngx_strcmp(kv[i].key.data, value[1].data) == 0) {
+            return "is duplicate";
+        }
+    }
+
+    kv = ngx_array_push(lcf->export_labels);
+    if (kv == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    kv->key = value[1];
+    kv->value = value[2];
+
+    return NGX_CONF_OK;
 }
 
 

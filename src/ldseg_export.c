@@ -11,7 +11,6 @@
  */
 
 
-#include <math.h>
 #include <string.h>
 
 #include <ldseg_export.h>
@@ -45,6 +44,9 @@ typedef enum {
     LDSEG_X_SELECTOR,
     LDSEG_X_DATA,
     LDSEG_X_METRIC,
+    LDSEG_X_CONTEXT_KIND,      /* context.kind */
+    LDSEG_X_CONTEXT_KEY,       /* context.key */
+    LDSEG_X_USER_OBJ_KEY,      /* user.key */
     LDSEG_X_N
 } ldseg_export_field_e;
 
@@ -65,16 +67,34 @@ typedef struct {
 /* (kind, key) pairs of an event's contexts, in the order they appear */
 typedef struct {
     const ldseg_json_val_t       *src;
+    const ldseg_json_val_t       *f;
     int                           mode;
     const char                   *p;
     int                           done;
 } ldseg_export_iter_t;
 
 
+/* the events that become messages, LDSEG_EXPORT_BLOCK at a time */
+
+#define LDSEG_EXPORT_BLOCK  32
+
+typedef struct ldseg_export_block_s  ldseg_export_block_t;
+
+struct ldseg_export_block_s {
+    ldseg_export_block_t         *next;
+    size_t                        n;
+    ldseg_export_ev_t             ev[LDSEG_EXPORT_BLOCK];
+};
+
+
 typedef struct {
     char                         *p;         /* NULL: count only */
     size_t                        n;
 } ldseg_export_out_t;
+
+
+static void ldseg_export_blocks_free(ldseg_export_block_t *b,
+    const ldseg_allocator_t *a);
 
 
 #define LDSEG_XKEY(name, slot)  { name, sizeof(name) - 1, slot, NULL, NULL, 0 }
@@ -86,14 +106,30 @@ static const ldseg_json_key_t  ldseg_export_reason_keys[] = {
 };
 
 
+/* a single context's kind and key come with the event's one scan */
+static const ldseg_json_key_t  ldseg_export_context_keys[] = {
+    LDSEG_XKEY("kind", LDSEG_X_CONTEXT_KIND),
+    LDSEG_XKEY("key", LDSEG_X_CONTEXT_KEY)
+};
+
+
+static const ldseg_json_key_t  ldseg_export_user_keys[] = {
+    LDSEG_XKEY("key", LDSEG_X_USER_OBJ_KEY)
+};
+
+
 static const ldseg_json_key_t  ldseg_export_keys[] = {
     LDSEG_XKEY("kind", LDSEG_X_KIND),
     LDSEG_XKEY("creationDate", LDSEG_X_CREATION),
     LDSEG_XKEY("key", LDSEG_X_KEY),
     LDSEG_XKEY("version", LDSEG_X_VERSION),
-    LDSEG_XKEY("context", LDSEG_X_CONTEXT),
+    { "context", sizeof("context") - 1, LDSEG_X_CONTEXT, NULL,
+      ldseg_export_context_keys,
+      sizeof(ldseg_export_context_keys) / sizeof(ldseg_json_key_t) },
     LDSEG_XKEY("contextKeys", LDSEG_X_CONTEXT_KEYS),
-    LDSEG_XKEY("user", LDSEG_X_USER),
+    { "user", sizeof("user") - 1, LDSEG_X_USER, NULL,
+      ldseg_export_user_keys,
+      sizeof(ldseg_export_user_keys) / sizeof(ldseg_json_key_t) },
     LDSEG_XKEY("userKey", LDSEG_X_USER_KEY),
     LDSEG_XKEY("variation", LDSEG_X_VARIATION),
     LDSEG_XKEY("value", LDSEG_X_VALUE),
@@ -307,16 +343,15 @@ ldseg_export_get(const ldseg_json_val_t *obj, const char *name,
 static void
 ldseg_export_iter_init(ldseg_export_iter_t *it, const ldseg_export_ev_t *ev)
 {
-    ldseg_json_val_t  kind;
-
     it->done = 0;
     it->mode = 0;
     it->src = NULL;
+    it->f = ev->f;
 
     if (ev->f[LDSEG_X_CONTEXT].type == LDSEG_JSON_OBJECT) {
         it->src = &ev->f[LDSEG_X_CONTEXT];
-        it->mode = (ldseg_export_get(it->src, "kind", &kind)
-                    && ldseg_export_is(&kind, "multi")) ? 2 : 1;
+        it->mode = ldseg_export_is(&ev->f[LDSEG_X_CONTEXT_KIND], "multi")
+                   ? 2 : 1;
 
     } else if (ev->f[LDSEG_X_CONTEXT_KEYS].type == LDSEG_JSON_OBJECT) {
         it->src = &ev->f[LDSEG_X_CONTEXT_KEYS];
@@ -378,18 +413,26 @@ ldseg_export_iter_next(ldseg_export_iter_t *it, ldseg_json_val_t *kind,
     default:
         it->done = 1;
 
+        /* the members were picked by the event's scan */
+
         if (it->mode == 5) {
             *key = *it->src;
 
-        } else if (!ldseg_export_get(it->src, "key", key)
-                   || key->type != LDSEG_JSON_STRING)
-        {
-            return 0;
+        } else {
+            *key = it->f[it->mode == 1 ? LDSEG_X_CONTEXT_KEY
+                                       : LDSEG_X_USER_OBJ_KEY];
+
+            if (key->type != LDSEG_JSON_STRING) {
+                return 0;
+            }
         }
 
-        if (it->mode != 1 || !ldseg_export_get(it->src, "kind", kind)
-            || kind->type != LDSEG_JSON_STRING)
+        if (it->mode == 1
+            && it->f[LDSEG_X_CONTEXT_KIND].type == LDSEG_JSON_STRING)
         {
+            *kind = it->f[LDSEG_X_CONTEXT_KIND];
+
+        } else {
             *kind = ldseg_export_user;
         }
 
@@ -482,18 +525,23 @@ ldseg_export_prepare(ldseg_export_ev_t *ev)
 }
 
 
-#define ldseg_xout_field(o, name, v)                                             if ((v)->type != LDSEG_JSON_NONE) {                                               ldseg_xout_lit(o, "," name ":");                                              ldseg_xout(o, (v)->p, (v)->len);                                          }
+#define ldseg_xout_field(o, name, v)                                        \
+    if ((v)->type != LDSEG_JSON_NONE) {                                      \
+        ldseg_xout_lit(o, "," name ":");                                     \
+        ldseg_xout(o, (v)->p, (v)->len);                                     \
+    }
 
 
 /* the Segment message of a prepared event; dst NULL: its length only */
 
 static size_t
 ldseg_export_write(const ldseg_export_ev_t *ev,
-    const ldseg_export_options_t *opt, uint64_t hash, char *dst)
+    const ldseg_export_options_t *opt, int use_id, uint64_t hash, char *dst)
 {
     int                   first;
     char                  ts[LDSEG_EXPORT_TIME_LEN];
     double                d;
+    int64_t               ms;
     ldseg_json_val_t      kind, key;
     const ldseg_json_val_t  *f;
     ldseg_export_out_t    o;
@@ -585,15 +633,19 @@ ldseg_export_write(const ldseg_export_ev_t *ev,
         if (d >= -(double) LDSEG_TIME_MAX_MS
             && d <= (double) LDSEG_TIME_MAX_MS)
         {
+            /* floor() without libm, which the module does not link */
+            ms = (int64_t) d;
+            ms -= ((double) ms > d);
+
             ldseg_xout_lit(&o, ",\"timestamp\":\"");
-            ldseg_xout(&o, ts, ldseg_export_time((int64_t) floor(d), ts));
+            ldseg_xout(&o, ts, ldseg_export_time(ms, ts));
             ldseg_xout_lit(&o, "\"");
         }
     }
 
     ldseg_xout_lit(&o, ",\"messageId\":\"");
 
-    if (ldseg_export_id_ok(&opt->payload_id)) {
+    if (use_id) {
         ldseg_xout(&o, opt->payload_id.p, opt->payload_id.len);
 
     } else {
@@ -632,13 +684,15 @@ ldseg_export_process(const char *body, size_t len,
     const ldseg_export_options_t *opt, const ldseg_allocator_t *a,
     ldseg_result_t *res, ldseg_error_t *err)
 {
-    char                *out;
-    size_t               i, n, total;
-    uint64_t             hash;
-    const char          *p, *end, *start, *q;
-    ldseg_json_t         js;
-    ldseg_json_val_t     e;
-    ldseg_export_ev_t   *evs;
+    int                   use_id;
+    char                 *out;
+    size_t                i, n, total;
+    uint64_t              hash;
+    const char           *p, *end, *start, *q;
+    ldseg_json_t          js;
+    ldseg_json_val_t      e;
+    ldseg_export_ev_t    *ev;
+    ldseg_export_block_t *first, *last, *b;
 
     memset(res, 0, sizeof(ldseg_result_t));
 
@@ -663,16 +717,13 @@ ldseg_export_process(const char *body, size_t len,
         return LDSEG_EINVAL;
     }
 
-    /* validate the whole post once, and count its events */
-
-    p = ldseg_json_value(&js, start, 0, NULL);
-
-    if (p == NULL || ldseg_json_ws(p, end) != end) {
-        err->reason = (js.code != NULL && strcmp(js.code, "too_deep") == 0)
-                      ? LDSEG_REASON_TOO_DEEP : LDSEG_REASON_INVALID_JSON;
-        err->message = "body is not valid JSON";
-        return LDSEG_EINVAL;
-    }
+    /*
+     * The elements are counted by a walk that does not validate (exact for
+     * valid JSON; the scan below validates, and a count that differs means
+     * the body is not JSON); then one validating scan picks each event's
+     * fields.  Only the events that become messages are kept, in blocks,
+     * so memory follows the output, not the number of elements.
+     */
 
     n = 0;
     q = start;
@@ -681,63 +732,151 @@ ldseg_export_process(const char *body, size_t len,
         n++;
     }
 
-    if (n == 0) {
-        return LDSEG_OK;
-    }
+    first = NULL;
+    last = NULL;
 
-    evs = a->alloc(a->ctx, n * sizeof(ldseg_export_ev_t));
-    res->msgs = a->alloc(a->ctx, n * sizeof(ldseg_msg_result_t));
-
-    if (evs == NULL || res->msgs == NULL) {
-        goto nomem;
+    if (n != 0) {
+        res->msgs = a->alloc(a->ctx, n * sizeof(ldseg_msg_result_t));
+        if (res->msgs == NULL) {
+            goto nomem;
+        }
     }
 
     /* FNV-1a of the body, for messageIds when the post has no ID */
 
     hash = 0xcbf29ce484222325ULL;
 
-    for (i = 0; i < len; i++) {
-        hash = (hash ^ (unsigned char) body[i]) * 0x100000001b3ULL;
+    use_id = ldseg_export_id_ok(&opt->payload_id);
+
+    if (!use_id) {
+        for (i = 0; i < len; i++) {
+            hash = (hash ^ (unsigned char) body[i]) * 0x100000001b3ULL;
+        }
     }
 
     total = 0;
     i = 0;
-    q = start;
+    p = ldseg_json_ws(start + 1, end);
 
-    while (ldseg_json_array_next(&q, end, &e)) {
-        memset(&evs[i], 0, sizeof(ldseg_export_ev_t));
-        evs[i].index = i;
+    if (js.max_depth < 1) {
+        p = ldseg_json_fail(&js, "too_deep");
 
-        if (e.type != LDSEG_JSON_OBJECT) {
-            evs[i].status = LDSEG_MSG_REJECTED;
-            evs[i].err.reason = LDSEG_REASON_NOT_AN_OBJECT;
-            evs[i].err.message = "event is not a JSON object";
+    } else if (p < end && *p == ']') {
+        p++;
 
-        } else {
-            (void) ldseg_json_object(&js, e.p, 1, ldseg_export_keys,
-                                     sizeof(ldseg_export_keys)
-                                     / sizeof(ldseg_json_key_t), evs[i].f);
-            ldseg_export_prepare(&evs[i]);
-        }
+    } else {
+        for ( ;; ) {
+            if (i == n) {
+                p = ldseg_json_fail(&js, "invalid_json");
+                break;
+            }
 
-        if (evs[i].status == LDSEG_MSG_EVENT) {
-            evs[i].len = ldseg_export_write(&evs[i], opt, hash, NULL);
+            /* the next free place in the last block */
 
-            if (evs[i].len > opt->max_message) {
-                evs[i].status = LDSEG_MSG_REJECTED;
-                evs[i].err.reason = LDSEG_REASON_TOO_LARGE;
-                evs[i].err.message = "the Segment message would be larger "
-                                     "than 32 KB";
+            if (last == NULL || last->n == LDSEG_EXPORT_BLOCK) {
+                b = a->alloc(a->ctx, sizeof(ldseg_export_block_t));
+                if (b == NULL) {
+                    goto nomem;
+                }
+
+                b->next = NULL;
+                b->n = 0;
+
+                if (last != NULL) {
+                    last->next = b;
+
+                } else {
+                    first = b;
+                }
+
+                last = b;
+            }
+
+            ev = &last->ev[last->n];
+            memset(ev, 0, sizeof(ldseg_export_ev_t));
+            ev->index = i;
+
+            if (p < end && *p == '{') {
+                e.p = p;
+                e.type = LDSEG_JSON_OBJECT;
+                p = ldseg_json_object(&js, p, 1, ldseg_export_keys,
+                                      sizeof(ldseg_export_keys)
+                                      / sizeof(ldseg_json_key_t), ev->f);
 
             } else {
-                total += evs[i].len + 1;
+                e.p = p;
+                e.type = LDSEG_JSON_NONE;
+                p = ldseg_json_value(&js, p, 1, NULL);
             }
-        }
 
-        res->msgs[i].status = evs[i].status;
-        res->msgs[i].err = evs[i].err;
-        res->msgs[i].msg_len = e.len;
-        i++;
+            if (p == NULL) {
+                break;
+            }
+
+            e.len = (size_t) (p - e.p);
+
+            if (e.type != LDSEG_JSON_OBJECT) {
+                ev->status = LDSEG_MSG_REJECTED;
+                ev->err.reason = LDSEG_REASON_NOT_AN_OBJECT;
+                ev->err.message = "event is not a JSON object";
+
+            } else {
+                ldseg_export_prepare(ev);
+            }
+
+            if (ev->status == LDSEG_MSG_EVENT) {
+                ev->len = ldseg_export_write(ev, opt, use_id, hash, NULL);
+
+                if (ev->len > opt->max_message) {
+                    ev->status = LDSEG_MSG_REJECTED;
+                    ev->err.reason = LDSEG_REASON_TOO_LARGE;
+                    ev->err.message = "the Segment message would be larger "
+                                      "than 32 KB";
+
+                } else {
+                    total += ev->len + 1;
+                }
+            }
+
+            res->msgs[i].status = ev->status;
+            res->msgs[i].err = ev->err;
+            res->msgs[i].msg_len = e.len;
+            res->msgs[i].event_off = 0;
+            res->msgs[i].event_len = 0;
+
+            if (ev->status == LDSEG_MSG_EVENT) {
+                last->n++;
+                res->nevents++;
+
+            } else if (ev->status == LDSEG_MSG_SKIPPED) {
+                res->nskipped++;
+
+            } else {
+                res->nrejected++;
+            }
+
+            i++;
+            p = ldseg_json_ws(p, end);
+
+            if (p < end && *p == ',') {
+                p = ldseg_json_ws(p + 1, end);
+                continue;
+            }
+
+            p = (p < end && *p == ']') ? p + 1 : ldseg_json_fail(&js,
+                                                           "invalid_json");
+            break;
+        }
+    }
+
+    if (p == NULL || ldseg_json_ws(p, end) != end || i != n) {
+        ldseg_export_blocks_free(first, a);
+        ldseg_result_free(res, a);
+
+        err->reason = (js.code != NULL && strcmp(js.code, "too_deep") == 0)
+                      ? LDSEG_REASON_TOO_DEEP : LDSEG_REASON_INVALID_JSON;
+        err->message = "body is not valid JSON";
+        return LDSEG_EINVAL;
     }
 
     res->n = n;
@@ -751,41 +890,47 @@ ldseg_export_process(const char *body, size_t len,
 
     out = res->events;
 
-    for (i = 0; i < n; i++) {
-        if (evs[i].status == LDSEG_MSG_EVENT) {
+    for (b = first; b != NULL; b = b->next) {
+        for (i = 0; i < b->n; i++) {
+            ev = &b->ev[i];
+
             if (out != res->events) {
                 *out++ = ',';
             }
 
-            res->msgs[i].event_off = (size_t) (out - res->events);
-            res->msgs[i].event_len = ldseg_export_write(&evs[i], opt, hash,
-                                                        out);
-            out += res->msgs[i].event_len;
-            res->nevents++;
-
-        } else if (evs[i].status == LDSEG_MSG_SKIPPED) {
-            res->nskipped++;
-
-        } else {
-            res->nrejected++;
+            res->msgs[ev->index].event_off = (size_t) (out - res->events);
+            res->msgs[ev->index].event_len = ldseg_export_write(ev, opt,
+                                                        use_id, hash, out);
+            out += res->msgs[ev->index].event_len;
         }
     }
 
     res->events_len = (size_t) (out - res->events);
-    a->free(a->ctx, evs);
+
+    ldseg_export_blocks_free(first, a);
 
     return LDSEG_OK;
 
 nomem:
 
-    if (evs != NULL) {
-        a->free(a->ctx, evs);
-    }
-
+    ldseg_export_blocks_free(first, a);
     ldseg_result_free(res, a);
 
     err->reason = LDSEG_REASON_NO_MEMORY;
     err->message = "out of memory";
 
     return LDSEG_ENOMEM;
+}
+
+
+static void
+ldseg_export_blocks_free(ldseg_export_block_t *b,
+    const ldseg_allocator_t *a)
+{
+    ldseg_export_block_t  *next;
+
+    for ( /* void */ ; b != NULL; b = next) {
+        next = b->next;
+        a->free(a->ctx, b);
+    }
 }

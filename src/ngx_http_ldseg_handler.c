@@ -32,8 +32,6 @@ static void ngx_http_ldseg_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ldseg_process(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ldseg_read(ngx_http_request_t *r,
     ngx_http_ldseg_ctx_t *ctx, ngx_str_t *body, ldseg_error_t *err);
-static ngx_int_t ngx_http_ldseg_read_body(ngx_http_request_t *r,
-    u_char **data, size_t *len, size_t limit, ldseg_error_t *err);
 static ngx_int_t ngx_http_ldseg_inflate(ngx_http_request_t *r, u_char *in,
     size_t len, u_char **out, size_t *outlen, size_t limit,
     ldseg_error_t *err);
@@ -62,8 +60,6 @@ static void ngx_http_ldseg_count_all_refused(ngx_http_ldseg_stats_t *stats,
     ldseg_result_t *res, ldseg_reason_e reason);
 static void ngx_http_ldseg_log_invalid(ngx_http_request_t *r,
     ngx_http_ldseg_ctx_t *ctx, const char *what, ldseg_error_t *err);
-static void *ngx_http_ldseg_pool_alloc(void *ctx, size_t size);
-static void ngx_http_ldseg_pool_free(void *ctx, void *p);
 
 
 static ngx_http_request_body_filter_pt  ngx_http_ldseg_next_body_filter;
@@ -413,7 +409,7 @@ ngx_http_ldseg_read(ngx_http_request_t *r, ngx_http_ldseg_ctx_t *ctx,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ldseg_read_body(ngx_http_request_t *r, u_char **data, size_t *len,
     size_t limit, ldseg_error_t *err)
 {
@@ -821,6 +817,7 @@ ngx_http_ldseg_enqueue(ngx_http_request_t *r, ngx_http_ldseg_stats_t *stats,
     ngx_str_t *url, ldseg_result_t *res, ldseg_error_t *err)
 {
     ngx_uint_t                   full;
+    ngx_http_ldseg_target_t      target;
     ngx_http_ldseg_enqueue_e     erc;
     ngx_http_ldseg_queue_conf_t  qc;
     ngx_http_ldseg_main_conf_t  *lmcf;
@@ -836,7 +833,12 @@ ngx_http_ldseg_enqueue(ngx_http_request_t *r, ngx_http_ldseg_stats_t *stats,
     qc.limit = lmcf->queue_limit;
     qc.max_destinations = lmcf->max_destinations;
 
-    erc = ngx_http_ldseg_queue_enqueue(lmcf->shm_zone, url, res, &qc, &full);
+    target.kind = NGX_HTTP_LDSEG_LAUNCHDARKLY;
+    target.url = *url;
+    ngx_str_null(&target.cred);
+
+    erc = ngx_http_ldseg_queue_enqueue(lmcf->shm_zone, &target, res, &qc,
+                                       &full);
 
     if (erc == NGX_HTTP_LDSEG_ENQ_FULL) {
         ngx_http_ldseg_sender_full(lmcf->sender);
@@ -1145,14 +1147,14 @@ found:
 }
 
 
-static void *
+void *
 ngx_http_ldseg_pool_alloc(void *ctx, size_t size)
 {
     return ngx_palloc(ctx, size);
 }
 
 
-static void
+void
 ngx_http_ldseg_pool_free(void *ctx, void *p)
 {
     /* the request pool frees everything at once */

@@ -22,11 +22,15 @@
 
 
 #define NGX_HTTP_LDSEG_DEFAULT_URL    "https://events.launchdarkly.com"
+#define NGX_HTTP_LDSEG_SEGMENT_URL    "https://api.segment.io"
 #define NGX_HTTP_LDSEG_USER_AGENT     "ldseg/" LDSEG_VERSION
 
 /* how much a gzip body may expand: ratio, and bytes for small bodies */
 #define NGX_HTTP_LDSEG_GZIP_RATIO     100
 #define NGX_HTTP_LDSEG_GZIP_SLACK     (16 * 1024)
+
+/* the characters of a write key shown in logs and the status */
+#define NGX_HTTP_LDSEG_KEY_PREFIX     4
 
 /* an events URL at most */
 #define NGX_HTTP_LDSEG_EVENTS_URL_MAX 1024
@@ -69,6 +73,9 @@ typedef struct {
     /* this process's last log line about events refused with 503 */
     ngx_msec_t                    refuse_logged;
 
+    /* this process's last log line about exports dropped */
+    ngx_msec_t                    export_logged;
+
     /* $ldseg_write_key; $ldseg_events, $ldseg_result, ... */
     ngx_int_t                     write_key_index;
     ngx_int_t                     var_index[3];
@@ -87,6 +94,14 @@ typedef struct {
     time_t                        retry_after;
     ngx_http_ldseg_cors_t        *cors;
     ngx_flag_t                    clock_skew;
+
+    /* ldseg_export and its directives */
+    ngx_flag_t                    export;
+    ngx_http_complex_value_t     *export_write_key;
+    ngx_str_t                     export_url;     /* ".../v1/batch" */
+    ngx_http_complex_value_t     *export_environment;
+    ngx_str_t                     export_project;
+    ngx_array_t                  *export_labels;  /* ngx_keyval_t */
 
     /* the location's core configuration, when "ldseg on" is in it */
     ngx_http_core_loc_conf_t     *clcf;
@@ -118,6 +133,27 @@ extern ngx_module_t  ngx_http_ldseg_module;
 
 
 ngx_int_t ngx_http_ldseg_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_ldseg_export_handler(ngx_http_request_t *r);
+
+/*
+ * A write key goes into status JSON and Basic auth: 1 to
+ * NGX_HTTP_LDSEG_CRED_MAX printable ASCII bytes, without quotes, "\"
+ * and ":".  NGX_OK or NGX_ERROR.
+ */
+ngx_int_t ngx_http_ldseg_export_key_check(ngx_str_t *key);
+
+/*
+ * The request body read by nginx, in one buffer (copied from its buffers
+ * or temporary file into r->pool when needed), gunzipped when it says so,
+ * at most limit bytes once gunzipped.  NGX_OK, NGX_DECLINED with err set
+ * (too large, not gzip, corrupt) or NGX_ERROR.
+ */
+ngx_int_t ngx_http_ldseg_read_body(ngx_http_request_t *r, u_char **data,
+    size_t *len, size_t limit, ldseg_error_t *err);
+
+/* the core's allocator on r->pool (free does nothing) */
+void *ngx_http_ldseg_pool_alloc(void *ctx, size_t size);
+void ngx_http_ldseg_pool_free(void *ctx, void *p);
 ngx_int_t ngx_http_ldseg_body_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_ldseg_status_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_ldseg_write_key_variable(ngx_http_request_t *r,

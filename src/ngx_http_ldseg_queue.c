@@ -36,11 +36,20 @@
 /* a spool write that has not ended by then is taken over */
 #define NGX_HTTP_LDSEG_SPOOL_CLAIM    60000
 
+/* the bytes of a destination's key (the URL, then NUL and write key) */
+#define ngx_http_ldseg_dest_key_len(d)                                      \
+    ((d)->url_len + ((d)->kind ? 1 + (d)->cred_len : 0))
 
-static ngx_http_ldseg_dest_t *ngx_http_ldseg_dest_lookup(
-    ngx_http_ldseg_zone_t *z, ngx_str_t *url, uint32_t hash);
+
 static ngx_http_ldseg_dest_t *ngx_http_ldseg_dest_get(
-    ngx_http_ldseg_zone_t *z, ngx_str_t *url, ngx_uint_t max);
+    ngx_http_ldseg_zone_t *z, ngx_http_ldseg_target_t *target,
+    ngx_uint_t max);
+static ngx_http_ldseg_dest_t *ngx_http_ldseg_dest_lookup(
+    ngx_http_ldseg_zone_t *z, ngx_http_ldseg_target_t *target);
+static void ngx_http_ldseg_dest_target(ngx_http_ldseg_dest_t *dest,
+    ngx_http_ldseg_target_t *target);
+static ngx_http_ldseg_account_t *ngx_http_ldseg_account_get(
+    ngx_http_ldseg_zone_t *z, u_char *key, size_t len);
 static ngx_http_ldseg_dest_t *ngx_http_ldseg_dest_find(
     ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest, uint64_t id);
 static void ngx_http_ldseg_dest_free(ngx_http_ldseg_zone_t *z,
@@ -118,6 +127,7 @@ ngx_http_ldseg_queue_init(ngx_http_ldseg_zone_t *z)
     ngx_rbtree_init(&sh->rbtree, &sh->sentinel, ngx_str_rbtree_insert_value);
     ngx_queue_init(&sh->dests);
     ngx_queue_init(&sh->sfiles);
+    ngx_queue_init(&sh->accounts);
 
     len = sizeof(" in ldseg zone \"\"") + z->name.len;
 
@@ -156,12 +166,13 @@ ngx_int_t
 ngx_http_ldseg_queue_copy(ngx_http_ldseg_zone_t *oz, ngx_http_ldseg_zone_t *z,
     ngx_log_t *log)
 {
-    ngx_str_t                  url;
     ngx_uint_t                 copied, disk;
     ngx_queue_t               *dq, *q;
     ngx_http_ldseg_sh_t       *osh;
     ngx_http_ldseg_dest_t     *odest, *dest;
     ngx_http_ldseg_sfile_t    *osf, *sf;
+    ngx_http_ldseg_target_t    target;
+    ngx_http_ldseg_account_t  *oa, *a;
     ngx_http_ldseg_payload_t  *op;
 
     /*
@@ -209,16 +220,36 @@ ngx_http_ldseg_queue_copy(ngx_http_ldseg_zone_t *oz, ngx_http_ldseg_zone_t *z,
         z->sh->history_sec = osh->history_sec;
     }
 
+    /* the write keys' counters go on where they were */
+
+    for (q = ngx_queue_head(&osh->accounts);
+         q != ngx_queue_sentinel(&osh->accounts);
+         q = ngx_queue_next(q))
+    {
+        oa = ngx_queue_data(q, ngx_http_ldseg_account_t, queue);
+
+        a = ngx_http_ldseg_account_get(z, oa->key, oa->key_len);
+        if (a == NULL) {
+            goto nomem;
+        }
+
+        a->exported = oa->exported;
+        a->skipped = oa->skipped;
+        a->rejected = oa->rejected;
+        a->dropped = oa->dropped;
+        a->delivered = oa->delivered;
+        a->failed = oa->failed;
+    }
+
     for (dq = ngx_queue_head(&osh->dests);
          dq != ngx_queue_sentinel(&osh->dests);
          dq = ngx_queue_next(dq))
     {
         odest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
 
-        url.data = odest->url;
-        url.len = odest->url_len;
+        ngx_http_ldseg_dest_target(odest, &target);
 
-        dest = ngx_http_ldseg_dest_get(z, &url, 0);
+        dest = ngx_http_ldseg_dest_get(z, &target, 0);
         if (dest == NULL) {
             goto nomem;
         }
@@ -401,10 +432,10 @@ void
 ngx_http_ldseg_queue_handover(ngx_http_ldseg_zone_t *oz,
     ngx_http_ldseg_zone_t *z, ngx_log_t *log)
 {
-    ngx_str_t                  url;
     ngx_uint_t                 n, kept;
     ngx_queue_t               *dq, *q;
     ngx_http_ldseg_dest_t     *odest, *dest;
+    ngx_http_ldseg_target_t    target;
     ngx_http_ldseg_payload_t  *op;
 
     /*
@@ -425,8 +456,7 @@ ngx_http_ldseg_queue_handover(ngx_http_ldseg_zone_t *oz,
     {
         odest = ngx_queue_data(dq, ngx_http_ldseg_dest_t, queue);
 
-        url.data = odest->url;
-        url.len = odest->url_len;
+        ngx_http_ldseg_dest_target(odest, &target);
         dest = NULL;
 
         for (q = ngx_queue_head(&odest->payloads);
@@ -440,7 +470,7 @@ ngx_http_ldseg_queue_handover(ngx_http_ldseg_zone_t *oz,
             }
 
             if (dest == NULL) {
-                dest = ngx_http_ldseg_dest_get(z, &url, 0);
+                dest = ngx_http_ldseg_dest_get(z, &target, 0);
             }
 
             if (dest != NULL
@@ -479,6 +509,7 @@ ngx_http_ldseg_queue_replay(void *data, ngx_http_ldseg_spool_rec_t *rec)
     ngx_http_ldseg_zone_t     *z;
     ngx_http_ldseg_dest_t     *dest;
     ngx_http_ldseg_sfile_t    *sf;
+    ngx_http_ldseg_target_t    target;
     ngx_http_ldseg_payload_t  *p;
 
     z = rp->zone;
@@ -510,7 +541,11 @@ ngx_http_ldseg_queue_replay(void *data, ngx_http_ldseg_spool_rec_t *rec)
     }
 
     if (!rp->full) {
-        dest = ngx_http_ldseg_dest_get(z, &rec->url, 0);
+        target.kind = rec->kind;
+        target.url = rec->url;
+        target.cred = rec->cred;
+
+        dest = ngx_http_ldseg_dest_get(z, &target, 0);
         p = (dest != NULL) ? ngx_http_ldseg_payload_new(z, dest) : NULL;
 
         if (p != NULL) {
@@ -607,8 +642,9 @@ ngx_http_ldseg_queue_usage(ngx_shm_zone_t *zone, ngx_http_ldseg_usage_t *u)
 
 
 ngx_http_ldseg_enqueue_e
-ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
-    ldseg_result_t *res, ngx_http_ldseg_queue_conf_t *qc, ngx_uint_t *full)
+ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_target_t *target, ldseg_result_t *res,
+    ngx_http_ldseg_queue_conf_t *qc, ngx_uint_t *full)
 {
     size_t                     len, start, end;
     uint32_t                   n;
@@ -665,7 +701,7 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone, ngx_str_t *url,
         goto failed;
     }
 
-    dest = ngx_http_ldseg_dest_get(z, url, qc->max_destinations);
+    dest = ngx_http_ldseg_dest_get(z, target, qc->max_destinations);
 
     if (dest == NULL) {
         if (qc->max_destinations && sh->ndests >= qc->max_destinations) {
@@ -894,9 +930,7 @@ failed:
     /* refused with 503 as a whole: every message counts as rejected */
 
     if (dest == NULL) {
-        dest = ngx_http_ldseg_dest_lookup(z, url,
-                                          ngx_crc32_short(url->data,
-                                                          url->len));
+        dest = ngx_http_ldseg_dest_lookup(z, target);
     }
 
     if (dest != NULL) {
@@ -1003,8 +1037,12 @@ ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
             l->attempts = p->attempts;
             ngx_memcpy(l->id, p->id, 16);
 
+            l->kind = dest->kind;
             l->url_len = dest->url_len;
             ngx_memcpy(l->url, dest->url, dest->url_len);
+            l->cred_len = dest->cred_len;
+            ngx_memcpy(l->cred, dest->url + dest->url_len + 1,
+                       dest->cred_len);
 
             l->on_disk = (p->head == NULL);
             l->disk.off = 0;
@@ -1319,8 +1357,8 @@ ngx_http_ldseg_queue_spool_claim(ngx_shm_zone_t *zone, ngx_msec_t now,
                     continue;
                 }
 
-                rlen = ngx_http_ldseg_spool_record_size(dest->url_len,
-                                                        p->len + 2);
+                rlen = ngx_http_ldseg_spool_record_size(
+                           ngx_http_ldseg_dest_key_len(dest), p->len + 2);
 
                 if (size > 0 && size + rlen > NGX_HTTP_LDSEG_SPOOL_JOB_MAX) {
                     goto next;
@@ -1362,9 +1400,9 @@ ngx_http_ldseg_queue_spool_claim(ngx_shm_zone_t *zone, ngx_msec_t now,
                 c->off = 0;
 
                 b = ngx_http_ldseg_spool_record_start(job->buf + size,
-                                                      p->id, p->nevents,
-                                                      dest->url,
-                                                      dest->url_len);
+                                        p->id, p->nevents, dest->kind,
+                                        dest->url,
+                                        ngx_http_ldseg_dest_key_len(dest));
                 b = ngx_http_ldseg_payload_copy(p, b);
 
                 size += rlen;
@@ -2330,34 +2368,40 @@ ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
 
 
 static ngx_http_ldseg_dest_t *
-ngx_http_ldseg_dest_lookup(ngx_http_ldseg_zone_t *z, ngx_str_t *url,
-    uint32_t hash)
+ngx_http_ldseg_dest_get(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_target_t *target, ngx_uint_t max)
 {
-    ngx_str_node_t  *sn;
+    u_char                  buf[NGX_HTTP_LDSEG_URL_MAX + 1
+                                + NGX_HTTP_LDSEG_CRED_MAX], *p;
+    uint32_t                hash;
+    ngx_str_t               key;
+    ngx_queue_t            *q;
+    ngx_str_node_t         *sn;
+    ngx_http_ldseg_dest_t  *dest;
 
-    sn = ngx_str_rbtree_lookup(&z->sh->rbtree, url, hash);
+    /* the key: the URL, and for Segment a NUL and the write key */
 
-    if (sn == NULL) {
+    if (target->url.len > NGX_HTTP_LDSEG_URL_MAX
+        || target->cred.len > NGX_HTTP_LDSEG_CRED_MAX)
+    {
         return NULL;
     }
 
-    return (ngx_http_ldseg_dest_t *) sn;
-}
+    key.data = buf;
+    p = ngx_cpymem(buf, target->url.data, target->url.len);
 
+    if (target->kind != NGX_HTTP_LDSEG_LAUNCHDARKLY) {
+        *p++ = '\0';
+        p = ngx_cpymem(p, target->cred.data, target->cred.len);
+    }
 
-static ngx_http_ldseg_dest_t *
-ngx_http_ldseg_dest_get(ngx_http_ldseg_zone_t *z, ngx_str_t *url,
-    ngx_uint_t max)
-{
-    uint32_t                hash;
-    ngx_queue_t            *q;
-    ngx_http_ldseg_dest_t  *dest;
+    key.len = p - buf;
 
-    hash = ngx_crc32_short(url->data, url->len);
+    hash = ngx_crc32_short(key.data, key.len);
 
-    dest = ngx_http_ldseg_dest_lookup(z, url, hash);
-    if (dest != NULL) {
-        return dest;
+    sn = ngx_str_rbtree_lookup(&z->sh->rbtree, &key, hash);
+    if (sn != NULL) {
+        return (ngx_http_ldseg_dest_t *) sn;
     }
 
     if (max && z->sh->ndests >= max) {
@@ -2382,18 +2426,21 @@ ngx_http_ldseg_dest_get(ngx_http_ldseg_zone_t *z, ngx_str_t *url,
     }
 
     dest = ngx_slab_calloc_locked(z->shpool,
-                              offsetof(ngx_http_ldseg_dest_t, url) + url->len);
+                              offsetof(ngx_http_ldseg_dest_t, url) + key.len);
     if (dest == NULL) {
         return NULL;
     }
 
     ngx_queue_init(&dest->payloads);
     dest->id = ++z->sh->dest_seq;
-    dest->url_len = url->len;
-    ngx_memcpy(dest->url, url->data, url->len);
+    dest->kind = target->kind;
+    dest->url_len = target->url.len;
+    dest->cred_len = (target->kind != NGX_HTTP_LDSEG_LAUNCHDARKLY)
+                     ? target->cred.len : 0;
+    ngx_memcpy(dest->url, key.data, key.len);
 
     dest->sn.node.key = hash;
-    dest->sn.str.len = url->len;
+    dest->sn.str.len = key.len;
     dest->sn.str.data = dest->url;
 
     ngx_rbtree_insert(&z->sh->rbtree, &dest->sn.node);
@@ -2401,6 +2448,149 @@ ngx_http_ldseg_dest_get(ngx_http_ldseg_zone_t *z, ngx_str_t *url,
     z->sh->ndests++;
 
     return dest;
+}
+
+
+static ngx_http_ldseg_dest_t *
+ngx_http_ldseg_dest_lookup(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_target_t *target)
+{
+    u_char           buf[NGX_HTTP_LDSEG_URL_MAX + 1
+                         + NGX_HTTP_LDSEG_CRED_MAX], *p;
+    ngx_str_t        key;
+    ngx_str_node_t  *sn;
+
+    if (target->url.len > NGX_HTTP_LDSEG_URL_MAX
+        || target->cred.len > NGX_HTTP_LDSEG_CRED_MAX)
+    {
+        return NULL;
+    }
+
+    key.data = buf;
+    p = ngx_cpymem(buf, target->url.data, target->url.len);
+
+    if (target->kind != NGX_HTTP_LDSEG_LAUNCHDARKLY) {
+        *p++ = '\0';
+        p = ngx_cpymem(p, target->cred.data, target->cred.len);
+    }
+
+    key.len = p - buf;
+
+    sn = ngx_str_rbtree_lookup(&z->sh->rbtree, &key,
+                               ngx_crc32_short(key.data, key.len));
+
+    return (ngx_http_ldseg_dest_t *) sn;
+}
+
+
+static void
+ngx_http_ldseg_dest_target(ngx_http_ldseg_dest_t *dest,
+    ngx_http_ldseg_target_t *target)
+{
+    target->kind = dest->kind;
+    target->url.data = dest->url;
+    target->url.len = dest->url_len;
+    target->cred.data = dest->url + dest->url_len + 1;
+    target->cred.len = dest->cred_len;
+}
+
+
+ngx_http_ldseg_account_t *
+ngx_http_ldseg_queue_account(ngx_shm_zone_t *zone, u_char *key, size_t len)
+{
+    ngx_http_ldseg_zone_t     *z;
+    ngx_http_ldseg_account_t  *a;
+
+    z = zone->data;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+    a = ngx_http_ldseg_account_get(z, key, len);
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return a;
+}
+
+
+ngx_uint_t
+ngx_http_ldseg_queue_accounts(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_account_t *out, u_char (*keys)[NGX_HTTP_LDSEG_CRED_MAX],
+    ngx_uint_t max)
+{
+    ngx_uint_t                 n;
+    ngx_queue_t               *q;
+    ngx_http_ldseg_zone_t     *z;
+    ngx_http_ldseg_account_t  *a;
+
+    z = zone->data;
+    n = 0;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    for (q = ngx_queue_head(&z->sh->accounts);
+         q != ngx_queue_sentinel(&z->sh->accounts) && n < max;
+         q = ngx_queue_next(q))
+    {
+        a = ngx_queue_data(q, ngx_http_ldseg_account_t, queue);
+
+        out[n] = *a;
+        ngx_memcpy(keys[n], a->key, a->key_len);
+        n++;
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return n;
+}
+
+
+static ngx_http_ldseg_account_t *
+ngx_http_ldseg_account_get(ngx_http_ldseg_zone_t *z, u_char *key, size_t len)
+{
+    ngx_queue_t               *q;
+    ngx_http_ldseg_account_t  *a;
+
+    /*
+     * A short list searched under the lock once per request or POST:
+     * past NGX_HTTP_LDSEG_ACCOUNTS_MAX keys the rest share the account
+     * with no key, so a write key chosen by a variable cannot grow it.
+     */
+
+    if (len > NGX_HTTP_LDSEG_CRED_MAX) {
+        len = 0;
+    }
+
+    for ( ;; ) {
+        for (q = ngx_queue_head(&z->sh->accounts);
+             q != ngx_queue_sentinel(&z->sh->accounts);
+             q = ngx_queue_next(q))
+        {
+            a = ngx_queue_data(q, ngx_http_ldseg_account_t, queue);
+
+            if (a->key_len == len && ngx_memcmp(a->key, key, len) == 0) {
+                return a;
+            }
+        }
+
+        if (len == 0 || z->sh->naccounts < NGX_HTTP_LDSEG_ACCOUNTS_MAX) {
+            break;
+        }
+
+        len = 0;
+    }
+
+    a = ngx_slab_calloc_locked(z->shpool,
+                           offsetof(ngx_http_ldseg_account_t, key) + len + 1);
+    if (a == NULL) {
+        return NULL;
+    }
+
+    a->key_len = len;
+    ngx_memcpy(a->key, key, len);
+
+    ngx_queue_insert_tail(&z->sh->accounts, &a->queue);
+    z->sh->naccounts++;
+
+    return a;
 }
 
 

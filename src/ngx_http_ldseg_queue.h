@@ -22,7 +22,15 @@
 #include "ngx_http_ldseg_spool.h"
 
 
-#define NGX_HTTP_LDSEG_LAYOUT         6
+#define NGX_HTTP_LDSEG_LAYOUT         7
+
+
+/* what a destination is: where its payloads go, and in which form */
+#define NGX_HTTP_LDSEG_LAUNCHDARKLY   0     /* a JSON array of events */
+#define NGX_HTTP_LDSEG_SEGMENT        1     /* {"batch":[...]}, Basic auth */
+
+/* write keys with counters of their own; the others share one */
+#define NGX_HTTP_LDSEG_ACCOUNTS_MAX   64
 
 
 /*
@@ -106,6 +114,16 @@ typedef struct {
     ngx_atomic_t                  rejected_reasons[NGX_HTTP_LDSEG_NREASONS];
     ngx_atomic_t                  skipped_reasons[NGX_HTTP_LDSEG_NSKIPS];
     ngx_atomic_t                  dropped_reasons[NGX_HTTP_LDSEG_NDROPS];
+
+    /* the export: SDK posts in, Segment messages out */
+    ngx_atomic_t                  export_requests;
+    ngx_atomic_t                  export_received;
+    ngx_atomic_t                  exported;
+    ngx_atomic_t                  export_skipped;
+    ngx_atomic_t                  export_rejected;
+    ngx_atomic_t                  export_dropped;
+    ngx_atomic_t                  export_delivered;
+    ngx_atomic_t                  export_failed;
 } ngx_http_ldseg_stats_t;
 
 
@@ -185,6 +203,24 @@ typedef struct {
     uint64_t                      total;
     ngx_http_ldseg_recent_t       e[1];
 } ngx_http_ldseg_ring_t;
+
+
+/*
+ * The export counters of one write key: created at its first export,
+ * never freed (at most NGX_HTTP_LDSEG_ACCOUNTS_MAX, then the write keys
+ * share the account of key_len 0), so a worker may keep a pointer.
+ */
+typedef struct {
+    ngx_queue_t                   queue;
+    ngx_atomic_t                  exported;
+    ngx_atomic_t                  skipped;
+    ngx_atomic_t                  rejected;
+    ngx_atomic_t                  dropped;
+    ngx_atomic_t                  delivered;
+    ngx_atomic_t                  failed;
+    size_t                        key_len;
+    u_char                        key[1];
+} ngx_http_ldseg_account_t;
 
 
 /* a spool file: payloads whose durable copy it holds are "live" */
@@ -283,9 +319,24 @@ struct ngx_http_ldseg_dest_s {
     unsigned                      has_oldest:1;
     unsigned                      idle:1;
 
+    ngx_uint_t                    kind;      /* NGX_HTTP_LDSEG_SEGMENT... */
     size_t                        url_len;
+    size_t                        cred_len;
+
+    /*
+     * The rbtree key: the URL, then for Segment a NUL and the write key
+     * (a URL holds no NUL, so the kinds never collide)
+     */
     u_char                        url[1];
 };
+
+
+/* a destination as the handler, the spool and a resize name it */
+typedef struct {
+    ngx_uint_t                    kind;
+    ngx_str_t                     url;
+    ngx_str_t                     cred;      /* Segment: the write key */
+} ngx_http_ldseg_target_t;
 
 
 typedef struct {
@@ -302,6 +353,10 @@ typedef struct {
     uint32_t                      spool_seq;
     ngx_uint_t                    spool_events;
     off_t                         spool_bytes;
+
+    /* the write keys' export counters */
+    ngx_queue_t                   accounts;
+    ngx_uint_t                    naccounts;
 
     /* a reload moved the queue to a resized zone, which now serves */
     ngx_uint_t                    handed_over;
@@ -377,9 +432,12 @@ typedef struct {
     ngx_uint_t                    attempts;
     u_char                        id[16];
 
-    /* the destination URL, copied */
+    /* the destination, copied */
+    ngx_uint_t                    kind;
     size_t                        url_len;
     u_char                        url[NGX_HTTP_LDSEG_URL_MAX];
+    size_t                        cred_len;
+    u_char                        cred[NGX_HTTP_LDSEG_CRED_MAX + 1];
 
     /* on disk only: where, file name and record */
     ngx_http_ldseg_spool_loc_t    disk;
@@ -509,13 +567,26 @@ void ngx_http_ldseg_queue_usage(ngx_shm_zone_t *zone,
     ngx_http_ldseg_usage_t *u);
 
 /*
- * Appends the events of res for the destination url (copied by value) in
- * one lock round; *full is set when a payload reached the batch size.
+ * Appends the events of res for the destination target (copied by value)
+ * in one lock round; *full is set when a payload reached the batch size.
  * Nothing is queued unless NGX_HTTP_LDSEG_ENQ_OK is returned.
  */
 ngx_http_ldseg_enqueue_e ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
-    ngx_str_t *url, ldseg_result_t *res, ngx_http_ldseg_queue_conf_t *qc,
-    ngx_uint_t *full);
+    ngx_http_ldseg_target_t *target, ldseg_result_t *res,
+    ngx_http_ldseg_queue_conf_t *qc, ngx_uint_t *full);
+
+/*
+ * The export counters of write key key (created at first use; the shared
+ * account once NGX_HTTP_LDSEG_ACCOUNTS_MAX keys have their own); they
+ * live as long as the zone.  NULL: no room in the zone.
+ */
+ngx_http_ldseg_account_t *ngx_http_ldseg_queue_account(ngx_shm_zone_t *zone,
+    u_char *key, size_t len);
+
+/* the accounts, for the status page: each one under the lock, by index */
+ngx_uint_t ngx_http_ldseg_queue_accounts(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_account_t *out, u_char (*keys)[NGX_HTTP_LDSEG_CRED_MAX],
+    ngx_uint_t max);
 
 /*
  * Leases the next payload ready to send (with full_only, one that takes

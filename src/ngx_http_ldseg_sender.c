@@ -9,6 +9,10 @@
  * (retry with backoff, split, refused ID, dead letter) is decided by the
  * nginx-free delivery policy (ldseg_delivery.c), and the queue applies it.
  *
+ * A Segment destination (the export) gets the same payloads wrapped as
+ * {"batch":[...]} and POSTed to /v1/batch with HTTP Basic auth; the
+ * payload itself stays the JSON array, which a 413 splits.
+ *
  * The same timer runs the spool: payloads older than the spool delay are
  * copied out of the zone and appended to this worker's spool file by one
  * job at a time in the thread pool, together with the record marks and
@@ -44,6 +48,7 @@ typedef struct {
     u_char                       *body;
     size_t                        len;
     ngx_http_ldseg_lease_t        lease;
+    ngx_http_ldseg_account_t     *account;   /* Segment: the write key's */
     char                          error[CURL_ERROR_SIZE];
 
     /* a test POST: outside the queue, its answer goes to handler */
@@ -107,9 +112,12 @@ static void ngx_http_ldseg_tap(ngx_http_ldseg_sender_t *s,
     u_char *body, size_t len);
 static void ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_lease_t *l, long code, u_char *body, size_t len);
-static void ngx_http_ldseg_drop(ngx_http_ldseg_sender_t *s, ngx_uint_t n,
-    ngx_uint_t reason);
+static void ngx_http_ldseg_drop(ngx_http_ldseg_sender_t *s,
+    ngx_http_ldseg_lease_t *l, ngx_uint_t n, ngx_uint_t reason);
 static ngx_str_t ngx_http_ldseg_client_side_id(ngx_http_ldseg_lease_t *l);
+static const char *ngx_http_ldseg_dest_name(ngx_http_ldseg_lease_t *l);
+static void ngx_http_ldseg_count_posted(ngx_http_ldseg_sender_t *s,
+    ngx_http_ldseg_post_t *post, ngx_uint_t ok);
 static void ngx_http_ldseg_abort_all(void *data);
 static ngx_http_ldseg_spool_ops_t *ngx_http_ldseg_pending(
     ngx_http_ldseg_sender_t *s);
@@ -370,7 +378,8 @@ ngx_http_ldseg_flush(ngx_http_ldseg_sender_t *s, ngx_uint_t full_only)
 
         if (rc == NGX_DECLINED) {
             d.outcome = LDSEG_DELIVERY_DONE;
-            ngx_http_ldseg_drop(s, l.nevents, NGX_HTTP_LDSEG_DROP_CORRUPT);
+            ngx_http_ldseg_drop(s, &l, l.nevents,
+                               NGX_HTTP_LDSEG_DROP_CORRUPT);
 
         } else {
             d.outcome = LDSEG_DELIVERY_RETRY;
@@ -446,8 +455,8 @@ static ngx_int_t
 ngx_http_ldseg_post_send(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_post_t *post)
 {
-    u_char                 *body, *last, *gz;
-    size_t                  len, gzlen;
+    u_char                 *body, *last, *gz, *send;
+    size_t                  len, gzlen, slen;
     CURL                   *easy;
     ngx_pool_t             *pool;
     struct curl_slist      *h;
@@ -465,11 +474,35 @@ ngx_http_ldseg_post_send(ngx_http_ldseg_sender_t *s,
     /* the URL is NUL-terminated in the post's copy of the lease */
     post->lease.url[post->lease.url_len] = '\0';
 
+    send = body;
+    slen = len;
+
+    if (l->kind == NGX_HTTP_LDSEG_SEGMENT) {
+
+        /* Segment's batch: the messages in {"batch":[...]} */
+
+        send = ngx_pnalloc(pool, len + sizeof("{\"batch\":}") - 1);
+        if (send == NULL) {
+            ngx_destroy_pool(pool);
+            return NGX_ERROR;
+        }
+
+        last = ngx_cpymem(send, "{\"batch\":", sizeof("{\"batch\":") - 1);
+        last = ngx_cpymem(last, body, len);
+        *last++ = '}';
+        slen = last - send;
+
+        post->lease.cred[post->lease.cred_len] = '\0';
+        post->account = ngx_http_ldseg_queue_account(s->zone,
+                                                     post->lease.cred,
+                                                     post->lease.cred_len);
+    }
+
     gz = NULL;
     gzlen = 0;
 
-    if (s->lmcf->gzip && len > 512) {
-        gz = ngx_http_ldseg_gzip(s, pool, body, len, &gzlen);
+    if (s->lmcf->gzip && slen > 512) {
+        gz = ngx_http_ldseg_gzip(s, pool, send, slen, &gzlen);
     }
 
     easy = curl_easy_init();
@@ -488,10 +521,12 @@ ngx_http_ldseg_post_send(ngx_http_ldseg_sender_t *s,
     h = curl_slist_append(NULL, "Content-Type: application/json");
     if (h) {
         post->headers = h;
-        h = curl_slist_append(h, "X-LaunchDarkly-Event-Schema: 4");
     }
-    if (h) {
-        h = curl_slist_append(h, (char *) id);
+    if (h && l->kind == NGX_HTTP_LDSEG_LAUNCHDARKLY) {
+        h = curl_slist_append(h, "X-LaunchDarkly-Event-Schema: 4");
+        if (h) {
+            h = curl_slist_append(h, (char *) id);
+        }
     }
     if (h) {
         h = curl_slist_append(h, "User-Agent: " NGX_HTTP_LDSEG_USER_AGENT);
@@ -520,9 +555,16 @@ ngx_http_ldseg_post_send(ngx_http_ldseg_sender_t *s,
                          (curl_off_t) gzlen);
 
     } else {
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, (char *) body);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, (char *) send);
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t) len);
+                         (curl_off_t) slen);
+    }
+
+    if (l->kind == NGX_HTTP_LDSEG_SEGMENT) {
+        /* Segment's server libraries: the write key as the user */
+        curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+        curl_easy_setopt(easy, CURLOPT_USERNAME, (char *) post->lease.cred);
+        curl_easy_setopt(easy, CURLOPT_PASSWORD, "");
     }
 
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, post->headers);
@@ -617,30 +659,28 @@ ngx_http_ldseg_post_done(void *data, CURL *easy, CURLcode result)
                            &d);
 
     if (d.outcome == LDSEG_DELIVERY_DONE) {
-        (void) ngx_atomic_fetch_add(&s->stats->posts_succeeded, 1);
-        (void) ngx_atomic_fetch_add(&s->stats->delivered, l->nevents);
+        ngx_http_ldseg_count_posted(s, post, 1);
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
                        "ldseg post: %ui events delivered, status %l",
                        l->nevents, code);
 
     } else {
-        (void) ngx_atomic_fetch_add(&s->stats->posts_failed, 1);
-        (void) ngx_atomic_fetch_add(&s->stats->failed, l->nevents);
+        ngx_http_ldseg_count_posted(s, post, 0);
 
         if (result != CURLE_OK) {
             ngx_log_error(NGX_LOG_ERR, s->log, 0,
-                          "ldseg: POST to LaunchDarkly failed: %s, "
-                          "%ui events requeued",
+                          "ldseg: POST to %s failed: %s, "
+                          "%ui events requeued", ngx_http_ldseg_dest_name(l),
                           post->error[0] ? post->error
                                          : curl_easy_strerror(result),
                           l->nevents);
 
         } else if (d.outcome != LDSEG_DELIVERY_REFUSED_ID) {
             ngx_log_error(NGX_LOG_ERR, s->log, 0,
-                          "ldseg: POST to LaunchDarkly failed: status %l, "
+                          "ldseg: POST to %s failed: status %l, "
                           "%ui events, outcome %s, next try in %uL ms",
-                          code, l->nevents,
+                          ngx_http_ldseg_dest_name(l), code, l->nevents,
                           ldseg_delivery_name(d.outcome), d.delay_ms);
         }
     }
@@ -683,6 +723,46 @@ ngx_http_ldseg_post_done(void *data, CURL *easy, CURLcode result)
 }
 
 
+/*
+ * The counters of an ended POST: LaunchDarkly events in the main ones,
+ * Segment messages in the export's and their write key's.
+ */
+
+static void
+ngx_http_ldseg_count_posted(ngx_http_ldseg_sender_t *s,
+    ngx_http_ldseg_post_t *post, ngx_uint_t ok)
+{
+    ngx_uint_t                 n;
+    ngx_http_ldseg_account_t  *a;
+
+    n = post->lease.nevents;
+    a = post->account;
+
+    (void) ngx_atomic_fetch_add(ok ? &s->stats->posts_succeeded
+                                   : &s->stats->posts_failed, 1);
+
+    if (post->lease.kind == NGX_HTTP_LDSEG_LAUNCHDARKLY) {
+        (void) ngx_atomic_fetch_add(ok ? &s->stats->delivered
+                                       : &s->stats->failed, n);
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(ok ? &s->stats->export_delivered
+                                   : &s->stats->export_failed, n);
+
+    if (a != NULL) {
+        (void) ngx_atomic_fetch_add(ok ? &a->delivered : &a->failed, n);
+    }
+}
+
+
+static const char *
+ngx_http_ldseg_dest_name(ngx_http_ldseg_lease_t *l)
+{
+    return (l->kind == NGX_HTTP_LDSEG_SEGMENT) ? "Segment" : "LaunchDarkly";
+}
+
+
 static void
 ngx_http_ldseg_complete(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l,
     ldseg_delivery_t *d, long code, ngx_http_ldseg_answer_t *a, u_char *body,
@@ -701,16 +781,18 @@ ngx_http_ldseg_complete(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l,
                                   ngx_current_msec, body, len, ops, &done);
 
     if (done.dropped) {
-        ngx_http_ldseg_drop(s, done.dropped, done.drop_reason);
+        ngx_http_ldseg_drop(s, l, done.dropped, done.drop_reason);
     }
 
     if (done.refused_first) {
         id = ngx_http_ldseg_client_side_id(l);
 
         ngx_log_error(NGX_LOG_ERR, s->log, 0,
-                      "ldseg: LaunchDarkly answered %l for client-side ID "
-                      "\"%V\", its events are kept and sent again every "
-                      "%uL ms", code, &id, d->delay_ms);
+                      "ldseg: %s answered %l for %s \"%V%s\", its events "
+                      "are kept and sent again every %uL ms",
+                      ngx_http_ldseg_dest_name(l), code,
+                      l->kind ? "write key" : "client-side ID", &id,
+                      l->kind ? "..." : "", d->delay_ms);
     }
 
     if (done.dead_letter) {
@@ -843,7 +925,7 @@ ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
 
     id = ngx_http_ldseg_client_side_id(l);
 
-    size = sizeof("{\"payload_id\":\"\",\"client_side_id\":\"\","
+    size = sizeof("{\"payload_id\":\"\",\"client_side_id\":\"...\","
                   "\"status\":,\"time\":\"1970-01-01T00:00:00Z\","
                   "\"events\":}\n")
            + LDSEG_UUID_LEN + id.len + NGX_INT_T_LEN + len;
@@ -862,9 +944,13 @@ ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
     ldseg_uuid_format((char *) p, l->id);
     p += LDSEG_UUID_LEN;
 
-    p = ngx_sprintf(p, "\",\"client_side_id\":\"%V\",\"status\":%l,"
+    /* Segment's: the first characters of the write key */
+
+    p = ngx_sprintf(p, "\",\"%s\":\"%V%s\",\"status\":%l,"
                     "\"time\":\"%4d-%02d-%02dT%02d:%02d:%02dZ\","
-                    "\"events\":", &id, code, tm.ngx_tm_year, tm.ngx_tm_mon,
+                    "\"events\":", l->kind ? "write_key" : "client_side_id",
+                    &id, l->kind ? "..." : "", code, tm.ngx_tm_year,
+                    tm.ngx_tm_mon,
                     tm.ngx_tm_mday, tm.ngx_tm_hour, tm.ngx_tm_min,
                     tm.ngx_tm_sec);
 
@@ -880,12 +966,19 @@ ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
     }
 
     ngx_log_error(NGX_LOG_WARN, s->log, 0,
-                  "ldseg: LaunchDarkly refused %ui events of client-side "
-                  "ID \"%V\" with status %l on %ui attempts, they go to "
-                  "\"%V\"", l->nevents, &id, code, l->attempts + 1,
+                  "ldseg: %s refused %ui events of %s \"%V%s\" with "
+                  "status %l on %ui attempts, they go to \"%V\"",
+                  ngx_http_ldseg_dest_name(l), l->nevents,
+                  l->kind ? "write key" : "client-side ID", &id,
+                  l->kind ? "..." : "", code, l->attempts + 1,
                   &s->lmcf->dead_letter);
 
-    (void) ngx_atomic_fetch_add(&s->stats->dead_lettered, l->nevents);
+    if (l->kind == NGX_HTTP_LDSEG_LAUNCHDARKLY) {
+        (void) ngx_atomic_fetch_add(&s->stats->dead_lettered, l->nevents);
+
+    } else {
+        (void) ngx_atomic_fetch_add(&s->stats->export_dropped, l->nevents);
+    }
 
     return;
 
@@ -895,14 +988,32 @@ failed:
                   "ldseg: %ui events refused by LaunchDarkly could not be "
                   "written to \"%V\"", l->nevents, &s->lmcf->dead_letter);
 
-    ngx_http_ldseg_drop(s, l->nevents, NGX_HTTP_LDSEG_DROP_DEAD);
+    ngx_http_ldseg_drop(s, l, l->nevents, NGX_HTTP_LDSEG_DROP_DEAD);
 }
 
 
 static void
-ngx_http_ldseg_drop(ngx_http_ldseg_sender_t *s, ngx_uint_t n,
-    ngx_uint_t reason)
+ngx_http_ldseg_drop(ngx_http_ldseg_sender_t *s, ngx_http_ldseg_lease_t *l,
+    ngx_uint_t n, ngx_uint_t reason)
 {
+    ngx_http_ldseg_account_t  *a;
+
+    if (l->kind == NGX_HTTP_LDSEG_SEGMENT) {
+        ngx_log_error(NGX_LOG_WARN, s->log, 0,
+                      "ldseg: %ui exported events dropped: %s", n,
+                      ngx_http_ldseg_drops[reason]);
+
+        (void) ngx_atomic_fetch_add(&s->stats->export_dropped, n);
+
+        a = ngx_http_ldseg_queue_account(s->zone, l->cred, l->cred_len);
+
+        if (a != NULL) {
+            (void) ngx_atomic_fetch_add(&a->dropped, n);
+        }
+
+        return;
+    }
+
     /* accepted events given up on: one line and the counters, by reason */
 
     ngx_log_error(NGX_LOG_WARN, s->log, 0, "ldseg: %ui events dropped: %s",
@@ -918,6 +1029,13 @@ ngx_http_ldseg_client_side_id(ngx_http_ldseg_lease_t *l)
 {
     u_char     *p, *last;
     ngx_str_t   id;
+
+    if (l->kind == NGX_HTTP_LDSEG_SEGMENT) {
+        /* a write key is a credential: its first characters only */
+        id.data = l->cred;
+        id.len = ngx_min(l->cred_len, NGX_HTTP_LDSEG_KEY_PREFIX);
+        return id;
+    }
 
     /* the last path segment of ".../events/bulk/ID" */
 

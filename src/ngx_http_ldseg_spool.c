@@ -4,7 +4,7 @@
  *
  * The durable spool: file I/O only.  Each worker appends records to a file
  * of its own, "ldseg-NNNNNNNN.spool" in the spool directory; a record holds
- * one payload (destination URL, payload ID and the JSON array to POST)
+ * one payload (destination, payload ID and the JSON array to POST)
  * behind a header with a magic number, its length and a CRC32, so a torn
  * or corrupt tail is recognized and skipped.  The queue counts, per file,
  * the payloads whose durable copy it holds; a closed file that holds none
@@ -24,13 +24,19 @@
  *
  * Record layout, integers in host byte order:
  *
- *     0  "LDS1" ("LDS0": done)
+ *     0  "LDS1" (LaunchDarkly), "LDS2" (Segment), "LDS0": done
  *     4  CRC32 of bytes 8..len
  *     8  len, the whole record
  *    12  number of events
  *    16  payload ID, 16 bytes
- *    32  URL length, 2 bytes; 2 bytes reserved
- *    36  URL, then the JSON array
+ *    32  key length, 2 bytes
+ *    34  destination kind, 1 byte (0 LaunchDarkly, 1 Segment); 1 reserved
+ *    36  key, then the JSON array
+ *
+ * The key is the destination's: its URL, and for Segment a NUL and the
+ * write key.  A LaunchDarkly record is the same as before the export
+ * existed; a Segment record has a magic of its own, so that an older
+ * version skips it as corrupt rather than sending it to LaunchDarkly.
  */
 
 
@@ -48,6 +54,7 @@
 
 
 #define NGX_HTTP_LDSEG_SPOOL_MAGIC    "LDS1"
+#define NGX_HTTP_LDSEG_SPOOL_MAGIC2   "LDS2"
 #define NGX_HTTP_LDSEG_SPOOL_DONE     "LDS0"
 #define NGX_HTTP_LDSEG_SPOOL_NAME     "ldseg-%08uD.spool"
 #define NGX_HTTP_LDSEG_SPOOL_MODE     0600
@@ -224,7 +231,7 @@ ngx_http_ldseg_spool_record_size(size_t url_len, size_t body_len)
 
 u_char *
 ngx_http_ldseg_spool_record_start(u_char *rec, u_char *id,
-    ngx_uint_t nevents, u_char *url, size_t url_len)
+    ngx_uint_t nevents, ngx_uint_t kind, u_char *url, size_t url_len)
 {
     uint16_t  ulen;
     uint32_t  nev;
@@ -232,12 +239,14 @@ ngx_http_ldseg_spool_record_start(u_char *rec, u_char *id,
     ulen = (uint16_t) url_len;
     nev = (uint32_t) nevents;
 
-    ngx_memcpy(rec, NGX_HTTP_LDSEG_SPOOL_MAGIC, 4);
+    ngx_memcpy(rec, kind ? NGX_HTTP_LDSEG_SPOOL_MAGIC2
+                         : NGX_HTTP_LDSEG_SPOOL_MAGIC, 4);
     ngx_memzero(rec + 4, 8);
     ngx_memcpy(rec + 12, &nev, 4);
     ngx_memcpy(rec + 16, id, 16);
     ngx_memcpy(rec + 32, &ulen, 2);
-    ngx_memzero(rec + 34, 2);
+    rec[34] = (u_char) kind;
+    rec[35] = 0;
 
     return ngx_cpymem(rec + NGX_HTTP_LDSEG_SPOOL_HEADER, url, url_len);
 }
@@ -353,7 +362,7 @@ static ngx_int_t
 ngx_http_ldseg_spool_scan_file(ngx_str_t *dir, uint32_t n,
     ngx_http_ldseg_spool_rec_pt handler, void *data, ngx_log_t *log)
 {
-    u_char                      *buf, *rec, name[NGX_MAX_PATH];
+    u_char                      *buf, *rec, *p, name[NGX_MAX_PATH];
     off_t                        size;
     size_t                       len, off, rlen;
     uint16_t                     ulen;
@@ -419,9 +428,27 @@ ngx_http_ldseg_spool_scan_file(ngx_str_t *dir, uint32_t n,
         r.off = off;
         r.len = rlen;
         r.id = rec + 16;
+        r.kind = rec[34];
         r.url.data = rec + NGX_HTTP_LDSEG_SPOOL_HEADER;
         r.url.len = ulen;
+        r.cred.data = NULL;
+        r.cred.len = 0;
         r.body_len = rlen - NGX_HTTP_LDSEG_SPOOL_HEADER - ulen;
+
+        if (r.kind != 0) {
+            p = ngx_strlchr(r.url.data, r.url.data + ulen, '\0');
+
+            if (p == NULL) {
+                ngx_log_error(NGX_LOG_WARN, log, 0,
+                              "ldseg: spool record at offset %uz of \"%s\" "
+                              "has no write key, skipped", off, name);
+                continue;
+            }
+
+            r.url.len = p - r.url.data;
+            r.cred.data = p + 1;
+            r.cred.len = ulen - r.url.len - 1;
+        }
 
         rc = handler(data, &r);
     }
@@ -475,7 +502,19 @@ ngx_http_ldseg_spool_check(u_char *rec, size_t avail)
 
     if (avail < NGX_HTTP_LDSEG_SPOOL_HEADER
         || (ngx_memcmp(rec, NGX_HTTP_LDSEG_SPOOL_MAGIC, 4) != 0
+            && ngx_memcmp(rec, NGX_HTTP_LDSEG_SPOOL_MAGIC2, 4) != 0
             && ngx_memcmp(rec, NGX_HTTP_LDSEG_SPOOL_DONE, 4) != 0))
+    {
+        return NGX_ERROR;
+    }
+
+    /* the kind goes with its magic (a done record keeps its kind) */
+
+    if (rec[34] > 1
+        || (rec[34] == 0
+            && ngx_memcmp(rec, NGX_HTTP_LDSEG_SPOOL_MAGIC2, 4) == 0)
+        || (rec[34] == 1
+            && ngx_memcmp(rec, NGX_HTTP_LDSEG_SPOOL_MAGIC, 4) == 0))
     {
         return NGX_ERROR;
     }

@@ -21,6 +21,8 @@
 
 /* events URL + "/events/bulk/" + client-side ID */
 #define NGX_HTTP_LDSEG_URL_MAX        1536
+/* a Segment write key at most (its length is one byte of a record) */
+#define NGX_HTTP_LDSEG_CRED_MAX       255
 #define NGX_HTTP_LDSEG_SPOOL_HEADER   36
 #define NGX_HTTP_LDSEG_SPOOL_ROTATE   (1024 * 1024)
 
@@ -53,7 +55,9 @@ typedef struct {
     size_t                        len;
     uint32_t                      nevents;
     u_char                       *id;
+    ngx_uint_t                    kind;
     ngx_str_t                     url;
+    ngx_str_t                     cred;
     size_t                        body_len;
 } ngx_http_ldseg_spool_rec_t;
 
@@ -138,12 +142,18 @@ char *ngx_http_ldseg_spool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 void ngx_http_ldseg_spool_name(u_char *dir, size_t dir_len, uint32_t n,
     u_char *name);
 
-/* bytes a record of a url_len URL and a body_len JSON array takes */
+/*
+ * bytes a record of a url_len URL (its key: the URL and, for Segment, a
+ * NUL and the write key) and a body_len JSON array takes
+ */
 size_t ngx_http_ldseg_spool_record_size(size_t url_len, size_t body_len);
 
-/* writes a record's header and URL at rec; returns where the body goes */
+/*
+ * writes a record's header, the destination's kind and its key (url_len
+ * bytes as above) at rec; returns where the body goes
+ */
 u_char *ngx_http_ldseg_spool_record_start(u_char *rec, u_char *id,
-    ngx_uint_t nevents, u_char *url, size_t url_len);
+    ngx_uint_t nevents, ngx_uint_t kind, u_char *url, size_t url_len);
 
 /* sets the length and CRC of a complete record of len bytes */
 void ngx_http_ldseg_spool_record_seal(u_char *rec, size_t len);

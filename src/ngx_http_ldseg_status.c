@@ -59,6 +59,10 @@ static u_char *ngx_http_ldseg_dest_json(u_char *p,
     ngx_http_ldseg_dest_status_t *ds);
 static u_char *ngx_http_ldseg_dstats_json(u_char *p,
     ngx_http_ldseg_dstats_t *d);
+static u_char *ngx_http_ldseg_status_export(u_char *p,
+    ngx_http_ldseg_stats_t *st, ngx_http_ldseg_account_t *a,
+    u_char (*keys)[NGX_HTTP_LDSEG_CRED_MAX], ngx_uint_t n,
+    ngx_uint_t prometheus);
 static u_char *ngx_http_ldseg_status_prometheus(u_char *p,
     ngx_http_ldseg_status_t *ss);
 static u_char *ngx_http_ldseg_dest_prometheus(u_char *p,
@@ -201,6 +205,46 @@ static const char  *ngx_http_ldseg_pauses[] = {
 };
 
 
+/* the export's counters: totals, and per write key */
+static ngx_http_ldseg_counter_t  ngx_http_ldseg_export_counters[] = {
+    { "requests", "SDK event posts read for the export.",
+      offsetof(ngx_http_ldseg_stats_t, export_requests) },
+    { "received", "SDK events read (an unusable post counts one).",
+      offsetof(ngx_http_ldseg_stats_t, export_received) },
+    { "exported", "Segment messages queued for Segment.",
+      offsetof(ngx_http_ldseg_stats_t, exported) },
+    { "skipped", "SDK events that are not exported (index, identify, "
+      "summary, alias, debug).",
+      offsetof(ngx_http_ldseg_stats_t, export_skipped) },
+    { "rejected", "SDK events (or unusable posts) that cannot be exported.",
+      offsetof(ngx_http_ldseg_stats_t, export_rejected) },
+    { "dropped", "Segment messages given up on (queue full, dead letter).",
+      offsetof(ngx_http_ldseg_stats_t, export_dropped) },
+    { "delivered", "Segment messages acknowledged by Segment.",
+      offsetof(ngx_http_ldseg_stats_t, export_delivered) },
+    { "failed", "Segment messages in POSTs that failed (kept, retried).",
+      offsetof(ngx_http_ldseg_stats_t, export_failed) },
+    { NULL, NULL, 0 }
+};
+
+
+static ngx_http_ldseg_counter_t  ngx_http_ldseg_account_counters[] = {
+    { "exported", "Segment messages queued, by write key.",
+      offsetof(ngx_http_ldseg_account_t, exported) },
+    { "skipped", "SDK events not exported, by write key.",
+      offsetof(ngx_http_ldseg_account_t, skipped) },
+    { "rejected", "SDK events that cannot be exported, by write key.",
+      offsetof(ngx_http_ldseg_account_t, rejected) },
+    { "dropped", "Segment messages given up on, by write key.",
+      offsetof(ngx_http_ldseg_account_t, dropped) },
+    { "delivered", "Segment messages acknowledged, by write key.",
+      offsetof(ngx_http_ldseg_account_t, delivered) },
+    { "failed", "Segment messages in failed POSTs, by write key.",
+      offsetof(ngx_http_ldseg_account_t, failed) },
+    { NULL, NULL, 0 }
+};
+
+
 static ngx_http_ldseg_counter_t  ngx_http_ldseg_post_counters[] = {
     { "sent", "POSTs to LaunchDarkly started.",
       offsetof(ngx_http_ldseg_stats_t, posts_sent) },
@@ -220,9 +264,12 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     ngx_int_t                    rc;
     ngx_str_t                    format, arg;
     ngx_uint_t                   prometheus, html, what;
+    ngx_uint_t                   n;
     ngx_http_ldseg_stats_t      *st;
     ngx_http_ldseg_status_t      ss;
+    ngx_http_ldseg_account_t    *a;
     ngx_http_ldseg_main_conf_t  *lmcf;
+    u_char                     (*keys)[NGX_HTTP_LDSEG_CRED_MAX];
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -304,7 +351,20 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
         return ngx_http_ldseg_status_recent(r, &ss);
     }
 
-    len = ngx_http_ldseg_status_size(&ss);
+    /* the export's write keys: at most 6 lines of about 150 bytes each */
+
+    a = ngx_palloc(r->pool, (NGX_HTTP_LDSEG_ACCOUNTS_MAX + 1)
+                            * sizeof(ngx_http_ldseg_account_t));
+    keys = ngx_palloc(r->pool, (NGX_HTTP_LDSEG_ACCOUNTS_MAX + 1)
+                               * NGX_HTTP_LDSEG_CRED_MAX);
+    if (a == NULL || keys == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n = ngx_http_ldseg_queue_accounts(lmcf->shm_zone, a, keys,
+                                      NGX_HTTP_LDSEG_ACCOUNTS_MAX + 1);
+
+    len = ngx_http_ldseg_status_size(&ss) + 4096 + n * 1024;
 
     body = ngx_pnalloc(r->pool, len);
     if (body == NULL) {
@@ -315,8 +375,11 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
         last = ngx_http_ldseg_status_prometheus(body, &ss);
 
     } else {
-        last = ngx_http_ldseg_status_json(body, &ss);
+        /* the export's object goes before the closing "}\n" */
+        last = ngx_http_ldseg_status_json(body, &ss) - 2;
     }
+
+    last = ngx_http_ldseg_status_export(last, st, a, keys, n, prometheus);
 
     if (prometheus) {
         return ngx_http_ldseg_send(r, NGX_HTTP_OK, &ngx_http_ldseg_text,
@@ -1513,4 +1576,83 @@ ngx_http_ldseg_test_cleanup(void *data)
         ngx_http_ldseg_sender_test_cancel(t->post);
         t->post = NULL;
     }
+}
+
+
+/*
+ * The export: totals, then one entry per write key, shown by its first
+ * characters only (a write key is a credential); write keys beyond the
+ * ones counted on their own share the entry "other".  JSON: closes the
+ * object the main counters opened.
+ */
+
+static u_char *
+ngx_http_ldseg_status_export(u_char *p, ngx_http_ldseg_stats_t *st,
+    ngx_http_ldseg_account_t *a, u_char (*keys)[NGX_HTTP_LDSEG_CRED_MAX],
+    ngx_uint_t n, ngx_uint_t prometheus)
+{
+    size_t                     len;
+    ngx_uint_t                 i;
+    ngx_http_ldseg_counter_t  *c;
+
+    if (!prometheus) {
+        p = ngx_sprintf(p, ",\"export\":{");
+
+        for (c = ngx_http_ldseg_export_counters; c->name; c++) {
+            p = ngx_sprintf(p, "%s\"%s\":%uA",
+                            c == ngx_http_ldseg_export_counters ? "" : ",",
+                            c->name, ngx_http_ldseg_stat(st, c));
+        }
+
+        p = ngx_sprintf(p, ",\"write_keys\":[");
+
+        for (i = 0; i < n; i++) {
+            len = ngx_min(a[i].key_len, NGX_HTTP_LDSEG_KEY_PREFIX);
+
+            if (a[i].key_len == 0) {
+                p = ngx_sprintf(p, "%s{\"write_key\":\"other\"",
+                                i ? "," : "");
+
+            } else {
+                p = ngx_sprintf(p, "%s{\"write_key\":\"%*s...\"",
+                                i ? "," : "", len, keys[i]);
+            }
+
+            for (c = ngx_http_ldseg_account_counters; c->name; c++) {
+                p = ngx_sprintf(p, ",\"%s\":%uA", c->name,
+                                ngx_http_ldseg_stat(&a[i], c));
+            }
+
+            *p++ = '}';
+        }
+
+        return ngx_sprintf(p, "]}}\n");
+    }
+
+    for (c = ngx_http_ldseg_export_counters; c->name; c++) {
+        p = ngx_sprintf(p, "# HELP ldseg_export_%s_total %s\n"
+                        "# TYPE ldseg_export_%s_total counter\n"
+                        "ldseg_export_%s_total %uA\n",
+                        c->name, c->help, c->name, c->name,
+                        ngx_http_ldseg_stat(st, c));
+    }
+
+    for (c = ngx_http_ldseg_account_counters; c->name; c++) {
+        p = ngx_sprintf(p, "# HELP ldseg_export_write_key_%s_total %s\n"
+                        "# TYPE ldseg_export_write_key_%s_total counter\n",
+                        c->name, c->help, c->name);
+
+        for (i = 0; i < n; i++) {
+            len = ngx_min(a[i].key_len, NGX_HTTP_LDSEG_KEY_PREFIX);
+
+            p = ngx_sprintf(p, "ldseg_export_write_key_%s_total"
+                            "{write_key=\"%*s%s\"} %uA\n", c->name,
+                            a[i].key_len ? len : 5,
+                            a[i].key_len ? keys[i] : (u_char *) "other",
+                            a[i].key_len ? "..." : "",
+                            ngx_http_ldseg_stat(&a[i], c));
+        }
+    }
+
+    return p;
 }

@@ -15,7 +15,7 @@ use Test::Ldseg;
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(107);
+my $t = Test::Ldseg->new()->plan(127);
 
 # a configuration with placeholders for each level
 
@@ -304,6 +304,76 @@ fails(qr/shared memory zone "ldseg" is already declared for a different use/,
       http => 'ldseg_dedupe zone=ldseg:1m;');
 fails(qr/"ldseg_clock_skew"/, 'clock skew maybe',
       loc => 'ldseg on; ldseg_clock_skew maybe;');
+
+# ldseg_export and its directives
+
+my $X = 'ldseg_export on; ldseg_pass @ld;';
+my $LD = 'location @ld { return 202; }';
+
+valid('ldseg_export, every directive at every level', id => '',
+    http => <<'EOF',
+    ldseg_export_url http://127.0.0.1:9;
+    ldseg_export_write_key $http_x_key;
+    ldseg_export_project default;
+    ldseg_export_label click "Goal Clicked";
+EOF
+    server => <<'EOF',
+    ldseg_export_url https://api.segment.io/;
+    ldseg_export_environment $http_x_env;
+EOF
+    loc => <<'EOF',
+    ldseg_export on;
+    ldseg_export_write_key wk-Literal_1.2;
+    ldseg_export_environment 5f0123456789abcdef012345;
+    ldseg_export_project "my project";
+    ldseg_export_label feature "Feature Evaluated";
+    ldseg_export_label custom custom;
+    ldseg_pass @ld;
+EOF
+    extra => $LD);
+valid('ldseg_export off without anything', zone => '', id => '',
+      loc => 'ldseg_export off;');
+fails(qr/"ldseg_export" requires "ldseg_export_write_key"/,
+      'export without a write key', loc => $X, extra => $LD);
+fails(qr/"ldseg_export" requires "ldseg_pass"/, 'export without ldseg_pass',
+      loc => 'ldseg_export on; ldseg_export_write_key wk;');
+fails(qr/"ldseg_export" and "ldseg" cannot be in the same location/,
+      'export and ldseg together',
+      loc => "ldseg on; $X ldseg_export_write_key wk;", extra => $LD);
+fails(qr/require "ldseg_zone"/, 'export without a zone', zone => '',
+      loc => "$X ldseg_export_write_key wk;", extra => $LD);
+fails(qr/"ldseg_export" directive is not allowed here/, 'export in server',
+      server => 'ldseg_export on;');
+fails(qr/invalid value "maybe" in "ldseg_export"|"ldseg_export".*"maybe"/,
+      'export maybe', loc => 'ldseg_export maybe;');
+fails(qr/invalid "ldseg_export_write_key" "a:b"/, 'write key with ":"',
+      loc => "$X ldseg_export_write_key a:b;", extra => $LD);
+fails(qr/invalid "ldseg_export_write_key"/, 'write key too long',
+      loc => "$X ldseg_export_write_key " . ('k' x 256) . ';', extra => $LD);
+fails(qr/"ldseg_export_write_key" directive is duplicate/,
+      'write key twice',
+      loc => "$X ldseg_export_write_key a; ldseg_export_write_key b;",
+      extra => $LD);
+fails(qr/invalid "ldseg_export_url" "ftp:\/\/x": expected http/,
+      'export url ftp', http => 'ldseg_export_url ftp://x;');
+fails(qr/invalid "ldseg_export_url" .*a path, query or fragment/,
+      'export url with a path',
+      http => 'ldseg_export_url https://api.segment.io/v1;');
+fails(qr/"ldseg_export_url" directive is duplicate/, 'export url twice',
+      http => 'ldseg_export_url http://a; ldseg_export_url http://b;');
+fails(qr/invalid "ldseg_export_label" kind "identify"/, 'label of identify',
+      http => 'ldseg_export_label identify x;');
+fails(qr/invalid "ldseg_export_label" name ""/, 'empty label',
+      http => 'ldseg_export_label feature "";');
+fails(qr/"ldseg_export_label" directive is duplicate/, 'label twice',
+      http => 'ldseg_export_label feature a; ldseg_export_label feature b;');
+fails(qr/invalid number of arguments in "ldseg_export_label"/,
+      'label without name', http => 'ldseg_export_label feature;');
+fails(qr/"ldseg_export_environment" directive is duplicate/,
+      'environment twice', http => 'ldseg_export_environment a; '
+      . 'ldseg_export_environment b;');
+fails(qr/"ldseg_export_project" directive is duplicate/, 'project twice',
+      http => 'ldseg_export_project a; ldseg_export_project b;');
 
 # unknown directive in the ldseg_ namespace
 

@@ -175,6 +175,12 @@ test_case(cJSON *c)
 }
 
 
+
+static void *export_bytes_alloc(void *ctx, size_t size);
+static void export_bytes_free(void *ctx, void *p);
+
+static size_t  export_bytes;
+
 int
 main(void)
 {
@@ -258,5 +264,72 @@ main(void)
         ok(fails == 0, "allocation failures: ENOMEM and nothing leaked");
     }
 
+    /*
+     * Hostile input costs memory in proportion: 500 KB of elements that
+     * are no events (numbers, empty objects) allocate the per-element
+     * results only, not an event's scratch space each.
+     */
+
+    {
+        char                     *body;
+        size_t                    k, len;
+        ldseg_error_t             err;
+        ldseg_result_t            res;
+        ldseg_allocator_t         a;
+        ldseg_export_options_t    opt;
+        ldseg_rc_t                rc;
+
+        static const char  *elems[] = { "1,", "{},", "{\"kind\":\"x\"}," };
+
+        ldseg_export_options_init(&opt);
+
+        for (k = 0; k < sizeof(elems) / sizeof(elems[0]); k++) {
+            body = malloc(LDSEG_MAX_BATCH_BYTES);
+            len = 1;
+            body[0] = '[';
+
+            while (len + strlen(elems[k]) + 2 < LDSEG_MAX_BATCH_BYTES) {
+                memcpy(body + len, elems[k], strlen(elems[k]));
+                len += strlen(elems[k]);
+            }
+
+            body[len - 1] = ']';
+
+            a.alloc = export_bytes_alloc;
+            a.free = export_bytes_free;
+            a.ctx = NULL;
+            export_bytes = 0;
+
+            rc = ldseg_export_process(body, len, &opt, &a, &res, &err);
+
+            ok(rc == LDSEG_OK && res.nevents == 0
+               && export_bytes <= 48 * len,
+               "%.3s... x %zu: %zu bytes allocated for %zu (at most 48 "
+               "per input byte)", elems[k], res.n, export_bytes, len);
+
+            if (rc == LDSEG_OK) {
+                ldseg_result_free(&res, &a);
+            }
+
+            free(body);
+        }
+    }
+
     return done();
+}
+
+
+static void *
+export_bytes_alloc(void *ctx, size_t size)
+{
+    export_bytes += size;
+
+    return malloc(size);
+}
+
+
+static void
+export_bytes_free(void *ctx, void *p)
+{
+    free(p);
 }
