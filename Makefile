@@ -11,6 +11,9 @@ SHELL := /bin/bash
 #   make crashpoints  the module with its crash points compiled in
 #                 (build/crashpoints/ngx_http_ldseg_module.so, t/490-*.t)
 #   make bench    throughput/CPU benchmark against bare nginx (bench/)
+#   make bench-instructions
+#                 instructions per request against bare nginx (callgrind):
+#                 a figure a loaded machine does not move
 #   make bench-adversarial
 #                 cost per byte of adversarial bodies against track.json
 #   make bench-export
@@ -48,7 +51,7 @@ FUZZ_QUICK  ?= 20
 
 .PHONY: all deps check-core unit fuzz-replay fuzz fuzz-quick test run \
         differential \
-        static asan bench bench-adversarial bench-export clean crashpoints
+        static asan bench bench-instructions bench-adversarial bench-export clean crashpoints
 
 all: $(MODULE)
 
@@ -163,6 +166,9 @@ asan:
 
 bench: $(MODULE)
 	@sh bench/run.sh
+
+bench-instructions: $(MODULE)
+	@sh bench/instructions.sh
 
 bench-adversarial: $(MODULE)
 	@bash bench/adversarial.sh

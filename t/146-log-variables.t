@@ -18,7 +18,7 @@ use JSON::PP;
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(10);
+my $t = Test::Ldseg->new()->plan(11);
 my $mock = $t->mock;
 
 $t->write_file_expand('nginx.conf', <<'EOF');
@@ -96,6 +96,10 @@ post('/v1/batch', 'key-a', $J->encode({ batch => [
 post('/v1/track', 'key-a', 'not json');
 post('/v1/track', 'key-unknown', $track);
 post('/v1/track', 'key-b', $track);
+post('/v1/batch', 'key-b', $J->encode({ batch => [
+    map { { type => 'track', userId => "u$_", event => 'E', timestamp => $TS } }
+        1 .. 123
+] }));
 post('/pass/v1/track', 'key-a', $track);
 my $code = post('/v1/track', 'key-c', $track);
 is($code, 503, 'fourth destination: 503');
@@ -116,9 +120,11 @@ is(fields($lines[2]), '400 0 rejected:invalid_json -',
 is(fields($lines[3]), '401 0 rejected:unknown_write_key -',
    'unknown write key: rejected:unknown_write_key');
 is(fields($lines[4]), '200 1 accepted ID-B', 'second ID: accepted');
-is(fields($lines[5]), '503 0 backpressure ID-C',
+is(fields($lines[5]), '200 123 accepted ID-B',
+   'a batch of 123: events=123');
+is(fields($lines[6]), '503 0 backpressure ID-C',
    'a destination too many: backpressure');
-is(scalar @lines, 6, 'one line per request in the server log');
+is(scalar @lines, 7, 'one line per request in the server log');
 is(fields($pass[0]), '202 1 accepted ID-P',
    'ldseg_pass: the named location logs the variables');
 is(scalar @pass, 1, 'one line in the named location log');
