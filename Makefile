@@ -18,6 +18,8 @@ SHELL := /bin/bash
 #                 cost per byte of adversarial bodies against track.json
 #   make bench-export
 #                 CPU per exported event of the export core (one core)
+#   make bench-mappings
+#                 core CPU per message: built-in presets vs the presets file
 #   make differential SEEDS="6 7 8"
 #                 fresh random messages through the core, compared with
 #                 Segment's own destination (installs t/oracle from npm)
@@ -51,7 +53,7 @@ FUZZ_QUICK  ?= 20
 
 .PHONY: all deps check-core unit fuzz-replay fuzz fuzz-quick test run \
         differential \
-        static asan bench bench-instructions bench-adversarial bench-export clean crashpoints
+        static asan bench bench-instructions bench-adversarial bench-export bench-mappings clean crashpoints
 
 all: $(MODULE)
 
@@ -113,12 +115,12 @@ unit: check-core $(UNIT_BINS)
 $(BUILD)/fuzz/%_replay: t/fuzz/%.c t/fuzz/replay.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -o $@ $< t/fuzz/replay.c \
-	    $(CORE_SRCS) -lm
+	    $(CORE_SRCS) -lcjson -lm
 
 $(BUILD)/fuzz/fuzz_%: t/fuzz/fuzz_%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	clang $(CORE_CFLAGS) -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=undefined -o $@ $< $(CORE_SRCS) -lm
+	    -fno-sanitize-recover=undefined -o $@ $< $(CORE_SRCS) -lcjson -lm
 
 fuzz-replay: $(FUZZ_REPLAY)
 	@for f in $(FUZZ_REPLAY); do \
@@ -180,7 +182,15 @@ bench-export: $(BUILD)/export_bench
 $(BUILD)/export_bench: bench/export_bench.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
 	$(CC) -std=c99 -D_DEFAULT_SOURCE -O2 -Wall -Wextra -Wno-unused-parameter -Werror -Isrc \
-	    -o $@ bench/export_bench.c $(CORE_SRCS) -lm
+	    -o $@ bench/export_bench.c $(CORE_SRCS) -lcjson -lm
+
+# the core's CPU per message: built-in presets against the same presets
+# loaded from a mappings file (bench/core_bench.c)
+bench-mappings: $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) -std=c99 -D_DEFAULT_SOURCE -O2 -Isrc -o $(BUILD)/core_bench \
+	    bench/core_bench.c $(CORE_SRCS) -lcjson -lm
+	$(BUILD)/core_bench t/conformance/presets.json
 
 clean:
 	rm -rf $(BUILD)

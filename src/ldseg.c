@@ -14,6 +14,7 @@
 #include <ldseg.h>
 #include <ldseg_segment.h>
 #include <ldseg_translate.h>
+#include <ldseg_mapping_run.h>
 
 
 typedef struct {
@@ -26,7 +27,11 @@ typedef struct {
 static ldseg_rc_t ldseg_write_key(const ldseg_json_val_t *v,
     const ldseg_allocator_t *a, ldseg_result_t *res);
 static ldseg_rc_t ldseg_output(const ldseg_segment_t *s,
-    const ldseg_allocator_t *a, ldseg_result_t *res);
+    ldseg_mapping_run_t *run, const ldseg_allocator_t *a,
+    ldseg_result_t *res);
+static ldseg_rc_t ldseg_output_mapped(const ldseg_segment_t *s,
+    ldseg_mapping_run_t *run, const ldseg_allocator_t *a,
+    ldseg_result_t *res);
 static ldseg_rc_t ldseg_message_ids(const ldseg_segment_t *s,
     const ldseg_allocator_t *a, ldseg_result_t *res);
 
@@ -75,10 +80,13 @@ static const char  *ldseg_reasons[LDSEG_REASON_N] = {
     "internal_error",
     "invalid_message_id",
     "message_in_progress",
+    "invalid_context",
+    "mapping_failed",
     "identify_without_user_id",
     "identify_without_previous_id",
     "no_event_for_type",
     "integrations_disabled",
+    "not_subscribed",
     "unknown_endpoint",
     "method_not_allowed",
     "origin_not_allowed",
@@ -183,6 +191,7 @@ ldseg_options_init(ldseg_options_t *opt)
     opt->max_depth = LDSEG_MAX_DEPTH;
     opt->clock_skew = 1;
     opt->message_ids = 0;
+    opt->mappings = NULL;
 }
 
 
@@ -191,15 +200,36 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
     const ldseg_options_t *opt, const ldseg_allocator_t *a,
     ldseg_result_t *res, ldseg_error_t *err)
 {
-    ldseg_rc_t       rc;
-    ldseg_event_t    single;
-    ldseg_segment_t  s;
+    uint64_t              stack[LDSEG_MAPPING_RUN_STACK / 8];
+    ldseg_rc_t            rc;
+    ldseg_event_t         single;
+    ldseg_segment_t       s;
+    ldseg_mapping_run_t  *run;
 
     memset(res, 0, sizeof(ldseg_result_t));
 
-    rc = ldseg_segment_parse(&s, body, len, ep, &single, opt, a, err);
+    /* with mappings, the request's state: on the stack if it fits */
+
+    run = NULL;
+
+    if (opt->mappings != NULL) {
+        run = ldseg_mapping_run_create(opt->mappings, a, len, stack,
+                                       sizeof(stack));
+        if (run == NULL) {
+            err->reason = LDSEG_REASON_NO_MEMORY;
+            err->message = "out of memory";
+            return LDSEG_ENOMEM;
+        }
+    }
+
+    rc = ldseg_segment_parse(&s, body, len, ep, &single, run, opt, a, err);
     if (rc != LDSEG_OK) {
+        ldseg_mapping_run_free(run);
         return rc;
+    }
+
+    if (run != NULL && ldseg_mapping_run_nomem(run)) {
+        goto nomem;
     }
 
     if (s.n != 0) {
@@ -213,18 +243,20 @@ ldseg_process(const char *body, size_t len, ldseg_endpoint_e ep,
     }
 
     if (ldseg_write_key(&s.write_key, a, res) != LDSEG_OK
-        || ldseg_output(&s, a, res) != LDSEG_OK)
+        || ldseg_output(&s, run, a, res) != LDSEG_OK)
     {
         goto nomem;
     }
 
     ldseg_segment_free(&s);
+    ldseg_mapping_run_free(run);
 
     return LDSEG_OK;
 
 nomem:
 
     ldseg_segment_free(&s);
+    ldseg_mapping_run_free(run);
 
     ldseg_result_free(res, a);
 
@@ -261,8 +293,8 @@ ldseg_write_key(const ldseg_json_val_t *v, const ldseg_allocator_t *a,
  */
 
 static ldseg_rc_t
-ldseg_output(const ldseg_segment_t *s, const ldseg_allocator_t *a,
-    ldseg_result_t *res)
+ldseg_output(const ldseg_segment_t *s, ldseg_mapping_run_t *run,
+    const ldseg_allocator_t *a, ldseg_result_t *res)
 {
     char                *p;
     size_t               i, len, total;
@@ -281,6 +313,15 @@ ldseg_output(const ldseg_segment_t *s, const ldseg_allocator_t *a,
         switch (mr->status) {
 
         case LDSEG_MSG_EVENT:
+            if (ev->kind == LDSEG_EVENT_MAPPED) {
+                mr->event_off = ev->text_off;
+                mr->event_len = ev->text_len;
+                mr->nld = ev->nld;
+                res->nevents++;
+                res->nld += mr->nld;
+                break;
+            }
+
             len = ldseg_translate_write(ev, NULL);
 
             /* the event and a comma; cannot overflow below SIZE_MAX / 2 */
@@ -289,8 +330,10 @@ ldseg_output(const ldseg_segment_t *s, const ldseg_allocator_t *a,
             }
 
             mr->event_len = len;
+            mr->nld = 1;
             total += len + 1;
             res->nevents++;
+            res->nld++;
             break;
 
         case LDSEG_MSG_SKIPPED:
@@ -305,6 +348,10 @@ ldseg_output(const ldseg_segment_t *s, const ldseg_allocator_t *a,
 
     if (s->opt->message_ids && ldseg_message_ids(s, a, res) != LDSEG_OK) {
         return LDSEG_ENOMEM;
+    }
+
+    if (run != NULL) {
+        return ldseg_output_mapped(s, run, a, res);
     }
 
     if (res->nevents == 0) {
@@ -406,6 +453,152 @@ ldseg_message_ids(const ldseg_segment_t *s, const ldseg_allocator_t *a,
 }
 
 
+/*
+ * With mappings, the events were written as the messages were read, into
+ * the run's buffer, which becomes the result's.  Unless Segment's pipeline
+ * then turned a message off (integrations, a messageId too long) or moved
+ * its timestamp (clock skew): the events are copied again, without those
+ * messages' events, and with the creationDate of each event whose
+ * timestamp is the message's written anew.
+ */
+
+static ldseg_rc_t
+ldseg_output_mapped(const ldseg_segment_t *s, ldseg_mapping_run_t *run,
+    const ldseg_allocator_t *a, ldseg_result_t *res)
+{
+    char                        *p, *old, digits[24];
+    size_t                       i, k, n, nsk, total, at, old_len, dlen;
+    unsigned                     rewrite;
+    ldseg_event_t               *ev;
+    ldseg_msg_result_t          *mr;
+    const ldseg_mapping_skew_t  *sk;
+
+    nsk = ldseg_mapping_run_skews(run, &sk);
+    rewrite = 0;
+    k = 0;
+
+    for (i = 0; i < res->n && !rewrite; i++) {
+        ev = ldseg_segment_message(s, i);
+
+        if (ev->kind != LDSEG_EVENT_MAPPED) {
+            continue;
+        }
+
+        if (ev->status != LDSEG_MSG_EVENT) {
+            rewrite = 1;
+            break;
+        }
+
+        /* the dates written with the message's timestamp, as it was */
+
+        for ( /* void */ ; k < nsk && sk[k].off < ev->text_off; k++) {
+            /* void */
+        }
+
+        for ( ; k < nsk && sk[k].off < ev->text_off + ev->text_len; k++) {
+            if (sk[k].ms != ev->ms) {
+                rewrite = 1;
+                break;
+            }
+        }
+    }
+
+    ldseg_mapping_run_events(run, &old, &old_len);
+
+    if (!rewrite) {
+        res->events = old;
+        res->events_len = old_len;
+        return LDSEG_OK;
+    }
+
+    /* the size: every event's text, the digits of corrected dates */
+
+    total = 0;
+    k = 0;
+
+    for (i = 0; i < res->n; i++) {
+        mr = &res->msgs[i];
+        ev = ldseg_segment_message(s, i);
+
+        if (mr->status != LDSEG_MSG_EVENT) {
+            continue;
+        }
+
+        total += mr->event_len + 1;
+
+        for ( /* void */ ; k < nsk && sk[k].off < ev->text_off; k++) {
+            /* void */
+        }
+
+        for ( ; k < nsk && sk[k].off < ev->text_off + ev->text_len; k++) {
+            total = total + ldseg_mapping_format_ms(ev->ms, digits)
+                    - sk[k].len;
+        }
+    }
+
+    res->events = NULL;
+    res->events_len = 0;
+
+    if (res->nevents == 0) {
+        a->free(a->ctx, old);
+        return LDSEG_OK;
+    }
+
+    res->events = a->alloc(a->ctx, total);
+    if (res->events == NULL) {
+        a->free(a->ctx, old);
+        return LDSEG_ENOMEM;
+    }
+
+    p = res->events;
+    k = 0;
+
+    for (i = 0; i < res->n; i++) {
+        mr = &res->msgs[i];
+        ev = ldseg_segment_message(s, i);
+
+        if (mr->status != LDSEG_MSG_EVENT) {
+            continue;
+        }
+
+        if (p != res->events) {
+            *p++ = ',';
+        }
+
+        mr->event_off = (size_t) (p - res->events);
+        at = ev->text_off;
+
+        for ( /* void */ ; k < nsk && sk[k].off < ev->text_off; k++) {
+            /* void */
+        }
+
+        for ( ; k < nsk && sk[k].off < ev->text_off + ev->text_len; k++) {
+            n = sk[k].off - at;
+            memcpy(p, old + at, n);
+            p += n;
+
+            dlen = ldseg_mapping_format_ms(ev->ms, digits);
+            memcpy(p, digits, dlen);
+            p += dlen;
+
+            at = sk[k].off + sk[k].len;
+        }
+
+        n = ev->text_off + ev->text_len - at;
+        memcpy(p, old + at, n);
+        p += n;
+
+        mr->event_len = (size_t) (p - res->events) - mr->event_off;
+    }
+
+    res->events_len = (size_t) (p - res->events);
+
+    a->free(a->ctx, old);
+
+    return LDSEG_OK;
+}
+
+
 void
 ldseg_result_free(ldseg_result_t *res, const ldseg_allocator_t *a)
 {
@@ -440,6 +633,7 @@ ldseg_result_duplicate(ldseg_result_t *res, size_t i)
 
     case LDSEG_MSG_EVENT:
         res->nevents--;
+        res->nld -= mr->nld;
         break;
 
     case LDSEG_MSG_SKIPPED:

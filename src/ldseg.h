@@ -87,6 +87,8 @@ typedef enum {
     LDSEG_REASON_INTERNAL_ERROR,
     LDSEG_REASON_INVALID_MESSAGE_ID,
     LDSEG_REASON_MESSAGE_IN_PROGRESS,
+    LDSEG_REASON_INVALID_CONTEXT,          /* mappings: context kind, keys */
+    LDSEG_REASON_MAPPING_FAILED,           /* mappings: mapping-kit fails */
 
     LDSEG_REASON_NREJECT,
 
@@ -98,6 +100,7 @@ typedef enum {
     LDSEG_REASON_IDENTIFY_WITHOUT_PREVIOUS_ID,
     LDSEG_REASON_NO_EVENT_FOR_TYPE,
     LDSEG_REASON_INTEGRATIONS_DISABLED,
+    LDSEG_REASON_NOT_SUBSCRIBED,           /* mappings: no subscription */
 
     LDSEG_REASON_NSKIP,
 
@@ -167,11 +170,18 @@ typedef enum {
 } ldseg_msg_status_e;
 
 
+/*
+ * With mappings, one message may give several events (one per matching
+ * subscription): event_off/event_len then span them all, nld says how
+ * many, and err (its message not NULL) names a subscription's refusal
+ * next to them, if any.
+ */
 typedef struct {
     ldseg_msg_status_e            status;
     ldseg_error_t                 err;       /* REJECTED: why; SKIPPED: why */
     size_t                        event_off; /* EVENT: offset in res->events */
-    size_t                        event_len; /* EVENT: length of the event */
+    size_t                        event_len; /* EVENT: length of the events */
+    size_t                        nld;       /* EVENT: LaunchDarkly events */
     size_t                        msg_len;   /* the message's bytes */
 
     /*
@@ -183,6 +193,9 @@ typedef struct {
     const char                   *message_id;
     size_t                        message_id_len;
 } ldseg_msg_result_t;
+
+
+typedef struct ldseg_mappings_s  ldseg_mappings_t;
 
 
 typedef struct {
@@ -198,6 +211,9 @@ typedef struct {
 
     /* report (and bound) each accepted message's "messageId" */
     unsigned                      message_ids;
+
+    /* compiled mappings (ldseg_mapping.h); NULL: the built-in presets */
+    const ldseg_mappings_t       *mappings;
 } ldseg_options_t;
 
 
@@ -208,6 +224,7 @@ typedef struct {
     size_t                        nskipped;
     size_t                        nrejected;
     size_t                        nduplicates;
+    size_t                        nld;        /* LaunchDarkly events */
 
     /*
      * All events, serialized as compact JSON, in message order, joined by

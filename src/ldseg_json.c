@@ -48,10 +48,8 @@ static const char *ldseg_json_literal(ldseg_json_t *js, const char *p,
     const char *lit, size_t len);
 static const char *ldseg_json_array(ldseg_json_t *js, const char *p,
     unsigned depth);
-static int ldseg_json_hex(const char *p, unsigned *cp);
 static const ldseg_json_key_t *ldseg_json_match(const char *key,
     size_t len, unsigned esc, const ldseg_json_key_t *keys, size_t nkeys);
-static size_t ldseg_json_put_utf8(char *dst, unsigned cp);
 static const char *ldseg_json_skip(const char *p, const char *end,
     ldseg_json_val_t *v);
 static const char *ldseg_json_skip_string(const char *p, const char *end);
@@ -93,7 +91,7 @@ ldseg_json_ws(const char *p, const char *end)
 }
 
 
-static int
+int
 ldseg_json_hex(const char *p, unsigned *cp)
 {
     unsigned  i, c, v;
@@ -873,7 +871,7 @@ ldseg_json_object_next(const char **pp, const char *end,
 }
 
 
-static size_t
+size_t
 ldseg_json_put_utf8(char *dst, unsigned cp)
 {
     if (cp < 0x80) {
@@ -905,12 +903,19 @@ ldseg_json_put_utf8(char *dst, unsigned cp)
 size_t
 ldseg_json_string_decode(const char *tok, size_t tok_len, char *dst)
 {
+    return ldseg_json_unescape(tok + 1, tok_len - 2, dst);
+}
+
+
+size_t
+ldseg_json_unescape(const char *s, size_t len, char *dst)
+{
     char        *d;
     unsigned     cp, lo;
     const char  *p, *end;
 
-    p = tok + 1;
-    end = tok + tok_len - 1;
+    p = s;
+    end = s + len;
     d = dst;
 
     while (p < end) {

@@ -128,5 +128,17 @@ int ldseg_json_object_next(const char **pp, const char *end,
  */
 size_t ldseg_json_string_decode(const char *tok, size_t tok_len, char *dst);
 
+/*
+ * The same for the contents of a validated string, without its quotes;
+ * dst must hold len bytes.
+ */
+size_t ldseg_json_unescape(const char *s, size_t len, char *dst);
+
+/* four hex digits at p into *cp: 0, or -1 if they are not hex digits */
+int ldseg_json_hex(const char *p, unsigned *cp);
+
+/* writes code point cp as UTF-8 (1 to 4 bytes); returns the length */
+size_t ldseg_json_put_utf8(char *dst, unsigned cp);
+
 
 #endif /* _LDSEG_JSON_H_INCLUDED_ */

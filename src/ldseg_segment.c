@@ -15,6 +15,7 @@
 #include <ldseg_segment.h>
 #include <ldseg_time.h>
 #include <ldseg_translate.h>
+#include <ldseg_mapping_run.h>
 
 
 #define LDSEG_KEY(name, slot)  { name, sizeof(name) - 1, slot, NULL, NULL, 0 }
@@ -79,6 +80,15 @@ static const ldseg_json_key_t  ldseg_batch_keys[] = {
     LDSEG_KEY("sentAt", LDSEG_F_SENT_AT),
     LDSEG_INTEGRATIONS_KEY
 };
+
+
+const ldseg_json_key_t *
+ldseg_segment_keys(size_t *n)
+{
+    *n = sizeof(ldseg_msg_keys) / sizeof(ldseg_json_key_t);
+
+    return ldseg_msg_keys;
+}
 
 
 ldseg_endpoint_e
@@ -395,7 +405,7 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
     ldseg_event_t          *ev;
     ldseg_segment_t        *s;
     ldseg_endpoint_e        type;
-    ldseg_json_val_t        e;
+    ldseg_json_val_t        e, fv[LDSEG_F_N];
     ldseg_segment_msg_t     m;
     const ldseg_options_t  *opt;
 
@@ -432,17 +442,27 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
         q = ldseg_json_ws(p, end);
 
         if (q < end && *q == '{') {
-            memset(&m, 0, sizeof(ldseg_segment_msg_t));
+            m.run = s->run;
+
+            if (m.run != NULL) {
+                m.f = ldseg_mapping_run_vals(m.run);
+
+            } else {
+                memset(fv, 0, sizeof(fv));
+                m.f = fv;
+            }
+
             odd = js->odd;
 
-            p = ldseg_json_object(js, q, depth + 1, ldseg_msg_keys,
-                                  sizeof(ldseg_msg_keys)
-                                  / sizeof(ldseg_json_key_t), m.f);
+            p = ldseg_json_object(js, q, depth + 1, s->keys, s->nkeys, m.f);
             if (p == NULL) {
                 return NULL;
             }
 
             m.odd = (js->odd != odd);
+            m.msg.p = q;
+            m.msg.len = (size_t) (p - q);
+            m.msg.type = LDSEG_JSON_OBJECT;
 
             type = ldseg_segment_type(&m.f[LDSEG_F_TYPE]);
 
@@ -595,8 +615,9 @@ ldseg_segment_scan_fail(const ldseg_json_t *js, ldseg_error_t *err)
 
 ldseg_rc_t
 ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
-    ldseg_endpoint_e ep, ldseg_event_t *single, const ldseg_options_t *opt,
-    const ldseg_allocator_t *a, ldseg_error_t *err)
+    ldseg_endpoint_e ep, ldseg_event_t *single, ldseg_mapping_run_t *run,
+    const ldseg_options_t *opt, const ldseg_allocator_t *a,
+    ldseg_error_t *err)
 {
     int                   object;
     size_t                i;
@@ -604,6 +625,7 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
     const char           *p, *end, *start;
     ldseg_rc_t            rc;
     ldseg_json_t          js;
+    ldseg_json_val_t      fv[LDSEG_F_N];
     ldseg_segment_msg_t   m;
 
     s->opt = opt;
@@ -617,6 +639,14 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
     s->integ.set = 0;
     s->has_sent = 0;
     s->pipeline = opt->message_ids;
+    s->keys = ldseg_msg_keys;
+    s->nkeys = sizeof(ldseg_msg_keys) / sizeof(ldseg_json_key_t);
+    s->run = run;
+
+    if (run != NULL) {
+        s->keys = opt->mappings->keys;
+        s->nkeys = opt->mappings->nkeys;
+    }
 
     if (ep == LDSEG_EP_UNKNOWN) {
         return ldseg_segment_fail(err, LDSEG_EINVAL,
@@ -641,6 +671,15 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
 
     memset(&m, 0, sizeof(ldseg_segment_msg_t));
 
+    if (run != NULL && ep != LDSEG_EP_BATCH) {
+        m.f = ldseg_mapping_run_vals(run);
+        m.run = run;
+
+    } else {
+        memset(fv, 0, sizeof(fv));
+        m.f = fv;
+    }
+
     p = ldseg_json_ws(body, end);
     object = (p < end && *p == '{');
     start = p;
@@ -654,9 +693,7 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
                               / sizeof(ldseg_json_key_t), m.f);
 
     } else {
-        p = ldseg_json_object(&js, p, 0, ldseg_msg_keys,
-                              sizeof(ldseg_msg_keys)
-                              / sizeof(ldseg_json_key_t), m.f);
+        p = ldseg_json_object(&js, p, 0, s->keys, s->nkeys, m.f);
     }
 
     if (p != NULL && ldseg_json_ws(p, end) != end) {
@@ -687,6 +724,9 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
         s->n = 1;
         s->blocks = &s->one;
         m.odd = (js.odd != 0);
+        m.msg.p = start;
+        m.msg.len = (size_t) (p - start);
+        m.msg.type = LDSEG_JSON_OBJECT;
         ldseg_segment_normalize(&m);
         ldseg_translate_prepare(&m, ep, opt, single);
         single->msg_len = (size_t) (p - start);

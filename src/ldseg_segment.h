@@ -59,9 +59,17 @@ typedef struct {
 } ldseg_integrations_t;
 
 
-/* the spans of one message's fields; type LDSEG_JSON_NONE when absent */
+typedef struct ldseg_mapping_run_s  ldseg_mapping_run_t;
+
+/*
+ * The spans of one message's fields (type LDSEG_JSON_NONE when absent):
+ * LDSEG_F_N of them, then, with mappings, the slots of every path they
+ * read; the message's own span; the request's mappings state or NULL.
+ */
 typedef struct {
-    ldseg_json_val_t              f[LDSEG_F_N];
+    ldseg_json_val_t             *f;
+    ldseg_json_val_t              msg;
+    ldseg_mapping_run_t          *run;
 
     /* the message holds values JavaScript reads differently (js->odd) */
     unsigned                      odd;
@@ -72,7 +80,7 @@ typedef struct {
  * Prepared messages of a batch are kept in blocks of this many, which are
  * never moved: a batch of 2500 tiny messages costs no copying and no
  * allocation large enough to be mapped (and faulted in) afresh.  A block
- * (16 * 240 bytes) stays below a page, so nginx's request pool serves it
+ * (16 * 248 bytes) stays below a page, so nginx's request pool serves it
  * without a malloc() of its own.
  */
 #define LDSEG_SEGMENT_BLOCK        16
@@ -105,6 +113,11 @@ typedef struct {
 
     /* some integrations or sentAt, or messageIds to bound */
     unsigned                      pipeline;
+
+    /* a message's keys: the model's, or the mappings' with them */
+    const ldseg_json_key_t       *keys;
+    size_t                        nkeys;
+    ldseg_mapping_run_t          *run;
 } ldseg_segment_t;
 
 
@@ -116,7 +129,8 @@ typedef struct {
 /*
  * Scans the body of a request to endpoint ep once, checking Segment's
  * limits, and prepares every message (ldseg_translate_prepare()) into s;
- * single is the storage of a single-message endpoint's message.  Then
+ * single is the storage of a single-message endpoint's message; run, if
+ * not NULL, the mappings' state (ldseg_mapping_run.h).  Then
  * Segment's pipeline, which needs the whole body (a batch's own sentAt and
  * integrations may follow its messages), decides: "integrations", clock
  * skew, the bound on messageIds (opt->message_ids).
@@ -128,8 +142,14 @@ typedef struct {
  */
 ldseg_rc_t ldseg_segment_parse(ldseg_segment_t *s, const char *body,
     size_t len, ldseg_endpoint_e ep, struct ldseg_event_s *single,
-    const ldseg_options_t *opt, const ldseg_allocator_t *a,
-    ldseg_error_t *err);
+    ldseg_mapping_run_t *run, const ldseg_options_t *opt,
+    const ldseg_allocator_t *a, ldseg_error_t *err);
+
+/*
+ * The keys the Segment model reads from a message (the table a message
+ * is scanned with); the mappings compiler starts its tree with them.
+ */
+const ldseg_json_key_t *ldseg_segment_keys(size_t *n);
 
 void ldseg_segment_free(ldseg_segment_t *s);
 

@@ -26,6 +26,7 @@
 
 #include <ldseg_number.h>
 #include <ldseg_translate.h>
+#include <ldseg_mapping_run.h>
 
 
 /* longest string we coerce to a number or read as a timestamp */
@@ -499,6 +500,13 @@ ldseg_translate_prepare(const ldseg_segment_msg_t *m, ldseg_endpoint_e type,
     if (ldseg_translate_time(&f[LDSEG_F_TIMESTAMP], opt, ev) != LDSEG_OK) {
         ldseg_refuse(ev, LDSEG_REASON_INVALID_TIMESTAMP,
                      "\"timestamp\" is not a valid ISO-8601 date");
+        return;
+    }
+
+    /* the Segment model's checks above apply whatever the mappings */
+
+    if (m->run != NULL) {
+        ldseg_mapping_prepare(m->run, m, type, opt, ev);
         return;
     }
 

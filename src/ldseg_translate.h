@@ -20,7 +20,8 @@
 typedef enum {
     LDSEG_EVENT_CUSTOM = 0,       /* actions "custom" */
     LDSEG_EVENT_CLASSIC,          /* classic "custom" with "userKey" */
-    LDSEG_EVENT_ALIAS
+    LDSEG_EVENT_ALIAS,
+    LDSEG_EVENT_MAPPED            /* written by the mappings */
 } ldseg_event_kind_e;
 
 
@@ -45,6 +46,10 @@ struct ldseg_event_s {
     size_t                        anon_len;  /* String(anon)'s length */
     size_t                        msg_len;   /* the message's bytes */
 
+    /* MAPPED: the events, ','-joined, in the mappings' run */
+    uint32_t                      text_off;
+    uint32_t                      text_len;
+
     /* Segment's pipeline, applied once the whole body is read */
     const char                   *mid;       /* messageId contents */
     size_t                        mid_len;   /* as sent, escapes included */
@@ -58,6 +63,9 @@ struct ldseg_event_s {
 
     /* REJECTED by the destination's rules, not by Segment's API */
     unsigned                      refused:1;
+
+    /* MAPPED: how many events (subscriptions are fewer than 65536) */
+    unsigned                      nld:16;
 };
 
 
