@@ -6,13 +6,18 @@
  * of t/unit/oracle_cases.json) through ldseg_process() and compares the
  * answer and the events, as parsed JSON, with what Segment's own
  * destination produced.  Every event is also checked against the bound
- * on output: at most its message's size plus LDSEG_EVENT_SLACK.
+ * on output: at most its message's size plus LDSEG_EVENT_SLACK.  All of
+ * it runs twice: with the built-in presets, and with the same presets
+ * loaded from a mappings file (t/conformance/presets.json, the
+ * destination's own def.presets).
  */
 
 
 #include <math.h>
 
 #include "unit_json.h"
+
+#include <ldseg_mapping.h>
 
 
 static ldseg_endpoint_e test_endpoint(const char *path);
@@ -22,6 +27,13 @@ static void test_case(const char *id, const char *path, const char *body,
 static void test_batch(const cJSON *b);
 static void test_slack(const ldseg_result_t *res, size_t body_len,
     const char *id);
+static void test_all(cJSON *cases, cJSON *expected, cJSON *batches,
+    cJSON *extra);
+
+
+/* NULL, or the presets from the file: the second run */
+static const ldseg_mappings_t  *test_maps;
+static const char              *test_run = "";
 
 
 /* the output bound over all cases: events seen, events over, max excess */
@@ -116,6 +128,7 @@ test_case(const char *id, const char *path, const char *body, size_t len,
     unit_allocator(&a, &ua);
     ldseg_options_init(&opt);
     opt.now_ms = UNIT_NOW_MS;
+    opt.mappings = test_maps;
 
     /* the oracle is the destination: Segment's API corrects clock skew */
     opt.clock_skew = 0;
@@ -130,7 +143,8 @@ test_case(const char *id, const char *path, const char *body, size_t len,
         status = 400;
     }
 
-    ok(test_status_ok(expect_status, status), "%s: status %d", id, status);
+    ok(test_status_ok(expect_status, status), "%s%s: status %d", test_run, id,
+       status);
 
     arr = malloc(res.events_len + 3);
     arr[0] = '[';
@@ -141,7 +155,7 @@ test_case(const char *id, const char *path, const char *body, size_t len,
     got = cJSON_Parse(arr);
     eq = unit_json_equal(got, events, now);
 
-    if (!ok(eq, "%s: events", id)) {
+    if (!ok(eq, "%s%s: events", test_run, id)) {
         unit_diag("got %s", arr);
 
         if (rc != LDSEG_OK) {
@@ -186,6 +200,7 @@ test_batch(const cJSON *b)
     unit_allocator(&a, &ua);
     ldseg_options_init(&opt);
     opt.now_ms = UNIT_NOW_MS;
+    opt.mappings = test_maps;
 
     /* the oracle is the destination: Segment's API corrects clock skew */
     opt.clock_skew = 0;
@@ -195,7 +210,7 @@ test_batch(const cJSON *b)
                                      ->valuestring),
                        &opt, &a, &res, &err);
 
-    ok(rc == LDSEG_OK, "%s: batch accepted", id);
+    ok(rc == LDSEG_OK, "%s%s: batch accepted", test_run, id);
 
     if (rc != LDSEG_OK) {
         free(body);
@@ -232,7 +247,7 @@ test_batch(const cJSON *b)
         eq = unit_json_equal(got, events,
                         cJSON_IsTrue(cJSON_GetObjectItem(e, "now")));
 
-        if (!ok(eq, "%s[%zu]: events", id, i)) {
+        if (!ok(eq, "%s%s[%zu]: events", test_run, id, i)) {
             unit_diag("got %s (%s)", arr, unit_code(res.msgs[i].err));
         }
 
@@ -248,30 +263,19 @@ test_batch(const cJSON *b)
 }
 
 
-int
-main(void)
+static void
+test_all(cJSON *cases, cJSON *expected, cJSON *batches, cJSON *extra)
 {
     int          i, n;
     char        *body;
-    cJSON       *cases, *expected, *batches, *extra, *c, *r, *raw, *st;
+    cJSON       *c, *r, *raw, *st;
     const char  *id;
-
-    cases = unit_json_load("t/conformance/cases.json");
-    expected = unit_json_load("t/conformance/expected.json");
-    batches = unit_json_load("t/conformance/batches.json");
-    extra = unit_json_load("t/unit/oracle_cases.json");
-
-    if (!ok(cases != NULL && expected != NULL && batches != NULL,
-            "conformance files read (run from the repository root)"))
-    {
-        return done();
-    }
 
     c = cJSON_GetObjectItem(cases, "cases");
     r = cJSON_GetObjectItem(expected, "results");
     n = cJSON_GetArraySize(c);
 
-    ok(n == cJSON_GetArraySize(r), "%d cases, %d results", n,
+    ok(n == cJSON_GetArraySize(r), "%s%d cases, %d results", test_run, n,
        cJSON_GetArraySize(r));
 
     for (i = 0; i < n; i++) {
@@ -317,8 +321,67 @@ main(void)
     }
 
     ok(test_slack_events != 0 && test_slack_over == 0,
-       "%zu events, each at most its message + %d bytes (largest excess "
-       "%zu)", test_slack_events, (int) LDSEG_EVENT_SLACK, test_slack_max);
+       "%s%zu events, each at most its message + %d bytes (largest excess "
+       "%zu)", test_run, test_slack_events, (int) LDSEG_EVENT_SLACK,
+       test_slack_max);
+
+    test_slack_events = 0;
+    test_slack_over = 0;
+    test_slack_max = 0;
+
+}
+
+
+int
+main(void)
+{
+    char               *text, errbuf[512];
+    size_t              len;
+    cJSON              *cases, *expected, *batches, *extra;
+    ldseg_rc_t          rc;
+    unit_alloc_t        ua;
+    ldseg_mappings_t   *maps;
+    ldseg_allocator_t   a;
+
+    cases = unit_json_load("t/conformance/cases.json");
+    expected = unit_json_load("t/conformance/expected.json");
+    batches = unit_json_load("t/conformance/batches.json");
+    extra = unit_json_load("t/unit/oracle_cases.json");
+
+    if (!ok(cases != NULL && expected != NULL && batches != NULL,
+            "conformance files read (run from the repository root)"))
+    {
+        return done();
+    }
+
+    test_all(cases, expected, batches, extra);
+
+    /* the same with the presets as a mappings file */
+
+    text = unit_json_read("t/conformance/presets.json", &len);
+
+    if (ok(text != NULL, "t/conformance/presets.json read")) {
+        unit_allocator(&a, &ua);
+
+        rc = ldseg_mappings_compile(text, len, &a, &maps, errbuf,
+                                    sizeof(errbuf));
+
+        if (ok(rc == LDSEG_OK, "presets.json compiled")) {
+            test_maps = maps;
+            test_run = "presets.json: ";
+
+            test_all(cases, expected, batches, extra);
+
+            test_maps = NULL;
+            ldseg_mappings_free(maps);
+
+        } else {
+            unit_diag("%s", errbuf);
+        }
+
+        ok(ua.live == 0, "presets.json: all memory returned");
+        free(text);
+    }
 
     cJSON_Delete(cases);
     cJSON_Delete(expected);

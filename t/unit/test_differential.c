@@ -9,10 +9,14 @@
  * the reference gives, or, for a message under one of README.md's
  * deliberate differences (t/differential/rules.js), that rule's
  * expectation; a single-message request must get the reference's status.
+ * It all runs twice: with the built-in presets and with the presets from
+ * a mappings file (t/conformance/presets.json).
  */
 
 
 #include "unit_json.h"
+
+#include <ldseg_mapping.h>
 
 
 #define TEST_MAX_RULES  16
@@ -25,8 +29,10 @@ typedef struct {
 } test_rule_t;
 
 
-static test_rule_t  test_rules[TEST_MAX_RULES];
-static unsigned     test_nrules;
+static test_rule_t              test_rules[TEST_MAX_RULES];
+static unsigned                 test_nrules;
+static const ldseg_mappings_t  *test_maps;
+static const char              *test_run = "";
 
 
 static test_rule_t *
@@ -124,6 +130,7 @@ test_request(const cJSON *c, unsigned *messages, unsigned *matched)
     unit_allocator(&a, &ua);
     ldseg_options_init(&opt);
     opt.now_ms = UNIT_NOW_MS;
+    opt.mappings = test_maps;
 
     /* the reference is the destination: Segment's API corrects clock skew */
     opt.clock_skew = 0;
@@ -132,7 +139,7 @@ test_request(const cJSON *c, unsigned *messages, unsigned *matched)
                        &res, &err);
 
     if (rc != LDSEG_OK) {
-        ok(0, "%s: body accepted (%s)", id, unit_code(err));
+        ok(0, "%s%s: body accepted (%s)", test_run, id, unit_code(err));
         *messages += (unsigned) n;
         return;
     }
@@ -181,12 +188,12 @@ test_request(const cJSON *c, unsigned *messages, unsigned *matched)
         i++;
     }
 
-    ok(eq, "%s: %zu message(s) as the reference", id, n);
+    ok(eq, "%s%s: %zu message(s) as the reference", test_run, id, n);
 
     ldseg_result_free(&res, &a);
 
     if (ua.live != 0) {
-        ok(0, "%s: all memory returned", id);
+        ok(0, "%s%s: all memory returned", test_run, id);
     }
 }
 
@@ -194,9 +201,15 @@ test_request(const cJSON *c, unsigned *messages, unsigned *matched)
 int
 main(void)
 {
-    unsigned     i, messages, matched;
-    cJSON       *cases, *c;
-    const char  *file;
+    char               *text, err[512];
+    size_t              len;
+    unsigned            i, messages, matched, run;
+    cJSON              *cases, *c;
+    ldseg_rc_t          rc;
+    const char         *file;
+    unit_alloc_t        ua;
+    ldseg_mappings_t   *maps;
+    ldseg_allocator_t   a;
 
     file = getenv("LDSEG_DIFF_CASES");
     if (file == NULL) {
@@ -209,23 +222,52 @@ main(void)
         return done();
     }
 
-    messages = 0;
-    matched = 0;
+    maps = NULL;
+    unit_allocator(&a, &ua);
 
-    cJSON_ArrayForEach(c, cases) {
-        test_request(c, &messages, &matched);
+    text = unit_json_read("t/conformance/presets.json", &len);
+    if (text != NULL) {
+        rc = ldseg_mappings_compile(text, len, &a, &maps, err, sizeof(err));
+        free(text);
+
+        if (!ok(rc == LDSEG_OK, "t/conformance/presets.json compiled")) {
+            unit_diag("%s", err);
+        }
     }
 
-    unit_diag("%s: %u of %u messages as the reference or its rule",
-              file, matched, messages);
+    for (run = 0; run < 2; run++) {
+        messages = 0;
+        matched = 0;
+        test_nrules = 0;
 
-    for (i = 0; i < test_nrules; i++) {
-        unit_diag("  %-28s %u of %u", test_rules[i].name,
-                  test_rules[i].matched, test_rules[i].total);
+        if (run == 1) {
+            if (maps == NULL) {
+                ok(0, "the presets as a mappings file");
+                break;
+            }
+
+            test_maps = maps;
+            test_run = "presets.json: ";
+        }
+
+        cJSON_ArrayForEach(c, cases) {
+            test_request(c, &messages, &matched);
+        }
+
+        unit_diag("%s%s: %u of %u messages as the reference or its rule",
+                  test_run, file, matched, messages);
+
+        for (i = 0; i < test_nrules; i++) {
+            unit_diag("  %-28s %u of %u", test_rules[i].name,
+                      test_rules[i].matched, test_rules[i].total);
+        }
+
+        ok(messages >= 5000 || getenv("LDSEG_DIFF_CASES") != NULL,
+           "%sat least 5000 messages (%u)", test_run, messages);
     }
 
-    ok(messages >= 5000 || getenv("LDSEG_DIFF_CASES") != NULL,
-       "at least 5000 messages (%u)", messages);
+    ldseg_mappings_free(maps);
+    ok(ua.live == 0, "the compiled presets' memory returned");
 
     cJSON_Delete(cases);
 
