@@ -16,6 +16,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_ldseg_module.h"
+#include "ldseg_mapping.h"
 #include "ngx_http_ldseg_zone.h"
 #include "ngx_http_ldseg_dedupe.h"
 #include "ngx_http_ldseg_queue.h"
@@ -51,6 +52,10 @@ static char *ngx_http_ldseg_pass(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ldseg_set_format(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ldseg_mappings(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void *ngx_http_ldseg_conf_alloc(void *ctx, size_t size);
+static void ngx_http_ldseg_conf_free(void *ctx, void *p);
 static char *ngx_http_ldseg_set_bounded(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ldseg_dead_letter(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -173,6 +178,13 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ldseg_loc_conf_t, format),
       &ngx_http_ldseg_formats },
+
+    { ngx_string("ldseg_mappings"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_mappings,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, mappings),
+      NULL },
 
     { ngx_string("ldseg_pass"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -617,6 +629,7 @@ ngx_http_ldseg_create_loc_conf(ngx_conf_t *cf)
 
     conf->enable = NGX_CONF_UNSET;
     conf->format = NGX_CONF_UNSET_UINT;
+    conf->mappings = NGX_CONF_UNSET_PTR;
     conf->client_side_id = NGX_CONF_UNSET_PTR;
     conf->retry_after = NGX_CONF_UNSET;
     conf->cors = NGX_CONF_UNSET_PTR;
@@ -641,6 +654,14 @@ ngx_http_ldseg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_uint_value(conf->format, prev->format,
                               LDSEG_FORMAT_ACTIONS);
+    ngx_conf_merge_ptr_value(conf->mappings, prev->mappings, NULL);
+
+    if (conf->mappings != NULL && conf->format != LDSEG_FORMAT_ACTIONS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ldseg_mappings\" needs \"ldseg_format "
+                           "actions\"");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_merge_ptr_value(conf->client_side_id, prev->client_side_id,
                              NULL);
     ngx_conf_merge_str_value(conf->events_url, prev->events_url,
@@ -1180,6 +1201,141 @@ ngx_http_ldseg_set_format(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                        "\"actions\" or \"classic\"", &value[1]);
 
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * ldseg_mappings FILE | off: a file of Segment subscriptions, compiled
+ * now (src/ldseg_mapping.c); whatever in it Segment would refuse, or ldseg
+ * does not implement, fails "nginx -t" naming the subscription and field.
+ */
+
+static char *
+ngx_http_ldseg_mappings(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_loc_conf_t *lcf = conf;
+
+    char                err[512];
+    u_char             *buf;
+    size_t              size;
+    ssize_t             n;
+    ngx_str_t          *value, name;
+    ngx_file_t          file;
+    ldseg_rc_t          rc;
+    ngx_file_info_t     fi;
+    ldseg_mappings_t   *maps;
+    ldseg_allocator_t   a;
+
+    if (lcf->mappings != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        lcf->mappings = NULL;
+        return NGX_CONF_OK;
+    }
+
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%s\" failed", name.data);
+        return NGX_CONF_ERROR;
+    }
+
+    buf = NULL;
+    size = 0;
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%s\" failed", name.data);
+        goto failed;
+    }
+
+    if (ngx_file_size(&fi) > LDSEG_MAPPING_MAX_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ldseg_mappings \"%V\" is larger than %d bytes",
+                           &name, LDSEG_MAPPING_MAX_FILE);
+        goto failed;
+    }
+
+    size = (size_t) ngx_file_size(&fi);
+
+    buf = ngx_pnalloc(cf->temp_pool, size + 1);
+    if (buf == NULL) {
+        goto failed;
+    }
+
+    n = ngx_read_file(&file, buf, size, 0);
+
+    if (n == NGX_ERROR || (size_t) n != size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ldseg_mappings \"%V\": cannot read it", &name);
+        goto failed;
+    }
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
+                           ngx_close_file_n " \"%s\" failed", name.data);
+    }
+
+    /* the compiled mappings live as long as the configuration */
+
+    a.alloc = ngx_http_ldseg_conf_alloc;
+    a.free = ngx_http_ldseg_conf_free;
+    a.ctx = cf->pool;
+
+    rc = ldseg_mappings_compile((const char *) buf, size, &a, &maps, err,
+                                sizeof(err));
+
+    if (rc == LDSEG_ENOMEM) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc != LDSEG_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ldseg_mappings \"%V\": %s", &name, err);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->mappings = maps;
+
+    return NGX_CONF_OK;
+
+failed:
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
+                           ngx_close_file_n " \"%s\" failed", name.data);
+    }
+
+    return NGX_CONF_ERROR;
+}
+
+
+static void *
+ngx_http_ldseg_conf_alloc(void *ctx, size_t size)
+{
+    return ngx_palloc(ctx, size);
+}
+
+
+static void
+ngx_http_ldseg_conf_free(void *ctx, void *p)
+{
+    /* the configuration's pool frees it all */
 }
 
 

@@ -383,7 +383,7 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
 
     ngx_http_ldseg_count(stats, &res);
 
-    ngx_http_ldseg_set_events(r, res.nevents);
+    ngx_http_ldseg_set_events(r, res.nld);
 
     return ngx_http_ldseg_reply(r, &res);
 }
@@ -626,6 +626,7 @@ ngx_http_ldseg_translate(ngx_http_request_t *r, ngx_http_ldseg_ctx_t *ctx,
     opt.format = (ldseg_format_e) lcf->format;
     opt.clock_skew = lcf->clock_skew;
     opt.message_ids = (lmcf->dedupe != NULL);
+    opt.mappings = lcf->mappings;
     tp = ngx_timeofday();
     opt.now_ms = (int64_t) tp->sec * 1000 + tp->msec;
 
@@ -649,6 +650,19 @@ ngx_http_ldseg_translate(ngx_http_request_t *r, ngx_http_ldseg_ctx_t *ctx,
         ctx->write_key.data = (u_char *) res->write_key;
         ctx->write_key.len = res->write_key_len;
         ctx->write_key_set = 1;
+    }
+
+    /* with mappings, a subscription may refuse what another one took */
+
+    for (i = 0; i < res->n && lcf->mappings != NULL; i++) {
+        if (res->msgs[i].status == LDSEG_MSG_EVENT
+            && res->msgs[i].err.message != NULL)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ldseg: message %ui: a subscription refused it, "
+                          "the other subscriptions' events are queued: %s",
+                          i, res->msgs[i].err.message);
+        }
     }
 
     if (res->nrejected == 0) {
@@ -851,7 +865,7 @@ ngx_http_ldseg_enqueue(ngx_http_request_t *r, ngx_http_ldseg_stats_t *stats,
 
     ngx_http_ldseg_sender_queued(lmcf->sender, full);
 
-    (void) ngx_atomic_fetch_add(&stats->queued, res->nevents);
+    (void) ngx_atomic_fetch_add(&stats->queued, res->nld);
 
     return NGX_OK;
 }
@@ -895,27 +909,27 @@ ngx_http_ldseg_refuse(ngx_http_request_t *r, ngx_http_ldseg_stats_t *stats,
                       "ldseg: LaunchDarkly refuses client-side IDs whose "
                       "events fill their share of zone \"%V\", %ui events "
                       "refused with 503", &lmcf->shm_zone->shm.name,
-                      res->nevents);
+                      res->nld);
         break;
 
     case NGX_HTTP_LDSEG_ENQ_DESTINATIONS:
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "ldseg: \"ldseg_max_destinations\" %ui reached, %ui "
                       "events refused with 503", lmcf->max_destinations,
-                      res->nevents);
+                      res->nld);
         break;
 
     case NGX_HTTP_LDSEG_ENQ_MOVED:
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ldseg: the queue moved to the resized zone \"%V\", "
                       "%ui events refused with 503 by an old worker",
-                      &lmcf->shm_zone->shm.name, res->nevents);
+                      &lmcf->shm_zone->shm.name, res->nld);
         break;
 
     default:
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "ldseg zone \"%V\" is full, %ui events refused "
-                      "with 503", &lmcf->shm_zone->shm.name, res->nevents);
+                      "with 503", &lmcf->shm_zone->shm.name, res->nld);
         break;
     }
 
@@ -934,7 +948,7 @@ ngx_http_ldseg_reply(ngx_http_request_t *r, ldseg_result_t *res)
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "ldseg: %ui messages, %ui events queued, %ui rejected",
-                   res->n, res->nevents, res->nrejected);
+                   res->n, res->nld, res->nrejected);
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
 
@@ -990,7 +1004,7 @@ ngx_http_ldseg_count(ngx_http_ldseg_stats_t *stats, ldseg_result_t *res)
     (void) ngx_atomic_fetch_add(&stats->accepted,
                                 res->nevents + res->nskipped
                                 + res->nduplicates);
-    (void) ngx_atomic_fetch_add(&stats->translated, res->nevents);
+    (void) ngx_atomic_fetch_add(&stats->translated, res->nld);
 
     if (res->nskipped) {
         (void) ngx_atomic_fetch_add(&stats->skipped, res->nskipped);
@@ -1072,6 +1086,7 @@ ngx_http_ldseg_count_all_refused(ngx_http_ldseg_stats_t *stats,
 
     res->nrejected += n;
     res->nevents = 0;
+    res->nld = 0;
     res->nskipped = 0;
     res->nduplicates = 0;
 

@@ -88,6 +88,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                    enable;
     ngx_uint_t                    format;
+    ldseg_mappings_t             *mappings;  /* NULL: the presets */
     ngx_http_complex_value_t     *client_side_id;
     ngx_str_t                     events_url;
     ngx_str_t                     pass;

@@ -806,7 +806,9 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
 
             len += res->msgs[j].event_len + (len ? 1 : 0);
             end = res->msgs[j].event_off + res->msgs[j].event_len;
-            count++;
+
+            /* one message may give several events (mappings) */
+            count += res->msgs[j].nld;
         }
 
         n = (uint32_t) (end - start);
