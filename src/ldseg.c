@@ -455,11 +455,11 @@ ldseg_message_ids(const ldseg_segment_t *s, const ldseg_allocator_t *a,
 
 /*
  * With mappings, the events were written as the messages were read, into
- * the run's buffer, which becomes the result's.  Unless Segment's pipeline
- * then turned a message off (integrations, a messageId too long) or moved
- * its timestamp (clock skew): the events are copied again, without those
- * messages' events, and with the creationDate of each event whose
- * timestamp is the message's written anew.
+ * the run's buffer, which becomes the result's.  Segment's pipeline may
+ * then have moved a message's timestamp (clock skew): the creationDate of
+ * each event whose timestamp is the message's is written anew.  If it
+ * turned a message off (integrations, a messageId too long), the events
+ * are copied again without that message's.
  */
 
 static ldseg_rc_t
@@ -474,10 +474,19 @@ ldseg_output_mapped(const ldseg_segment_t *s, ldseg_mapping_run_t *run,
     const ldseg_mapping_skew_t  *sk;
 
     nsk = ldseg_mapping_run_skews(run, &sk);
+    ldseg_mapping_run_events(run, &old, &old_len);
+
+    /*
+     * Only the pipeline changes anything.  A date moved by clock skew is
+     * written anew in place when its digits are as many (they are from
+     * 2001 to 2286); a message turned off, or a date that is longer or
+     * shorter, needs the events copied.
+     */
+
     rewrite = 0;
     k = 0;
 
-    for (i = 0; i < res->n && !rewrite; i++) {
+    for (i = 0; s->pipeline && i < res->n && !rewrite; i++) {
         ev = ldseg_segment_message(s, i);
 
         if (ev->kind != LDSEG_EVENT_MAPPED) {
@@ -489,21 +498,25 @@ ldseg_output_mapped(const ldseg_segment_t *s, ldseg_mapping_run_t *run,
             break;
         }
 
-        /* the dates written with the message's timestamp, as it was */
-
         for ( /* void */ ; k < nsk && sk[k].off < ev->text_off; k++) {
             /* void */
         }
 
         for ( ; k < nsk && sk[k].off < ev->text_off + ev->text_len; k++) {
-            if (sk[k].ms != ev->ms) {
+            if (sk[k].ms == ev->ms) {
+                continue;
+            }
+
+            dlen = ldseg_mapping_format_ms(ev->ms, digits);
+
+            if (dlen != sk[k].len) {
                 rewrite = 1;
                 break;
             }
+
+            memcpy(old + sk[k].off, digits, dlen);
         }
     }
-
-    ldseg_mapping_run_events(run, &old, &old_len);
 
     if (!rewrite) {
         res->events = old;

@@ -32,6 +32,9 @@
 /* longest string coerced to a number or read as a timestamp */
 #define LDSEG_MR_STR_MAX  1024
 
+/* skew records in the run itself at least (the caller's memory: more) */
+#define LDSEG_MR_SKEWS  16
+
 /* the scratch arena's first block, in the run itself */
 #define LDSEG_MR_SCRATCH  2048
 
@@ -59,7 +62,8 @@ struct ldseg_mapping_run_s {
     size_t                        hint;
 
     /* the dates written with the message's "timestamp" (clock skew) */
-    ldseg_mapping_skew_t         *skews;
+    ldseg_mapping_skew_t         *skews;     /* in the run, or allocated */
+    ldseg_mapping_skew_t         *skew;      /* the run's own */
     size_t                        nskews;
     size_t                        skews_cap;
 
@@ -188,7 +192,7 @@ static ldseg_mr_rc_e ldseg_mr_context_object(ldseg_mr_t *x,
 static int ldseg_mr_same_key(ldseg_mr_t *x, const char *a, size_t alen,
     unsigned aesc, const char *b, size_t blen, unsigned besc);
 static int ldseg_mr_absent(const ldseg_mv_t *v);
-static inline const ldseg_mv_t *ldseg_mr_field_value(ldseg_mr_t *x,
+static const ldseg_mv_t *ldseg_mr_field_value(ldseg_mr_t *x,
     const ldseg_expr_t *e);
 static int ldseg_mr_model_time(ldseg_mr_t *x,
     const ldseg_subscription_t *sub, ldseg_mr_event_t *me);
@@ -196,6 +200,7 @@ static void ldseg_mr_set(ldseg_mr_event_t *me, ldseg_msg_status_e status,
     ldseg_reason_e reason, const char *message);
 static void ldseg_mr_action(ldseg_mr_t *x, const ldseg_subscription_t *sub,
     ldseg_endpoint_e type, const ldseg_options_t *opt, ldseg_mr_event_t *me);
+static inline size_t ldseg_mr_format_ms(int64_t ms, char *dst);
 static size_t ldseg_mr_length(ldseg_mr_event_t *me);
 static size_t ldseg_mr_write(const ldseg_mr_event_t *me, char *dst,
     size_t *ms_at);
@@ -224,7 +229,7 @@ ldseg_mapping_run_create(const ldseg_mappings_t *maps,
     const ldseg_allocator_t *a, size_t hint, void *buf, size_t buf_size)
 {
     char                 *p;
-    size_t                n, size;
+    size_t                n, size, base, nskews;
     ldseg_mapping_run_t  *run;
 
     n = maps->nslots;
@@ -233,12 +238,20 @@ ldseg_mapping_run_create(const ldseg_mappings_t *maps,
            + n * (sizeof(ldseg_mv_t) + sizeof(ldseg_json_val_t));
     size = (size + 7) & ~(size_t) 7;
 
-    if (buf != NULL && size + n <= buf_size) {
+    /* then the cache flags, then skew records: what room is left */
+    base = (size + n + 7) & ~(size_t) 7;
+
+    if (buf != NULL
+        && base + LDSEG_MR_SKEWS * sizeof(ldseg_mapping_skew_t) <= buf_size)
+    {
         run = buf;
         run->owned = 0;
+        nskews = (buf_size - base) / sizeof(ldseg_mapping_skew_t);
 
     } else {
-        run = a->alloc(a->ctx, size + n);
+        nskews = LDSEG_MR_SKEWS;
+
+        run = a->alloc(a->ctx, base + nskews * sizeof(ldseg_mapping_skew_t));
         if (run == NULL) {
             return NULL;
         }
@@ -262,9 +275,10 @@ ldseg_mapping_run_create(const ldseg_mappings_t *maps,
     run->len = 0;
     run->cap = 0;
     run->hint = hint;
-    run->skews = NULL;
+    run->skew = (ldseg_mapping_skew_t *) ((char *) run + base);
+    run->skews = run->skew;
     run->nskews = 0;
-    run->skews_cap = 0;
+    run->skews_cap = nskews;
     run->nomem = 0;
 
     return run;
@@ -284,7 +298,7 @@ ldseg_mapping_run_free(ldseg_mapping_run_t *run)
         run->a->free(run->a->ctx, run->events);
     }
 
-    if (run->skews != NULL) {
+    if (run->skews != run->skew) {
         run->a->free(run->a->ctx, run->skews);
     }
 
@@ -329,7 +343,7 @@ ldseg_mr_skew_room(ldseg_mapping_run_t *run, size_t n)
         return 0;
     }
 
-    cap = (run->skews_cap != 0) ? run->skews_cap : 16;
+    cap = run->skews_cap;
 
     while (cap - run->nskews < n) {
         if (cap > ((size_t) -1) / 4 / sizeof(ldseg_mapping_skew_t)) {
@@ -344,8 +358,9 @@ ldseg_mr_skew_room(ldseg_mapping_run_t *run, size_t n)
         return -1;
     }
 
-    if (run->skews != NULL) {
-        memcpy(p, run->skews, run->nskews * sizeof(ldseg_mapping_skew_t));
+    memcpy(p, run->skews, run->nskews * sizeof(ldseg_mapping_skew_t));
+
+    if (run->skews != run->skew) {
         run->a->free(run->a->ctx, run->skews);
     }
 
@@ -2226,6 +2241,8 @@ ldseg_mr_set(ldseg_mr_event_t *me, ldseg_msg_status_e status,
     do {                                                                     \
         if ((sub)->fields[f] == NULL) {                                      \
             out = &ldseg_mv_undefined;                                       \
+        } else if ((sub)->fields[f]->fast == LDSEG_FAST_SLOT) {              \
+            out = ldseg_mr_slot(x, (sub)->fields[f]->slot);                  \
         } else {                                                             \
             out = ldseg_mr_field_value(x, (sub)->fields[f]);                 \
             if (out == NULL) {                                               \
@@ -2242,7 +2259,7 @@ ldseg_mr_set(ldseg_mr_event_t *me, ldseg_msg_status_e status,
  * "else": ...}}.
  */
 
-static inline const ldseg_mv_t *
+static const ldseg_mv_t *
 ldseg_mr_field_value(ldseg_mr_t *x, const ldseg_expr_t *e)
 {
     const ldseg_mv_t  *v;
@@ -2332,11 +2349,13 @@ ldseg_mr_action(ldseg_mr_t *x, const ldseg_subscription_t *sub,
 
         if (rc != LDSEG_MR_OK) {
             if (type == LDSEG_EP_IDENTIFY) {
-                ldseg_mr_set(me, LDSEG_MSG_SKIPPED, LDSEG_REASON_IDENTIFY_WITHOUT_USER_ID,
+                ldseg_mr_set(me, LDSEG_MSG_SKIPPED,
+                             LDSEG_REASON_IDENTIFY_WITHOUT_USER_ID,
                              "identify without \"userId\" maps to no event");
 
             } else {
-                ldseg_mr_set(me, LDSEG_MSG_REJECTED, LDSEG_REASON_MISSING_USER_ID,
+                ldseg_mr_set(me, LDSEG_MSG_REJECTED,
+                             LDSEG_REASON_MISSING_USER_ID,
                              "the mapped \"user_key\" is missing or not a "
                              "string");
             }
@@ -2430,7 +2449,8 @@ ldseg_mr_action(ldseg_mr_t *x, const ldseg_subscription_t *sub,
 
     if (!ldseg_mr_absent(v)) {
         if (v->type != LDSEG_MV_OBJECT) {
-            ldseg_mr_set(me, LDSEG_MSG_REJECTED, LDSEG_REASON_INVALID_PROPERTIES,
+            ldseg_mr_set(me, LDSEG_MSG_REJECTED,
+                         LDSEG_REASON_INVALID_PROPERTIES,
                          "the mapped \"event_properties\" is not an object");
             return;
         }
@@ -2517,11 +2537,13 @@ ldseg_mr_action(ldseg_mr_t *x, const ldseg_subscription_t *sub,
 failed:
 
     if (x->run->scratch.nomem) {
-        ldseg_mr_set(me, LDSEG_MSG_REJECTED, LDSEG_REASON_NO_MEMORY, "out of memory");
+        ldseg_mr_set(me, LDSEG_MSG_REJECTED,
+                     LDSEG_REASON_NO_MEMORY, "out of memory");
         x->run->nomem = 1;
 
     } else if (x->fail != NULL) {
-        ldseg_mr_set(me, LDSEG_MSG_REJECTED, LDSEG_REASON_MAPPING_FAILED, x->fail);
+        ldseg_mr_set(me, LDSEG_MSG_REJECTED,
+                     LDSEG_REASON_MAPPING_FAILED, x->fail);
 
     } else {
         ldseg_mr_set(me, LDSEG_MSG_REJECTED, LDSEG_REASON_TOO_LARGE,
@@ -2532,6 +2554,13 @@ failed:
 
 size_t
 ldseg_mapping_format_ms(int64_t ms, char *dst)
+{
+    return ldseg_mr_format_ms(ms, dst);
+}
+
+
+static inline size_t
+ldseg_mr_format_ms(int64_t ms, char *dst)
 {
     char      *q, buf[24];
     size_t     i, n;
@@ -2589,7 +2618,7 @@ ldseg_mr_length(ldseg_mr_event_t *me)
 {
     size_t  i, n;
 
-    me->ms_len = ldseg_mapping_format_ms(me->ms, me->ms_text);
+    me->ms_len = ldseg_mr_format_ms(me->ms, me->ms_text);
 
     if (me->action == LDSEG_ACTION_ALIAS) {
         return sizeof("{\"kind\":\"alias\",\"key\":\"\",\"previousKey\":\"\","
@@ -2729,6 +2758,15 @@ ldseg_mapping_prepare(ldseg_mapping_run_t *run, const ldseg_segment_msg_t *m,
     x.ar = &run->scratch;
     x.vals = m->f;
     x.ms = ev->ms;
+
+    /*
+     * A message's own sentAt is the one clock skew uses: its events are
+     * written with the corrected timestamp the pipeline will compute.
+     */
+
+    if (opt->clock_skew && ev->has_ts && ev->has_sent) {
+        (void) ldseg_time_skew(ev->ms, ev->sent_ms, opt->now_ms, &x.ms);
+    }
     x.odd = m->odd;
     x.fail = NULL;
 
@@ -2832,8 +2870,12 @@ ldseg_mapping_prepare(ldseg_mapping_run_t *run, const ldseg_segment_msg_t *m,
         goto too_large;
     }
 
-    /* the dates clock skew may move: only the message's own timestamp */
-    skew = opt->clock_skew && ev->has_ts && nskew != 0;
+    /*
+     * The dates clock skew may still move: those of the message's own
+     * timestamp, if it may get its batch's sentAt (which may come later).
+     */
+    skew = opt->clock_skew && ev->has_ts && nskew != 0 && !ev->has_sent
+           && m->batch;
 
     if (ldseg_mr_room(run, total + 1) != 0
         || (skew && ldseg_mr_skew_room(run, nskew) != 0))
@@ -2876,8 +2918,8 @@ ldseg_mapping_prepare(ldseg_mapping_run_t *run, const ldseg_segment_msg_t *m,
         len = ldseg_mr_write(&mes[i], p, &at);
 
         if (skew && mes[i].model_ts) {
-            run->skews[run->nskews].off = (size_t) (p - run->events) + at;
-            run->skews[run->nskews].len = mes[i].ms_len;
+            run->skews[run->nskews].off = (uint32_t) ((p - run->events) + at);
+            run->skews[run->nskews].len = (uint32_t) mes[i].ms_len;
             run->skews[run->nskews].ms = x.ms;
             run->nskews++;
         }

@@ -23,8 +23,11 @@
 #include <ldseg_mapping.h>
 
 
-/* the caller's memory that holds a run, for small mappings */
-#define LDSEG_MAPPING_RUN_STACK  4096
+/*
+ * The caller's memory that holds a run, for small mappings (the
+ * presets': and a hundred messages' skew records)
+ */
+#define LDSEG_MAPPING_RUN_STACK  6144
 
 /*
  * A request's state: the scan slots, a scratch arena reused for every
@@ -49,11 +52,12 @@ void ldseg_mapping_run_events(ldseg_mapping_run_t *run, char **events,
  * digits are in the events, and the timestamp; Segment's clock skew, which
  * is applied once the whole body is read, may move it (ldseg_process()
  * writes such dates anew).  Recorded only when the options apply clock
- * skew and the message has a timestamp.
+ * skew and the message has a timestamp, no sentAt of its own (then its
+ * events are written with the corrected timestamp) and is in a batch.
  */
 typedef struct {
-    size_t                        off;
-    size_t                        len;
+    uint32_t                      off;
+    uint32_t                      len;
     int64_t                       ms;
 } ldseg_mapping_skew_t;
 

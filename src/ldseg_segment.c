@@ -460,6 +460,7 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
             }
 
             m.odd = (js->odd != odd);
+            m.batch = 1;
             m.msg.p = q;
             m.msg.len = (size_t) (p - q);
             m.msg.type = LDSEG_JSON_OBJECT;

@@ -73,6 +73,9 @@ typedef struct {
 
     /* the message holds values JavaScript reads differently (js->odd) */
     unsigned                      odd;
+
+    /* the message is in a batch */
+    unsigned                      batch;
 } ldseg_segment_msg_t;
 
 

@@ -5,10 +5,11 @@
  * libFuzzer target over mappings evaluation: a fixed mappings file that
  * uses every directive, FQL operator and action field, compiled once, and
  * random request bodies (the first byte picks the endpoint, low three
- * bits, and the pipeline's options, the next two).  Every result must be well formed: each message's events parse
- * as a JSON array of nld events, offsets and counts add up, a message's
- * events stay within LDSEG_MAPPING_GROWTH times its size plus the slack,
- * and all memory returns.
+ * bits, and the pipeline's options, the next two).  Every result must be
+ * well formed: each message's events parse as a JSON array of nld events,
+ * offsets and counts add up, a message's events stay within
+ * LDSEG_MAPPING_GROWTH times its size plus the slack, and all memory
+ * returns.
  */
 
 

@@ -699,7 +699,24 @@ static const char  *test_pipeline_bodies[] = {
     "{\"type\":\"alias\",\"userId\":\"u3\",\"previousId\":\"\","
     "\"anonymousId\":\"a3\"},"
     "{\"type\":\"identify\",\"userId\":\"u4\",\"anonymousId\":\"\"},"
-    "{\"type\":\"track\",\"userId\":\"\\u0000\",\"event\":\"E5\"}]}"
+    "{\"type\":\"track\",\"userId\":\"\\u0000\",\"event\":\"E5\"}]}",
+
+    /* dates moved in place, then one that gains a digit */
+
+    "{\"batch\":[{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"E1\","
+    "\"timestamp\":\"2020-01-01T00:00:00Z\"},"
+    "{\"type\":\"alias\",\"userId\":\"u2\",\"previousId\":\"p2\","
+    "\"timestamp\":\"2020-01-01T00:00:00Z\"}],"
+    "\"sentAt\":\"2020-01-01T00:00:05Z\"}",
+
+    "{\"batch\":[{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"E1\","
+    "\"timestamp\":\"2020-01-01T00:00:00Z\"},"
+    "{\"type\":\"track\",\"userId\":\"u2\",\"event\":\"E2\","
+    "\"timestamp\":\"2001-09-09T01:46:39.999Z\","
+    "\"sentAt\":\"2001-09-09T01:46:40.000Z\"},"
+    "{\"type\":\"track\",\"userId\":\"u3\",\"event\":\"E3\","
+    "\"timestamp\":\"2020-01-01T00:00:00Z\"}],"
+    "\"sentAt\":\"2020-01-01T00:00:05Z\"}"
 };
 
 
