@@ -6,7 +6,11 @@
  * 20-message batch.  Not part of the Makefile; build and run with
  *
  *   cc -std=c99 -D_DEFAULT_SOURCE -O2 -Isrc -o build/core_bench \
- *       bench/core_bench.c src/ldseg_*.c -lm && build/core_bench
+ *       bench/core_bench.c src/ldseg_*.c -lcjson -lm && build/core_bench
+ *
+ * With a mappings file as argument (t/conformance/presets.json: the
+ * destination's presets), each figure is measured with the built-in
+ * presets and with the file, in pairs, and the ratio is printed.
  */
 
 
@@ -16,6 +20,7 @@
 #include <time.h>
 
 #include <ldseg.h>
+#include <ldseg_mapping.h>
 
 
 #define BENCH_ROUNDS  200000
@@ -26,6 +31,13 @@ static void bench_free(void *ctx, void *p);
 static double bench_now(void);
 static double bench_run(const char *body, size_t len, ldseg_endpoint_e ep,
     size_t rounds);
+static int bench_cmp(const void *a, const void *b);
+static void bench_compare(const char *name, const char *body, size_t len,
+    ldseg_endpoint_e ep, size_t rounds, size_t per);
+static const ldseg_mappings_t *bench_load(const char *path);
+
+
+static const ldseg_mappings_t  *bench_maps;
 
 
 static const char  bench_track[] =
@@ -61,7 +73,8 @@ bench_now(void)
 {
     struct timespec  ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* the process's CPU time: other processes on the machine do not count */
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 
     return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
@@ -83,6 +96,7 @@ bench_run(const char *body, size_t len, ldseg_endpoint_e ep, size_t rounds)
 
     ldseg_options_init(&opt);
     opt.now_ms = 1700000000000LL;
+    opt.mappings = bench_maps;
 
     t0 = bench_now();
 
@@ -101,17 +115,107 @@ bench_run(const char *body, size_t len, ldseg_endpoint_e ep, size_t rounds)
 }
 
 
+static const ldseg_mappings_t *
+bench_load(const char *path)
+{
+    FILE               *f;
+    char               *text, err[512];
+    long                size;
+    ldseg_mappings_t   *maps;
+    ldseg_allocator_t   a;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        perror(path);
+        exit(1);
+    }
+
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+
+    text = malloc((size_t) size);
+    if (text == NULL || fread(text, 1, (size_t) size, f) != (size_t) size) {
+        fprintf(stderr, "%s: cannot read\n", path);
+        exit(1);
+    }
+
+    fclose(f);
+
+    a.alloc = bench_alloc;
+    a.free = bench_free;
+    a.ctx = NULL;
+
+    if (ldseg_mappings_compile(text, (size_t) size, &a, &maps, err,
+                               sizeof(err))
+        != LDSEG_OK)
+    {
+        fprintf(stderr, "%s: %s\n", path, err);
+        exit(1);
+    }
+
+    free(text);
+
+    return maps;
+}
+
+
+/*
+ * Built-in and file, back to back, 21 times: each pair gives a ratio, and
+ * the medians (of the times and of the ratios) are printed, so that the
+ * machine's drift (other processes, clock changes) cancels out.
+ */
+
+static int
+bench_cmp(const void *a, const void *b)
+{
+    double  x, y;
+
+    x = *(const double *) a;
+    y = *(const double *) b;
+
+    return (x < y) ? -1 : (x > y);
+}
+
+
+static void
+bench_compare(const char *name, const char *body, size_t len,
+    ldseg_endpoint_e ep, size_t rounds, size_t per)
+{
+    int                      i;
+    double                   b[21], f[21], r[21];
+    const ldseg_mappings_t  *maps;
+
+    maps = bench_maps;
+
+    for (i = 0; i < 21; i++) {
+        bench_maps = NULL;
+        b[i] = bench_run(body, len, ep, rounds) / per;
+
+        bench_maps = maps;
+        f[i] = bench_run(body, len, ep, rounds) / per;
+
+        r[i] = f[i] / b[i];
+    }
+
+    qsort(b, 21, sizeof(double), bench_cmp);
+    qsort(f, 21, sizeof(double), bench_cmp);
+    qsort(r, 21, sizeof(double), bench_cmp);
+
+    printf("%s: built-in %.0f ns, mappings file %.0f ns per message; "
+           "file/built-in %.3f (median of 21 pairs; quartiles %.3f, %.3f)\n",
+           name, b[10], f[10], r[10], r[5], r[15]);
+}
+
+
 int
-main(void)
+main(int argc, char **argv)
 {
     char    *batch, *p;
     size_t   i, len;
     double   ns;
 
     len = strlen(bench_track);
-
-    ns = bench_run(bench_track, len, LDSEG_EP_TRACK, BENCH_ROUNDS);
-    printf("track (%zu bytes): %.0f ns per message\n", len, ns);
 
     batch = malloc(20 * (len + 1) + 64);
     p = batch;
@@ -122,6 +226,23 @@ main(void)
     }
 
     p += sprintf(p, "],\"sentAt\":\"2022-10-25T08:27:01.000Z\"}");
+
+    if (argc > 1) {
+        bench_maps = bench_load(argv[1]);
+
+        bench_compare("track", bench_track, len, LDSEG_EP_TRACK,
+                      BENCH_ROUNDS / 10, 1);
+        bench_compare("batch of 20", batch, (size_t) (p - batch),
+                      LDSEG_EP_BATCH, BENCH_ROUNDS / 200, 20);
+
+        ldseg_mappings_free((ldseg_mappings_t *) bench_maps);
+        free(batch);
+
+        return 0;
+    }
+
+    ns = bench_run(bench_track, len, LDSEG_EP_TRACK, BENCH_ROUNDS);
+    printf("track (%zu bytes): %.0f ns per message\n", len, ns);
 
     ns = bench_run(batch, (size_t) (p - batch), LDSEG_EP_BATCH,
                    BENCH_ROUNDS / 20);
