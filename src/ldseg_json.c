@@ -50,8 +50,6 @@ static const char *ldseg_json_array(ldseg_json_t *js, const char *p,
     unsigned depth);
 static const ldseg_json_key_t *ldseg_json_match(const char *key,
     size_t len, unsigned esc, const ldseg_json_key_t *keys, size_t nkeys);
-static const char *ldseg_json_skip(const char *p, const char *end,
-    ldseg_json_val_t *v);
 static const char *ldseg_json_skip_string(const char *p, const char *end);
 
 
@@ -672,7 +670,7 @@ static const unsigned char  ldseg_json_stops[256] = {
  * any bytes; NULL when the value does not end before end.
  */
 
-static const char *
+const char *
 ldseg_json_skip(const char *p, const char *end, ldseg_json_val_t *v)
 {
     const char         *start;

@@ -108,6 +108,15 @@ const char *ldseg_json_ws(const char *p, const char *end);
 ldseg_rc_t ldseg_json_validate(const char *p, size_t len, unsigned max_depth);
 
 /*
+ * The end of the value at p (no whitespace before it) without validating
+ * it: strings are skipped to their closing quote and containers by their
+ * brackets.  Never reads past end, on any bytes; NULL when the value does
+ * not end before end.  v may be NULL.
+ */
+const char *ldseg_json_skip(const char *p, const char *end,
+    ldseg_json_val_t *v);
+
+/*
  * Walks the elements of a validated array token: *pp starts at '[' (or
  * just after a previous element); returns 1 with v set, 0 at the end.
  */

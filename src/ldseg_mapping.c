@@ -51,6 +51,7 @@ typedef struct {
     char                          where[LDSEG_MC_WHERE_MAX];
     size_t                        wlen;
     unsigned                      item;      /* inside @arrayPath items */
+    unsigned                      whole;     /* reads the whole message */
     size_t                        npaths;
     size_t                        cpaths;
 } ldseg_mc_t;
@@ -108,6 +109,8 @@ static ldseg_expr_t *ldseg_mc_merge(ldseg_mc_t *mc, const cJSON *v);
 static ldseg_path_t *ldseg_mc_path(ldseg_mc_t *mc, const char *s,
     size_t len, unsigned strip);
 static ldseg_rc_t ldseg_mc_slots(ldseg_mc_t *mc, ldseg_path_t *path);
+static ldseg_rc_t ldseg_mc_context(ldseg_mc_t *mc);
+static size_t ldseg_mc_subtree(const ldseg_trie_t *t, unsigned *slots);
 static ldseg_trie_t *ldseg_mc_trie_child(ldseg_mc_t *mc, ldseg_trie_t *t,
     const char *key, size_t len, unsigned slot);
 static ldseg_rc_t ldseg_mc_model(ldseg_mc_t *mc);
@@ -457,6 +460,12 @@ ldseg_mc_expr_new(ldseg_mc_t *mc, ldseg_expr_e kind, size_t nargs)
 
     if (mc->item) {
         e->flags |= LDSEG_EX_ITEM;
+
+    } else if (kind == LDSEG_EX_PATH_DYNAMIC
+               || kind == LDSEG_EX_TEMPLATE_DYNAMIC)
+    {
+        /* a path known per message may go anywhere in it */
+        mc->whole = 1;
     }
 
     return e;
@@ -1556,7 +1565,14 @@ ldseg_mc_slots(ldseg_mc_t *mc, ldseg_path_t *path)
     t = mc->root;
 
     for (i = 0; i < path->nsegs; i++) {
-        if (mc->item || t == NULL) {
+
+        /*
+         * No message the scan accepts is deeper than LDSEG_MAX_DEPTH: a
+         * longer path is looked up in the span below that (and the tree
+         * of slots stays that shallow)
+         */
+
+        if (mc->item || t == NULL || i >= LDSEG_MAX_DEPTH) {
             path->slots[i] = LDSEG_MAPPING_NO_SLOT;
             continue;
         }
@@ -1570,12 +1586,86 @@ ldseg_mc_slots(ldseg_mc_t *mc, ldseg_path_t *path)
         path->slots[i] = t->slot;
     }
 
+    if (!mc->item && path->nsegs == 0) {
+        mc->whole = 1;
+    }
+
     path->type = (!mc->item && path->nsegs > 0 && path->lens[0] == 4
                   && memcmp(path->segs[0], "type", 4) == 0);
 
     path->direct = (!mc->item && path->nsegs == 1 && !path->type);
 
     return LDSEG_OK;
+}
+
+
+/*
+ * Where the mappings read the message's "context": its slot and every
+ * slot below it.  A mapping that reads the whole message reads it too.
+ */
+
+static ldseg_rc_t
+ldseg_mc_context(ldseg_mc_t *mc)
+{
+    size_t          n;
+    ldseg_trie_t   *t;
+
+    mc->maps->ctx_slot = LDSEG_MAPPING_NO_SLOT;
+
+    for (t = mc->root->child; t != NULL; t = t->next) {
+        if (t->len == 7 && memcmp(t->key, "context", 7) == 0) {
+            break;
+        }
+    }
+
+    if (t == NULL) {
+        if (!mc->whole) {
+            return LDSEG_OK;
+        }
+
+        t = ldseg_mc_trie_child(mc, mc->root, "context", 7,
+                                LDSEG_MAPPING_NO_SLOT);
+        if (t == NULL) {
+            return LDSEG_ENOMEM;
+        }
+    }
+
+    mc->maps->ctx_slot = t->slot;
+
+    n = ldseg_mc_subtree(t, NULL);
+
+    mc->maps->ctx_slots = ldseg_arena_alloc(mc->ar,
+                                            (n + 1) * sizeof(unsigned));
+    if (mc->maps->ctx_slots == NULL) {
+        return LDSEG_ENOMEM;
+    }
+
+    mc->maps->nctx_slots = ldseg_mc_subtree(t, mc->maps->ctx_slots);
+
+    return LDSEG_OK;
+}
+
+
+/* the slots below t, into slots if not NULL; returns how many */
+
+static size_t
+ldseg_mc_subtree(const ldseg_trie_t *t, unsigned *slots)
+{
+    size_t               n;
+    const ldseg_trie_t  *c;
+
+    n = 0;
+
+    for (c = t->child; c != NULL; c = c->next) {
+        if (slots != NULL) {
+            slots[n] = c->slot;
+        }
+
+        n++;
+        n += ldseg_mc_subtree(c, (slots != NULL) ? slots + n : NULL);
+    }
+
+    return n;
 }
 
 
@@ -1970,6 +2060,11 @@ ldseg_mappings_compile(const char *json, size_t len,
 
     maps->nsubs = n;
 
+    rc = ldseg_mc_context(&mc);
+    if (rc != LDSEG_OK) {
+        goto failed;
+    }
+
     maps->keys = ldseg_mc_table(&mc, mc.root);
     if (maps->keys == NULL) {
         rc = LDSEG_ENOMEM;
@@ -1977,6 +2072,13 @@ ldseg_mappings_compile(const char *json, size_t len,
     }
 
     maps->nkeys = mc.root->nchildren;
+
+    for (i = 0; i < maps->nkeys; i++) {
+        if (maps->keys[i].slot == maps->ctx_slot) {
+            maps->ctx_keys = maps->keys[i].sub;
+            maps->nctx_keys = maps->keys[i].nsub;
+        }
+    }
     maps->slack = LDSEG_EVENT_SLACK * (n + 1) + len;
 
     cJSON_Delete(root);

@@ -168,6 +168,19 @@ struct ldseg_mappings_s {
     size_t                        nkeys;
     unsigned                      nslots;
 
+    /*
+     * When the mappings read a message's "context" (a path through it,
+     * or the whole message), its slot, else LDSEG_MAPPING_NO_SLOT; the
+     * table its object is scanned with (NULL when no path goes into it);
+     * every slot below it, for a batch's context to stand in for a
+     * message's (Segment's API gives a message without one the batch's).
+     */
+    unsigned                      ctx_slot;
+    const ldseg_json_key_t       *ctx_keys;
+    size_t                        nctx_keys;
+    unsigned                     *ctx_slots;
+    size_t                        nctx_slots;
+
     /* the FQL conditions' paths, by ldseg_fql_t.path */
     ldseg_path_t                **paths;
     size_t                        npaths;

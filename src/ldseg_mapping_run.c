@@ -79,6 +79,15 @@ typedef struct {
     const ldseg_json_val_t       *vals;
     ldseg_mv_t                    root;
     const ldseg_mv_t             *type;
+
+    /*
+     * The batch's context, when the message has none of its own: its
+     * slots are the message's already; ctx serves the paths known per
+     * message, whole the whole message with it (made when first read)
+     */
+    const ldseg_mv_t             *ctx;
+    const ldseg_mv_t             *whole;
+    ldseg_mv_t                    ctx_v;
     int64_t                       ms;        /* the model's "timestamp" */
     unsigned                      odd;       /* ldseg_segment_msg_t's */
     const char                   *fail;      /* mapping-kit would throw */
@@ -133,6 +142,7 @@ static inline const ldseg_mv_t *ldseg_mr_slot(ldseg_mr_t *x, unsigned slot);
 static const ldseg_mv_t *ldseg_mr_path(ldseg_mr_t *x,
     const ldseg_path_t *path, const ldseg_mv_t *payload);
 static const ldseg_mv_t *ldseg_mr_fql_get(void *ctx, const ldseg_fql_t *c);
+static const ldseg_mv_t *ldseg_mr_whole(ldseg_mr_t *x);
 static const ldseg_mv_t *ldseg_mr_eval(ldseg_mr_t *x, const ldseg_expr_t *e,
     const ldseg_mv_t *payload);
 static void ldseg_mr_throws(ldseg_mr_t *x, const ldseg_buf_t *b);
@@ -465,6 +475,10 @@ ldseg_mr_path(ldseg_mr_t *x, const ldseg_path_t *path,
     v = payload;
     via = (payload == &x->root);
 
+    if (via && x->ctx != NULL && path->nsegs == 0) {
+        return ldseg_mr_whole(x);
+    }
+
     for (i = 0; i < path->nsegs; i++) {
 
         if (ldseg_mv_falsy(v)) {
@@ -474,6 +488,15 @@ ldseg_mr_path(ldseg_mr_t *x, const ldseg_path_t *path,
         if (via && i == 0 && path->type) {
             /* the endpoint (or the batch message's "type") decides it */
             v = x->type;
+            via = 0;
+            continue;
+        }
+
+        if (via && i == 0 && x->ctx != NULL && path->slots == NULL
+            && path->lens[0] == 7 && memcmp(path->segs[0], "context", 7) == 0)
+        {
+            /* a path known per message: the batch's context */
+            v = x->ctx;
             via = 0;
             continue;
         }
@@ -514,6 +537,47 @@ ldseg_mr_fql_get(void *ctx, const ldseg_fql_t *c)
     }
 
     return ldseg_mr_path(x, x->run->maps->paths[c->path], &x->root);
+}
+
+
+/*
+ * The message with the batch's context, as Segment's API passes it on:
+ * in the place of its null "context", or after its last member.
+ */
+
+static const ldseg_mv_t *
+ldseg_mr_whole(ldseg_mr_t *x)
+{
+    size_t              n;
+    ldseg_mv_member_t  *m, *all;
+
+    if (x->whole != NULL) {
+        return x->whole;
+    }
+
+    if (ldseg_mv_members(x->ar, &x->root, &m, &n) != LDSEG_OK) {
+        return NULL;
+    }
+
+    all = ldseg_arena_alloc(x->ar, (n + 1) * sizeof(ldseg_mv_member_t));
+    if (all == NULL) {
+        return NULL;
+    }
+
+    if (n != 0) {
+        memcpy(all, m, n * sizeof(ldseg_mv_member_t));
+    }
+
+    /* a duplicate key keeps the first one's place and the last one's value */
+
+    all[n].key = "context";
+    all[n].key_len = 7;
+    all[n].key_esc = 0;
+    all[n].val = x->ctx;
+
+    x->whole = ldseg_mv_object(x->ar, all, n + 1);
+
+    return x->whole;
 }
 
 
@@ -2749,7 +2813,8 @@ ldseg_mapping_prepare(ldseg_mapping_run_t *run, const ldseg_segment_msg_t *m,
     nsubs = maps->nsubs;
 
     /* the events may grow to limit; what builds them, to more */
-    limit = LDSEG_MAPPING_GROWTH * m->msg.len + maps->slack;
+    len = m->msg.len + ((m->ctx != NULL) ? m->ctx->len : 0);
+    limit = LDSEG_MAPPING_GROWTH * len + maps->slack;
 
     ldseg_arena_reset(&run->scratch, 2 * limit + LDSEG_MAPPING_SCRATCH);
     memset(run->cached, 0, maps->nslots);
@@ -2771,6 +2836,14 @@ ldseg_mapping_prepare(ldseg_mapping_run_t *run, const ldseg_segment_msg_t *m,
     x.fail = NULL;
 
     ldseg_mv_token(&x.root, &m->msg);
+
+    x.ctx = NULL;
+    x.whole = NULL;
+
+    if (m->ctx != NULL) {
+        ldseg_mv_token(&x.ctx_v, m->ctx);
+        x.ctx = &x.ctx_v;
+    }
 
     x.type = &ldseg_mr_types[(type >= LDSEG_EP_TRACK && type <= LDSEG_EP_GROUP)
                             ? type : 0];
@@ -2868,6 +2941,21 @@ ldseg_mapping_prepare(ldseg_mapping_run_t *run, const ldseg_segment_msg_t *m,
 
     if (total + 1 > (size_t) UINT32_MAX - run->len) {
         goto too_large;
+    }
+
+    /*
+     * A request's events, whatever its messages and the batch context
+     * they inherit make of them: what a full batch may make, at most.
+     */
+
+    if (run->len + total + 1 > LDSEG_MAPPING_GROWTH * opt->max_batch_bytes
+                               + maps->slack)
+    {
+        ev->status = LDSEG_MSG_REJECTED;
+        ev->err.reason = LDSEG_REASON_TOO_LARGE;
+        ev->err.message = "the request's mapped events would be too large";
+        ev->refused = 1;
+        return;
     }
 
     /*

@@ -35,6 +35,14 @@ static ldseg_rc_t ldseg_segment_scan_fail(const ldseg_json_t *js,
 static ldseg_integration_e ldseg_segment_integration(
     const ldseg_json_val_t *v);
 static void ldseg_segment_pipeline(ldseg_segment_t *s, ldseg_event_t *ev);
+static const char *ldseg_segment_context(ldseg_json_t *js, const char *p,
+    unsigned depth, ldseg_json_val_t *v);
+static const char *ldseg_segment_context_scan(ldseg_segment_t *s,
+    ldseg_json_t *js, const char *p, unsigned depth, ldseg_json_val_t *v);
+static void ldseg_segment_ahead(ldseg_segment_t *s, ldseg_json_t *js,
+    const char *array, unsigned depth);
+static void ldseg_segment_inherit(ldseg_segment_t *s, ldseg_json_t *js,
+    const char *array, unsigned depth, ldseg_segment_msg_t *m);
 
 
 static const ldseg_json_key_t  ldseg_props_keys[] = {
@@ -78,7 +86,9 @@ static const ldseg_json_key_t  ldseg_batch_keys[] = {
       NULL, 0 },
     LDSEG_KEY("writeKey", LDSEG_F_WRITE_KEY),
     LDSEG_KEY("sentAt", LDSEG_F_SENT_AT),
-    LDSEG_INTEGRATIONS_KEY
+    LDSEG_INTEGRATIONS_KEY,
+    { "context", sizeof("context") - 1, LDSEG_F_BATCH_CONTEXT,
+      ldseg_segment_context, NULL, 0 }
 };
 
 
@@ -372,6 +382,11 @@ ldseg_segment_free(ldseg_segment_t *s)
 {
     size_t  i;
 
+    if (s->ctx_vals != NULL) {
+        s->a->free(s->a->ctx, s->ctx_vals);
+        s->ctx_vals = NULL;
+    }
+
     if (s->cap == 0) {
         /* a single message, or an empty batch: nothing was allocated */
         s->blocks = NULL;
@@ -416,6 +431,7 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
 
     /* the last "batch" wins */
     s->n = 0;
+    s->ahead = 0;
 
     if (p == end || *p != '[') {
         return ldseg_json_value(js, p, depth, v);
@@ -464,6 +480,17 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
             m.msg.p = q;
             m.msg.len = (size_t) (p - q);
             m.msg.type = LDSEG_JSON_OBJECT;
+            m.ctx = NULL;
+
+            if (m.run != NULL
+                && opt->mappings->ctx_slot != LDSEG_MAPPING_NO_SLOT)
+            {
+                ldseg_segment_inherit(s, js, start, depth, &m);
+
+                if (js->code != NULL) {
+                    return NULL;
+                }
+            }
 
             type = ldseg_segment_type(&m.f[LDSEG_F_TYPE]);
 
@@ -526,6 +553,200 @@ done:
     v->type = LDSEG_JSON_ARRAY;
 
     return p;
+}
+
+
+/*
+ * The handler of the top-level "context" key of a batch: with mappings
+ * that read a message's context, an object is scanned with their table
+ * for it, to stand in for the context of every message that has none.
+ */
+
+static const char *
+ldseg_segment_context(ldseg_json_t *js, const char *p, unsigned depth,
+    ldseg_json_val_t *v)
+{
+    ldseg_segment_t  *s;
+
+    s = js->ctx;
+
+    if (s->run == NULL
+        || s->opt->mappings->ctx_slot == LDSEG_MAPPING_NO_SLOT)
+    {
+        return ldseg_json_value(js, p, depth, v);
+    }
+
+    return ldseg_segment_context_scan(s, js, p, depth, v);
+}
+
+
+static const char *
+ldseg_segment_context_scan(ldseg_segment_t *s, ldseg_json_t *js,
+    const char *p, unsigned depth, ldseg_json_val_t *v)
+{
+    size_t                   n;
+    unsigned                 odd;
+    const char              *q;
+    const ldseg_mappings_t  *maps;
+
+    maps = s->opt->mappings;
+    odd = js->odd;
+
+    /* the last one wins, and only an object stands in for a message's */
+    s->ctx.type = LDSEG_JSON_NONE;
+
+    if (p == js->end || *p != '{' || maps->ctx_keys == NULL) {
+        q = ldseg_json_value(js, p, depth, v);
+
+    } else {
+        if (s->ctx_vals == NULL) {
+            n = maps->nslots * sizeof(ldseg_json_val_t);
+
+            s->ctx_vals = s->a->alloc(s->a->ctx, n);
+            if (s->ctx_vals == NULL) {
+                return ldseg_json_fail(js, "no_memory");
+            }
+
+            memset(s->ctx_vals, 0, n);
+        }
+
+        q = ldseg_json_object(js, p, depth, maps->ctx_keys, maps->nctx_keys,
+                              s->ctx_vals);
+        if (q != NULL) {
+            v->p = p;
+            v->len = (size_t) (q - p);
+            v->type = LDSEG_JSON_OBJECT;
+        }
+    }
+
+    if (q == NULL) {
+        return NULL;
+    }
+
+    if (v->type == LDSEG_JSON_OBJECT) {
+        s->ctx = *v;
+        s->ctx_odd = (js->odd != odd);
+    }
+
+    return q;
+}
+
+
+/*
+ * A batch message without a "context" of its own (absent or null) gets
+ * the batch's, whole, as Segment's API gives it: its slots are the batch
+ * context's.  The batch's may follow the array: the first such message
+ * looks for it in the rest of the body (once per array) with a walk that
+ * skips the array by its brackets; the scan validates it all later.
+ */
+
+static void
+ldseg_segment_inherit(ldseg_segment_t *s, ldseg_json_t *js,
+    const char *array, unsigned depth, ldseg_segment_msg_t *m)
+{
+    size_t                   i;
+    unsigned                 slot;
+    const ldseg_mappings_t  *maps;
+
+    maps = s->opt->mappings;
+
+    if (m->f[maps->ctx_slot].type != LDSEG_JSON_NONE
+        && m->f[maps->ctx_slot].type != LDSEG_JSON_NULL)
+    {
+        return;
+    }
+
+    if (!s->ahead) {
+        s->ahead = 1;
+        ldseg_segment_ahead(s, js, array, depth);
+
+        if (js->code != NULL) {
+            return;
+        }
+    }
+
+    if (s->ctx.type != LDSEG_JSON_OBJECT) {
+        return;
+    }
+
+    m->f[maps->ctx_slot] = s->ctx;
+
+    for (i = 0; i < maps->nctx_slots; i++) {
+        slot = maps->ctx_slots[i];
+        m->f[slot] = s->ctx_vals[slot];
+    }
+
+    m->ctx = &s->ctx;
+    m->odd |= s->ctx_odd;
+}
+
+
+/*
+ * The last top-level "context" after the batch array at "array", if
+ * any, scanned into s->ctx; the body is not validated yet, so nothing is
+ * taken from it unless it scans.
+ */
+
+static void
+ldseg_segment_ahead(ldseg_segment_t *s, ldseg_json_t *js, const char *array,
+    unsigned depth)
+{
+    char               buf[64];
+    size_t             len;
+    const char        *p, *end, *key;
+    ldseg_json_t       ajs;
+    ldseg_json_val_t   name, val, last, v;
+
+    end = js->end;
+
+    p = ldseg_json_skip(array, end, NULL);
+    if (p == NULL) {
+        return;
+    }
+
+    last.type = LDSEG_JSON_NONE;
+
+    while (ldseg_json_object_next(&p, end, &name, &val)) {
+
+        if (name.type != LDSEG_JSON_STRING || name.len > sizeof(buf)) {
+            continue;
+        }
+
+        if (memchr(name.p, '\\', name.len) != NULL) {
+            if (ldseg_json_validate(name.p, name.len, 1) != LDSEG_OK) {
+                return;
+            }
+
+            len = ldseg_json_string_decode(name.p, name.len, buf);
+            key = buf;
+
+        } else {
+            len = name.len - 2;
+            key = name.p + 1;
+        }
+
+        if (len == 7 && memcmp(key, "context", 7) == 0) {
+            last = val;
+        }
+    }
+
+    if (last.type == LDSEG_JSON_NONE) {
+        return;
+    }
+
+    ajs.end = end;
+    ajs.max_depth = js->max_depth;
+    ajs.code = NULL;
+    ajs.ctx = s;
+    ajs.odd = 0;
+
+    if (ldseg_segment_context_scan(s, &ajs, last.p, depth, &v) == NULL) {
+        s->ctx.type = LDSEG_JSON_NONE;
+
+        if (ajs.code != NULL && strcmp(ajs.code, "no_memory") == 0) {
+            (void) ldseg_json_fail(js, "no_memory");
+        }
+    }
 }
 
 
@@ -643,6 +864,10 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
     s->keys = ldseg_msg_keys;
     s->nkeys = sizeof(ldseg_msg_keys) / sizeof(ldseg_json_key_t);
     s->run = run;
+    s->ctx.type = LDSEG_JSON_NONE;
+    s->ctx_vals = NULL;
+    s->ctx_odd = 0;
+    s->ahead = 0;
 
     if (run != NULL) {
         s->keys = opt->mappings->keys;
@@ -756,6 +981,13 @@ ldseg_segment_parse(ldseg_segment_t *s, const char *body, size_t len,
 
     for (i = 0; s->pipeline && i < s->n; i++) {
         ldseg_segment_pipeline(s, ldseg_segment_message(s, i));
+    }
+
+    /* the batch context's slots served the messages' mappings only */
+
+    if (s->ctx_vals != NULL) {
+        a->free(a->ctx, s->ctx_vals);
+        s->ctx_vals = NULL;
     }
 
     return LDSEG_OK;

@@ -35,6 +35,7 @@ typedef enum {
     LDSEG_F_INT_LD,               /* integrations.LaunchDarkly */
     LDSEG_F_INT_LD_ACTIONS,       /* integrations["LaunchDarkly (Actions)"] */
     LDSEG_F_BATCH,                /* top level of a batch body only */
+    LDSEG_F_BATCH_CONTEXT,        /* the same: the batch's "context" */
     LDSEG_F_N
 } ldseg_segment_field_e;
 
@@ -64,12 +65,15 @@ typedef struct ldseg_mapping_run_s  ldseg_mapping_run_t;
 /*
  * The spans of one message's fields (type LDSEG_JSON_NONE when absent):
  * LDSEG_F_N of them, then, with mappings, the slots of every path they
- * read; the message's own span; the request's mappings state or NULL.
+ * read; the message's own span; the request's mappings state or NULL;
+ * the batch's "context" object when the message has none of its own (its
+ * slots are then the batch context's), else NULL.
  */
 typedef struct {
     ldseg_json_val_t             *f;
     ldseg_json_val_t              msg;
     ldseg_mapping_run_t          *run;
+    const ldseg_json_val_t       *ctx;
 
     /* the message holds values JavaScript reads differently (js->odd) */
     unsigned                      odd;
@@ -116,6 +120,18 @@ typedef struct {
 
     /* some integrations or sentAt, or messageIds to bound */
     unsigned                      pipeline;
+
+    /*
+     * With mappings that read "context": the batch's "context" object
+     * (the last one in the body; type LDSEG_JSON_NONE when there is none
+     * or it is not an object), its scan slots, whether it holds values
+     * JavaScript reads differently, and whether the body after the batch
+     * array being scanned was looked into for it.
+     */
+    ldseg_json_val_t              ctx;
+    ldseg_json_val_t             *ctx_vals;
+    unsigned                      ctx_odd;
+    unsigned                      ahead;
 
     /* a message's keys: the model's, or the mappings' with them */
     const ldseg_json_key_t       *keys;

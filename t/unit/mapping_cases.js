@@ -14,9 +14,16 @@ const T = "2022-05-04T03:02:03.000Z";
 const sets = [];
 let cur = null;
 
-function set(id, note, subscriptions) {
-  cur = {id, note, subscriptions, msgs: []};
+function set(id, note, subscriptions, batch_context) {
+  cur = {id, note, subscriptions, msgs: [], batch_context};
   sets.push(cur);
+}
+// what Segment's API passes on of a batch message: the batch's context when
+// the message has none of its own (absent or null) and it is an object
+function withBatchContext(body, c) {
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) return body;
+  if (body.context !== undefined && body.context !== null) return body;
+  return Object.assign({}, body, {context: c});
 }
 // one message: its type decides the endpoint (/v1/<type>)
 function msg(body, over) {
@@ -292,6 +299,41 @@ tr({userId: "u2", event: "Checkout Completed", properties: {total: 30, products:
 tr({userId: "u2", event: "Checkout Completed", properties: {total: 0}});
 msg({type: "identify", userId: "u3", anonymousId: "a3"});
 
+// 20. a batch's context: every message without its own gets it, whole (no
+// deep merge), wherever it is read: FQL, paths, templates, paths known per
+// message, the whole message.  These cases run in batches only (test_mapping.c
+// puts the context before and after the array); the oracle gets each message
+// with the batch's context written into it.
+const bctxSubs = [
+  track("ctx", 'type = "track" and context.page.path = "/x"', base({
+    event_name: {"@template": "{{event}}@{{context.page.title}}"},
+    additional_context_keys: {ip: {"@path": "$.context.ip"}, plan: {"@path": "$.context.traits.plan"}},
+    event_properties: {
+      whole: {"@json": {mode: "encode", value: {"@path": "$."}}},
+      flat: {"@flatten": {separator: ".", value: {"@path": "$.context"}}},
+      dyn: {"@path": {"@template": "$.context.{{properties.which}}"}},
+      tpl: {"@template": "{{{context.locale}}}"},
+      merged: {"@merge": {direction: "right", objects: [{"@path": "$.context.page"}, {"@path": "$.properties"}]}}
+    }
+  })),
+  track("any", 'type = "track"', base({event_name: "any", event_properties: {"@flatten": {separator: "_", value: {"@path": "$."}}}}))
+];
+// (a "context": null that nothing replaces makes the reference throw in
+// audience-membership.js, so the second set leaves that message out)
+const bctxMsgs = (replaced) => {
+  tr({event: "NoCtx", properties: {which: "locale"}});
+  if (replaced) tr({event: "NullCtx", context: null, properties: {which: "ip"}});
+  tr({event: "OwnCtx", context: {page: {path: "/x", title: "Own"}}, properties: {which: "ip"}});
+  tr({event: "OtherPage", context: {page: {path: "/y"}}});
+  tr({event: "StrCtx", context: "s"});
+  msg({type: "identify", userId: "u1", traits: {plan: "x"}});
+};
+set("batch-context", "a batch's context for the messages without their own", bctxSubs,
+    '{"ip":"10.1.2.3","page":{"path":"/x","title":"T"},"traits":{"plan":"pro"},"locale":"en-GB","n":1e400}');
+bctxMsgs(true);
+set("batch-context-array", "a batch's context that is not an object is not given", bctxSubs, '[{"page":{"path":"/x"}}]');
+bctxMsgs(false);
+
 // ---------------------------------------------------------------------------
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ldseg-mapping-cases-'));
@@ -301,7 +343,9 @@ let n = 0;
 for (const s of sets) {
   const file = path.join(tmp, s.id + '.json');
   fs.writeFileSync(file, JSON.stringify(s.subscriptions));
-  const input = s.msgs.map(m => m.body);
+  // the batch's context as JSON text (JSON.parse() reads 1e400 as Infinity)
+  const bc = (s.batch_context === undefined) ? undefined : JSON.parse(s.batch_context);
+  const input = s.msgs.map(m => withBatchContext(m.body, bc));
   const res = JSON.parse(execFileSync('node', ['/tmp/oracle/oracle.js', 'CID', '--subscriptions', file],
     {input: JSON.stringify(input), env: Object.assign({}, process.env, {TZ: 'UTC'})}));
   const cases = s.msgs.map((m, i) => {
@@ -322,7 +366,9 @@ for (const s of sets) {
     n++;
     return c;
   });
-  out.sets.push({id: s.id, note: s.note, subscriptions: s.subscriptions, cases});
+  const o = {id: s.id, note: s.note, subscriptions: s.subscriptions, cases};
+  if (s.batch_context !== undefined) o.batch_context = s.batch_context;
+  out.sets.push(o);
 }
 
 fs.rmSync(tmp, {recursive: true});

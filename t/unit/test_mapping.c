@@ -35,10 +35,14 @@ static int test_equal(const cJSON *a, const cJSON *b);
 static cJSON *test_events(const char *p, size_t len);
 static ldseg_endpoint_e test_endpoint(const char *path);
 static void test_set(const cJSON *set);
-static void test_batch(const cJSON *set, const ldseg_mappings_t *maps);
+static void test_batch(const cJSON *set, const ldseg_mappings_t *maps,
+    const char *pre, const char *post, const char *how);
+static void test_batch_context(const cJSON *set,
+    const ldseg_mappings_t *maps);
 static void test_fql(const cJSON *fql);
 static void test_refusals(void);
 static void test_bounds(void);
+static void test_context_bounds(void);
 static void test_pipeline(void);
 static int test_has(const char *p, size_t len, const char *s);
 
@@ -313,6 +317,12 @@ test_set(const cJSON *set)
         return;
     }
 
+    if (cJSON_GetObjectItem(set, "batch_context") != NULL) {
+        /* the oracle saw the messages as a batch with that context gives */
+        test_batch_context(set, maps);
+        goto done;
+    }
+
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(set, "cases")) {
         id = cJSON_GetObjectItem(c, "id")->valuestring;
         raw = cJSON_GetObjectItem(c, "raw")->valuestring;
@@ -380,7 +390,9 @@ test_set(const cJSON *set)
         ok(ua.live == 0, "%s: all memory returned", id);
     }
 
-    test_batch(set, maps);
+    test_batch(set, maps, "", "", "batch");
+
+done:
 
     ldseg_mappings_free(maps);
     ok(uc.live == 0, "%s: the compiled mappings' memory returned",
@@ -390,10 +402,58 @@ test_set(const cJSON *set)
 }
 
 
+/*
+ * A set whose messages are sent in a batch with a "context": each case
+ * alone with the context before and after the array, then all of them
+ * with it after the array, and after a decoy context (the last wins).
+ */
+
+static void
+test_batch_context(const cJSON *set, const ldseg_mappings_t *maps)
+{
+    char         *pre, *post;
+    size_t        len;
+    cJSON        *c, *one, *cases;
+    const char   *ctx;
+
+    ctx = cJSON_GetObjectItem(set, "batch_context")->valuestring;
+    len = strlen(ctx) + 64;
+
+    pre = malloc(len);
+    post = malloc(len);
+
+    snprintf(pre, len, "\"context\":%s,", ctx);
+    snprintf(post, len, ",\"context\":%s", ctx);
+
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(set, "cases")) {
+        one = cJSON_Duplicate(set, 0);
+        cases = cJSON_AddArrayToObject(one, "cases");
+        cJSON_AddItemToArray(cases, cJSON_Duplicate(c, 1));
+        cJSON_AddStringToObject(one, "id",
+                                cJSON_GetObjectItem(c, "id")->valuestring);
+
+        test_batch(one, maps, pre, "", "context first");
+        test_batch(one, maps, "", post, "context last");
+
+        cJSON_Delete(one);
+    }
+
+    test_batch(set, maps, "", post, "batch, context last");
+
+    snprintf(pre, len, "\"context\":{\"ip\":\"decoy\",\"page\":"
+             "{\"path\":\"/x\"}},");
+    test_batch(set, maps, pre, post, "batch, a decoy context first");
+
+    free(pre);
+    free(post);
+}
+
+
 /* every case of a set in one batch: the same events, message by message */
 
 static void
-test_batch(const cJSON *set, const ldseg_mappings_t *maps)
+test_batch(const cJSON *set, const ldseg_mappings_t *maps, const char *pre,
+    const char *post, const char *how)
 {
     char               *body, *p;
     size_t              n, i, cap;
@@ -408,14 +468,14 @@ test_batch(const cJSON *set, const ldseg_mappings_t *maps)
     const ldseg_msg_result_t  *m;
 
     id = cJSON_GetObjectItem(set, "id")->valuestring;
-    cap = 64;
+    cap = 64 + strlen(pre) + strlen(post);
 
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(set, "cases")) {
         cap += strlen(cJSON_GetObjectItem(c, "raw")->valuestring) + 1;
     }
 
     body = malloc(cap);
-    p = body + sprintf(body, "{\"batch\":[");
+    p = body + sprintf(body, "{%s\"batch\":[", pre);
     n = 0;
 
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(set, "cases")) {
@@ -423,7 +483,7 @@ test_batch(const cJSON *set, const ldseg_mappings_t *maps)
         p += sprintf(p, "%s%s", n++ ? "," : "", raw);
     }
 
-    p += sprintf(p, "]}");
+    p += sprintf(p, "]%s}", post);
 
     unit_allocator(&a, &ua);
     ldseg_options_init(&opt);
@@ -433,7 +493,9 @@ test_batch(const cJSON *set, const ldseg_mappings_t *maps)
     rc = ldseg_process(body, (size_t) (p - body), LDSEG_EP_BATCH, &opt, &a,
                        &res, &e);
 
-    if (!ok(rc == LDSEG_OK && res.n == n, "%s batch: %zu messages", id, n)) {
+    if (!ok(rc == LDSEG_OK && res.n == n, "%s %s: %zu messages", id, how,
+            n))
+    {
         free(body);
         return;
     }
@@ -447,16 +509,23 @@ test_batch(const cJSON *set, const ldseg_mappings_t *maps)
               ? test_events(res.events + m->event_off, m->event_len)
               : test_events(NULL, 0);
 
-        ok(test_equal(got, cJSON_GetObjectItem(c, "events"))
-           && (m->status == LDSEG_MSG_REJECTED
-               ? 400 : 200) == cJSON_GetObjectItem(c, "status")->valueint,
-           "%s batch[%zu]: events", id, i - 1);
+        if (!ok(test_equal(got, cJSON_GetObjectItem(c, "events"))
+                && (m->status == LDSEG_MSG_REJECTED ? 400 : 200)
+                   == cJSON_GetObjectItem(c, "status")->valueint,
+                "%s %s[%zu]: events", id, how, i - 1))
+        {
+            unit_diag("got %.*s (%s)",
+                      m->status == LDSEG_MSG_EVENT ? (int) m->event_len : 0,
+                      m->status == LDSEG_MSG_EVENT
+                      ? res.events + m->event_off : "",
+                      ldseg_reason_name(m->err.reason));
+        }
 
         cJSON_Delete(got);
     }
 
     ldseg_result_free(&res, &a);
-    ok(ua.live == 0, "%s batch: all memory returned", id);
+    ok(ua.live == 0, "%s %s: all memory returned", id, how);
 
     free(body);
 }
@@ -636,6 +705,154 @@ test_bounds(void)
     free(body);
     ldseg_mappings_free(maps);
     ok(uc.live == 0, "bounds: compiled memory returned");
+}
+
+
+/*
+ * A batch's context: what inheriting it makes is bounded per request, the
+ * look for it after the array is not fooled by strings or escapes, a body
+ * that breaks after the array is refused, and a failing allocator leaks
+ * nothing.
+ */
+
+static void
+test_context_bounds(void)
+{
+    char               *body, *p, err[512];
+    size_t              i, n, big, limit, events_len;
+    ldseg_rc_t          rc;
+    unit_alloc_t        ua, uc;
+    ldseg_error_t       e;
+    ldseg_result_t      res;
+    ldseg_options_t     opt;
+    ldseg_mappings_t   *maps;
+    ldseg_allocator_t   a, ca;
+
+    static const char   subs[] =
+        "[{\"name\":\"c\",\"subscribe\":\"type = \\\"track\\\"\","
+        "\"partnerAction\":\"trackEvent\",\"mapping\":{\"user_key\":"
+        "{\"@path\":\"$.userId\"},\"event_name\":\"e\","
+        "\"additional_context_keys\":{\"ip\":{\"@path\":\"$.context.ip\"}},"
+        "\"event_properties\":{\"@path\":\"$.context\"}}}]";
+
+    static const char  *bodies[][2] = {
+        { "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\","
+          "\"properties\":{\"s\":\"\\\"context\\\":{\\\"ip\\\":\\\"fake\\\"}"
+          "\"}}],\"context\":{\"ip\":\"real\"}}", "\"ip\":\"real\"" },
+        { "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\"}],"
+          "\"cont\\u0065xt\":{\"ip\":\"esc\"}}", "\"ip\":\"esc\"" },
+        { "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\"}],"
+          "\"context\":{\"ip\":\"x\"}", NULL },
+        { "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\"}],"
+          "\"context\":{\"ip\":tru}}", NULL },
+        { "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\"}"
+          ",\"context\":{\"ip\":\"x\"}}", NULL },
+        { "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\"}],"
+          "\"context\":{\"ip\":\"deep\",\"d\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+          "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+          "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}", NULL }
+    };
+
+    unit_allocator(&ca, &uc);
+
+    rc = ldseg_mappings_compile(subs, sizeof(subs) - 1, &ca, &maps, err,
+                                sizeof(err));
+    if (!ok(rc == LDSEG_OK, "context bounds: compiled")) {
+        unit_diag("%s", err);
+        return;
+    }
+
+    ldseg_options_init(&opt);
+    opt.now_ms = TEST_NOW_MS;
+    opt.mappings = maps;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        unit_allocator(&a, &ua);
+
+        rc = ldseg_process(bodies[i][0], strlen(bodies[i][0]), LDSEG_EP_BATCH,
+                           &opt, &a, &res, &e);
+
+        if (bodies[i][1] == NULL) {
+            ok(rc != LDSEG_OK, "context bounds: body %zu refused (%s)", i,
+               rc == LDSEG_OK ? "accepted" : ldseg_reason_name(e.reason));
+
+        } else {
+            ok(rc == LDSEG_OK && res.msgs[0].status == LDSEG_MSG_EVENT
+               && test_has(res.events, res.events_len, bodies[i][1]),
+               "context bounds: body %zu reads %s", i, bodies[i][1]);
+        }
+
+        if (rc == LDSEG_OK) {
+            ldseg_result_free(&res, &a);
+        }
+
+        ok(ua.live == 0, "context bounds: body %zu, memory returned", i);
+    }
+
+    /* every allocation failing in turn: refused or done, nothing kept */
+
+    for (i = 1; i < 16; i++) {
+        unit_allocator(&a, &ua);
+        ua.fail_at = i;
+
+        rc = ldseg_process(bodies[0][0], strlen(bodies[0][0]), LDSEG_EP_BATCH,
+                           &opt, &a, &res, &e);
+
+        if (rc == LDSEG_OK) {
+            ldseg_result_free(&res, &a);
+        }
+
+        ok((rc == LDSEG_OK || rc == LDSEG_ENOMEM) && ua.live == 0,
+           "context bounds: allocation %zu fails: %s, memory returned", i,
+           rc == LDSEG_OK ? "done" : ldseg_reason_name(e.reason));
+    }
+
+    /*
+     * 2500 messages without a context and a 100 KB batch context they all
+     * copy into their events: 250 MB unless the request is bounded
+     */
+
+    big = 100 * 1024;
+    n = LDSEG_MAX_BATCH_MESSAGES;
+
+    body = malloc(n * 64 + big + 64);
+    p = body + sprintf(body, "{\"batch\":[");
+
+    for (i = 0; i < n; i++) {
+        p += sprintf(p, "%s{\"type\":\"track\",\"userId\":\"u\","
+                     "\"event\":\"e\"}", i ? "," : "");
+    }
+
+    p += sprintf(p, "],\"context\":{\"ip\":\"");
+    memset(p, 'x', big);
+    p += big;
+    p += sprintf(p, "\"}}");
+
+    unit_allocator(&a, &ua);
+
+    rc = ldseg_process(body, (size_t) (p - body), LDSEG_EP_BATCH, &opt, &a,
+                       &res, &e);
+
+    limit = LDSEG_MAPPING_GROWTH * opt.max_batch_bytes + maps->slack;
+    events_len = (rc == LDSEG_OK) ? res.events_len : 0;
+
+    ok(rc == LDSEG_OK && res.n == n && res.msgs[0].status == LDSEG_MSG_EVENT
+       && res.msgs[n - 1].status == LDSEG_MSG_REJECTED
+       && res.msgs[n - 1].err.reason == LDSEG_REASON_TOO_LARGE
+       && events_len <= limit,
+       "context bounds: a batch context copied by every message is bounded "
+       "per request: %zu bytes of events (at most %zu), the rest too_large",
+       events_len, limit);
+
+    if (rc == LDSEG_OK) {
+        ldseg_result_free(&res, &a);
+    }
+
+    ok(ua.live == 0, "context bounds: memory returned");
+
+    free(body);
+    ldseg_mappings_free(maps);
+    ok(uc.live == 0, "context bounds: compiled memory returned");
 }
 
 
@@ -882,6 +1099,7 @@ main(void)
     test_fql(cJSON_GetObjectItem(cases, "fql"));
     test_refusals();
     test_bounds();
+    test_context_bounds();
     test_pipeline();
 
     cJSON_Delete(cases);
