@@ -421,6 +421,14 @@ ldseg_mr_room(ldseg_mapping_run_t *run, size_t n)
 }
 
 
+void
+ldseg_mapping_run_reset(ldseg_mapping_run_t *run)
+{
+    run->len = 0;
+    run->nskews = 0;
+}
+
+
 ldseg_json_val_t *
 ldseg_mapping_run_vals(ldseg_mapping_run_t *run)
 {

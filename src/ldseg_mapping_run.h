@@ -69,6 +69,12 @@ size_t ldseg_mapping_run_skews(const ldseg_mapping_run_t *run,
 /* ms in decimal, as creationDate is written (at most 20 bytes) */
 size_t ldseg_mapping_format_ms(int64_t ms, char *dst);
 
+/*
+ * Drops the events written so far (and their skew records): a body's
+ * last "batch" key is its batch, an earlier one's messages are not.
+ */
+void ldseg_mapping_run_reset(ldseg_mapping_run_t *run);
+
 /* the scan's value slots (the mappings' nslots of them), cleared */
 ldseg_json_val_t *ldseg_mapping_run_vals(ldseg_mapping_run_t *run);
 

@@ -429,9 +429,13 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
     end = js->end;
     start = p;
 
-    /* the last "batch" wins */
+    /* the last "batch" wins: an earlier one's mapped events go too */
     s->n = 0;
     s->ahead = 0;
+
+    if (s->run != NULL) {
+        ldseg_mapping_run_reset(s->run);
+    }
 
     if (p == end || *p != '[') {
         return ldseg_json_value(js, p, depth, v);

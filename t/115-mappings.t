@@ -3,7 +3,8 @@
 # ldseg_mappings: subscriptions in Segment's own format.  Every set of
 # t/unit/mapping_cases.json (subscription files checked against Segment's
 # destination code by mapping_cases.js) is served by a location of its own;
-# each case is POSTed to its endpoint, one set also as a batch, and the
+# each case is POSTed to its endpoint (in a batch with the set's context,
+# for the sets about a batch's context), one set also as a batch, and the
 # answers and the events LaunchDarkly receives must be the oracle's.  The
 # status counters count the events a message made; "nginx -t" refuses
 # what Segment would refuse, naming the file, the subscription and the
@@ -36,7 +37,8 @@ my @sets = @{ $all->{sets} };
 my $ncases = 0;
 $ncases += @{ $_->{cases} } for @sets;
 
-my $t = Test::Ldseg->new()->plan($ncases + 20);
+my $nctx = grep { defined $_->{batch_context} } @sets;
+my $t = Test::Ldseg->new()->plan($ncases + $nctx + 20);
 my $mock = $t->mock;
 
 my $J = JSON::PP->new->utf8->canonical;
@@ -111,6 +113,8 @@ sub expect {
 }
 
 for my $s (@sets) {
+    next if defined $s->{batch_context};
+
     for my $c (@{ $s->{cases} }) {
         my $t0 = time;
         my ($code, undef, $raw) = $t->http_post("/$s->{id}$c->{path}",
@@ -122,6 +126,41 @@ for my $s (@sets) {
 
         expect($c->{id}, $c->{events}, $t0, $t1);
     }
+}
+
+# a batch's context: each case alone in a batch with the context after the
+# array, then the whole set in one batch with the context first; a message
+# without a context of its own reads the batch's
+
+for my $s (grep { defined $_->{batch_context} } @sets) {
+    for my $c (@{ $s->{cases} }) {
+        my $t0 = time;
+        my ($code, undef, $raw) = $t->http_post("/$s->{id}/v1/batch",
+            encode_utf8('{"batch":[' . $c->{raw} . '],"context":'
+                        . $s->{batch_context} . '}'),
+            'Content-Type' => 'application/json');
+        my $t1 = time;
+        my $j = Test::Ldseg::json($raw) || {};
+
+        ok($code == 200 && ($j->{rejected} // 0)
+                           == ($c->{status} == 400 ? 1 : 0),
+           "$c->{id}: in a batch with its context last, "
+           . ($c->{status} == 400 ? 'rejected' : 'accepted'))
+            or diag("$code $raw");
+
+        expect($c->{id}, $c->{events}, $t0, $t1);
+    }
+
+    my $t0 = time;
+    my ($code, undef, $raw) = $t->http_post("/$s->{id}/v1/batch",
+        encode_utf8('{"context":' . $s->{batch_context} . ',"batch":['
+                    . join(',', map { $_->{raw} } @{ $s->{cases} }) . ']}'),
+        'Content-Type' => 'application/json');
+    my $t1 = time;
+
+    is($code, 200, "$s->{id}: the set in one batch, its context first");
+    expect("$s->{id} batch[$_]", $s->{cases}[$_]{events}, $t0, $t1)
+        for 0 .. $#{ $s->{cases} };
 }
 
 # the multi set again as one batch: several events from one message, over

@@ -8,8 +8,9 @@
  * bits, and the pipeline's options, the next two).  Every result must be
  * well formed: each message's events parse as a JSON array of nld events,
  * offsets and counts add up, a message's events stay within
- * LDSEG_MAPPING_GROWTH times its size plus the slack, and all memory
- * returns.
+ * LDSEG_MAPPING_GROWTH times its size and its batch context's (at most
+ * the body) plus the slack, a request's within what a full batch may
+ * make, and all memory returns.
  */
 
 
@@ -197,7 +198,8 @@ fuzz_check(const ldseg_result_t *res, size_t len,
             || m->nld == 0
             || m->msg_len == 0
             || m->msg_len > len
-            || m->event_len > LDSEG_MAPPING_GROWTH * m->msg_len + maps->slack
+            || m->event_len > LDSEG_MAPPING_GROWTH * (m->msg_len + len)
+                              + maps->slack
             || m->event_off + m->event_len > res->events_len
             || ldseg_json_validate(arr, m->event_len + 2, 1000) != LDSEG_OK
             || fuzz_count(res->events + m->event_off, m->event_len) != m->nld)
@@ -213,6 +215,8 @@ fuzz_check(const ldseg_result_t *res, size_t len,
     }
 
     if (nevents != res->nevents || nld != res->nld
+        || res->events_len > LDSEG_MAPPING_GROWTH * LDSEG_MAX_BATCH_BYTES
+                             + maps->slack
         || res->nevents + res->nskipped + res->nrejected != res->n
         || (nevents == 0 && res->events_len != 0)
         || (nevents != 0 && next != res->events_len + 1))

@@ -789,6 +789,30 @@ test_context_bounds(void)
         ok(ua.live == 0, "context bounds: body %zu, memory returned", i);
     }
 
+    /* the last "batch" is the batch: an earlier one's events go too */
+
+    unit_allocator(&a, &ua);
+
+    body = "{\"batch\":[{\"type\":\"track\",\"userId\":\"first\","
+           "\"event\":\"e\"}],\"batch\":[{\"type\":\"track\","
+           "\"userId\":\"last\",\"event\":\"e\"}]}";
+
+    rc = ldseg_process(body, strlen(body), LDSEG_EP_BATCH, &opt, &a, &res,
+                       &e);
+
+    ok(rc == LDSEG_OK && res.n == 1 && res.nld == 1
+       && res.msgs[0].event_off == 0
+       && res.msgs[0].event_len == res.events_len
+       && test_has(res.events, res.events_len, "last")
+       && !test_has(res.events, res.events_len, "first"),
+       "context bounds: two \"batch\" keys: the last one's events only");
+
+    if (rc == LDSEG_OK) {
+        ldseg_result_free(&res, &a);
+    }
+
+    ok(ua.live == 0, "context bounds: memory returned");
+
     /* every allocation failing in turn: refused or done, nothing kept */
 
     for (i = 1; i < 16; i++) {
