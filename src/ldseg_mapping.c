@@ -110,6 +110,7 @@ static ldseg_path_t *ldseg_mc_path(ldseg_mc_t *mc, const char *s,
     size_t len, unsigned strip);
 static ldseg_rc_t ldseg_mc_slots(ldseg_mc_t *mc, ldseg_path_t *path);
 static ldseg_rc_t ldseg_mc_context(ldseg_mc_t *mc);
+static size_t ldseg_mc_depth(const char *p, size_t len);
 static size_t ldseg_mc_subtree(const ldseg_trie_t *t, unsigned *slots);
 static ldseg_trie_t *ldseg_mc_trie_child(ldseg_mc_t *mc, ldseg_trie_t *t,
     const char *key, size_t len, unsigned slot);
@@ -1965,6 +1966,53 @@ ldseg_mc_subscription(ldseg_mc_t *mc, const cJSON *s,
 }
 
 
+/* the deepest nesting of brackets in JSON text, strings skipped */
+
+static size_t
+ldseg_mc_depth(const char *p, size_t len)
+{
+    size_t  i, depth, max;
+
+    depth = 0;
+    max = 0;
+
+    for (i = 0; i < len; i++) {
+        switch (p[i]) {
+
+        case '"':
+            for (i++; i < len && p[i] != '"'; i++) {
+                if (p[i] == '\\') {
+                    i++;
+                }
+            }
+
+            break;
+
+        case '[':
+        case '{':
+            if (++depth > max) {
+                max = depth;
+            }
+
+            break;
+
+        case ']':
+        case '}':
+            if (depth != 0) {
+                depth--;
+            }
+
+            break;
+
+        default:
+            break;
+        }
+    }
+
+    return max;
+}
+
+
 ldseg_rc_t
 ldseg_mappings_compile(const char *json, size_t len,
     const ldseg_allocator_t *a, ldseg_mappings_t **out, char *err,
@@ -1985,6 +2033,12 @@ ldseg_mappings_compile(const char *json, size_t len,
     if (len > LDSEG_MAPPING_MAX_FILE) {
         snprintf(err, err_len, "the file is larger than %d bytes",
                  LDSEG_MAPPING_MAX_FILE);
+        return LDSEG_EINVAL;
+    }
+
+    if (ldseg_mc_depth(json, len) > LDSEG_MAPPING_MAX_DEPTH) {
+        snprintf(err, err_len, "the file nests deeper than %d levels",
+                 LDSEG_MAPPING_MAX_DEPTH);
         return LDSEG_EINVAL;
     }
 

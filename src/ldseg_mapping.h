@@ -26,6 +26,9 @@
 #define LDSEG_MAPPING_MAX_FILE     (1024 * 1024)
 #define LDSEG_MAPPING_MAX_SUBS     1024
 
+/* the nesting of the file's JSON at most (what compiling it recurses) */
+#define LDSEG_MAPPING_MAX_DEPTH    64
+
 /*
  * What one message may make the mappings build and write: this many
  * times its size, plus LDSEG_EVENT_SLACK per subscription and the size of
