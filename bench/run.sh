@@ -26,7 +26,10 @@
 # drained (status `queue.events` is 0), so that delivery counts too.
 #
 # Environment: BENCH_LDSEG_EXTRA (directives added to http{}, e.g.
-# "ldseg_gzip off;"), BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2),
+# "ldseg_gzip off;"), BENCH_MAPPINGS (a subscriptions file for
+# `ldseg_mappings` in the /v1/ location, e.g. t/conformance/presets.json:
+# run once with it and once without to compare the presets as a file with
+# the built-in ones), BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2),
 # BENCH_CONNECTIONS (16), BENCH_PORT and BENCH_MOCK_PORT (free ports from
 # 28480), BENCH_DRAIN_TIMEOUT (s, 60), NGINX (/usr/sbin/nginx),
 # LDSEG_MODULE (build/ngx_http_ldseg_module.so).
@@ -95,6 +98,13 @@ fi
 # --- configuration -----------------------------------------------------------
 
 
+MAPPINGS_DIRECTIVE=
+if [ -n "${BENCH_MAPPINGS:-}" ]; then
+    [ -f "$BENCH_MAPPINGS" ] || fail "BENCH_MAPPINGS: $BENCH_MAPPINGS is not a file"
+    MAPPINGS_DIRECTIVE="ldseg_mappings $(realpath "$BENCH_MAPPINGS");"
+    say "/v1/ with $MAPPINGS_DIRECTIVE"
+fi
+
 PORT=${PORT:-$(free_port 28480)}
 MOCK_PORT=${MOCK_PORT:-$(free_port $(( PORT + 1 )))}
 
@@ -139,6 +149,7 @@ END
 
         location /v1/ {
             ldseg on;
+            $MAPPINGS_DIRECTIVE
         }
 
         location = /status {
