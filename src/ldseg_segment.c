@@ -431,7 +431,6 @@ ldseg_segment_batch(ldseg_json_t *js, const char *p, unsigned depth,
 
     /* the last "batch" wins: an earlier one's mapped events go too */
     s->n = 0;
-    s->ahead = 0;
 
     if (s->run != NULL) {
         ldseg_mapping_run_reset(s->run);
@@ -574,8 +573,14 @@ ldseg_segment_context(ldseg_json_t *js, const char *p, unsigned depth,
 
     s = js->ctx;
 
+    /*
+     * Once the body was looked into after an array, the batch's context
+     * is known: the last one of the body
+     */
+
     if (s->run == NULL
-        || s->opt->mappings->ctx_slot == LDSEG_MAPPING_NO_SLOT)
+        || s->opt->mappings->ctx_slot == LDSEG_MAPPING_NO_SLOT
+        || s->ahead)
     {
         return ldseg_json_value(js, p, depth, v);
     }
@@ -640,8 +645,9 @@ ldseg_segment_context_scan(ldseg_segment_t *s, ldseg_json_t *js,
  * A batch message without a "context" of its own (absent or null) gets
  * the batch's, whole, as Segment's API gives it: its slots are the batch
  * context's.  The batch's may follow the array: the first such message
- * looks for it in the rest of the body (once per array) with a walk that
- * skips the array by its brackets; the scan validates it all later.
+ * looks for the body's last one in the rest of the body with a walk that
+ * skips the array by its brackets (once per request, however many
+ * "batch" keys the body repeats); the scan validates it all later.
  */
 
 static void

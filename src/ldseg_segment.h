@@ -125,8 +125,8 @@ typedef struct {
      * With mappings that read "context": the batch's "context" object
      * (the last one in the body; type LDSEG_JSON_NONE when there is none
      * or it is not an object), its scan slots, whether it holds values
-     * JavaScript reads differently, and whether the body after the batch
-     * array being scanned was looked into for it.
+     * JavaScript reads differently, and whether the body after a batch
+     * array was looked into for it (then it is the body's last one).
      */
     ldseg_json_val_t              ctx;
     ldseg_json_val_t             *ctx_vals;

@@ -742,6 +742,14 @@ test_context_bounds(void)
         { "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\"}],"
           "\"cont\\u0065xt\":{\"ip\":\"esc\"}}", "\"ip\":\"esc\"" },
         { "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\"}],"
+          "\"context\":{\"ip\":\"B\"},\"batch\":[{\"type\":\"track\","
+          "\"userId\":\"u\",\"event\":\"e\"}],\"context\":{\"ip\":\"C\"}}",
+          "\"ip\":\"C\"" },
+        { "{\"context\":{\"ip\":\"A\"},\"batch\":[{\"type\":\"track\","
+          "\"userId\":\"u\",\"event\":\"e\"}],\"context\":{\"ip\":\"B\"},"
+          "\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\"}]}",
+          "\"ip\":\"B\"" },
+        { "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\"}],"
           "\"context\":{\"ip\":\"x\"}", NULL },
         { "{\"batch\":[{\"type\":\"track\",\"userId\":\"u\",\"event\":\"e\"}],"
           "\"context\":{\"ip\":tru}}", NULL },
