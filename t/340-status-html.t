@@ -37,7 +37,7 @@ my ($BROWSER, $NODE, $CHROMIUM) = @$b{qw(dir node chromium)};
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(20);
+my $t = Test::Ldseg->new()->plan(21);
 my $mock = $t->mock;
 
 $t->write_file_expand('nginx.conf', <<'EOF');
@@ -184,6 +184,10 @@ for my $id (qw(OK-ID DOWN-ID)) {
        . ",last_status=$jd{$id}{last_status}",
        "$id: row shown = JSON");
 }
+
+is(join(',', map { "$_=" . ($res->{kinds}{$_} // 'none') } sort keys %jd),
+   join(',', map { "$_=$jd{$_}{kind} $jd{$_}{kind}" } sort keys %jd),
+   'each row shows its kind, as in the JSON');
 
 is($res->{polylines}, 3, 'chart: received, delivered and rejected lines');
 is(join(',', map { "$_=" . ($res->{chart}{$_} // 'none') }
