@@ -256,7 +256,7 @@ ngx_http_ldseg_export(ngx_http_request_t *r)
         return;
     }
 
-    /* messages over Segment's 32 KB are counted as dead-lettered */
+    /* messages over Segment's 32 KB: dead-lettered or dropped, below */
 
     (void) ngx_atomic_fetch_add(&stats->export_received, res.n);
     (void) ngx_atomic_fetch_add(&stats->export_skipped, res.nskipped);

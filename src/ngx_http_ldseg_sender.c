@@ -1041,7 +1041,7 @@ ngx_http_ldseg_dead_letter_line(ngx_http_ldseg_sender_t *s, u_char *pid,
         p = ngx_sprintf(p, "\",\"status\":%l", code);
 
     } else {
-        p = ngx_cpymem(p, "\",\"status\":null", sizeof("\",\"status\":null") - 1);
+        p = ngx_sprintf(p, "\",\"status\":null");
     }
 
     if (reason != NULL) {
