@@ -627,6 +627,10 @@ ldseg_result_free(ldseg_result_t *res, const ldseg_allocator_t *a)
         a->free(a->ctx, res->write_key);
     }
 
+    if (res->large != NULL) {
+        a->free(a->ctx, res->large);
+    }
+
     if (res->ids != NULL) {
         a->free(a->ctx, res->ids);
     }

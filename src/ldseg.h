@@ -240,6 +240,15 @@ typedef struct {
 
     /* unescaped messageIds, which msgs[].message_id point into */
     char                         *ids;
+
+    /*
+     * ldseg_export_process(): the messages over max_message, whole (each
+     * one REJECTED "too_large"), joined by ',' as events are; their
+     * msgs[].event_off and event_len place them here.  NULL: none.
+     */
+    char                         *large;
+    size_t                        large_len;
+    size_t                        nlarge;
 } ldseg_result_t;
 
 

@@ -59,6 +59,7 @@ typedef struct {
     ldseg_json_val_t              f[LDSEG_X_N];
     ldseg_json_val_t              id;        /* userId or anonymousId */
     unsigned                      anonymous;
+    unsigned                      large;     /* over max_message */
     size_t                        index;
     size_t                        len;
 } ldseg_export_ev_t;
@@ -685,8 +686,8 @@ ldseg_export_process(const char *body, size_t len,
     ldseg_result_t *res, ldseg_error_t *err)
 {
     int                   use_id;
-    char                 *out;
-    size_t                i, n, total;
+    char                 *out, *lout, *base, **o;
+    size_t                i, n, total, ltotal;
     uint64_t              hash;
     const char           *p, *end, *start, *q;
     ldseg_json_t          js;
@@ -755,6 +756,7 @@ ldseg_export_process(const char *body, size_t len,
     }
 
     total = 0;
+    ltotal = 0;
     i = 0;
     p = ldseg_json_ws(start + 1, end);
 
@@ -832,6 +834,8 @@ ldseg_export_process(const char *body, size_t len,
                     ev->err.reason = LDSEG_REASON_TOO_LARGE;
                     ev->err.message = "the Segment message would be larger "
                                       "than 32 KB";
+                    ev->large = 1;
+                    ltotal += ev->len + 1;
 
                 } else {
                     total += ev->len + 1;
@@ -847,6 +851,12 @@ ldseg_export_process(const char *body, size_t len,
             if (ev->status == LDSEG_MSG_EVENT) {
                 last->n++;
                 res->nevents++;
+
+            } else if (ev->large) {
+                /* kept whole for the caller: never truncated */
+                last->n++;
+                res->nlarge++;
+                res->nrejected++;
 
             } else if (ev->status == LDSEG_MSG_SKIPPED) {
                 res->nskipped++;
@@ -888,24 +898,42 @@ ldseg_export_process(const char *body, size_t len,
         }
     }
 
+    if (ltotal != 0) {
+        res->large = a->alloc(a->ctx, ltotal);
+        if (res->large == NULL) {
+            goto nomem;
+        }
+    }
+
     out = res->events;
+    lout = res->large;
 
     for (b = first; b != NULL; b = b->next) {
         for (i = 0; i < b->n; i++) {
             ev = &b->ev[i];
 
-            if (out != res->events) {
-                *out++ = ',';
+            if (ev->large) {
+                base = res->large;
+                o = &lout;
+
+            } else {
+                base = res->events;
+                o = &out;
             }
 
-            res->msgs[ev->index].event_off = (size_t) (out - res->events);
+            if (*o != base) {
+                *(*o)++ = ',';
+            }
+
+            res->msgs[ev->index].event_off = (size_t) (*o - base);
             res->msgs[ev->index].event_len = ldseg_export_write(ev, opt,
-                                                        use_id, hash, out);
-            out += res->msgs[ev->index].event_len;
+                                                        use_id, hash, *o);
+            *o += res->msgs[ev->index].event_len;
         }
     }
 
     res->events_len = (size_t) (out - res->events);
+    res->large_len = (size_t) (lout - res->large);
 
     ldseg_export_blocks_free(first, a);
 

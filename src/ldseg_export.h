@@ -60,7 +60,9 @@ void ldseg_export_options_init(ldseg_export_options_t *opt);
  * event_len of res->events, joined by ','), LDSEG_MSG_SKIPPED for kinds
  * that are not exported (index, identify, summary, alias, debug; err
  * "not_exported"), LDSEG_MSG_REJECTED for events that cannot be
- * (err "no_context_key", "too_large", "not_an_object", "invalid_event").
+ * (err "no_context_key", "too_large", "not_an_object", "invalid_event");
+ * a "too_large" message is kept whole in res->large (its event_off and
+ * event_len), for the caller to dead-letter: it is never cut.
  * LDSEG_EINVAL / LDSEG_ETOOBIG: the body is unusable (not JSON, not an
  * array, too large or deep).  Memory as ldseg_process(): freed with
  * ldseg_result_free().

@@ -34,6 +34,9 @@ static ngx_http_ldseg_post_e ngx_http_ldseg_export_kind(ngx_http_request_t *r,
     ngx_str_t *id);
 static void ngx_http_ldseg_export_body_handler(ngx_http_request_t *r);
 static void ngx_http_ldseg_export(ngx_http_request_t *r);
+static void ngx_http_ldseg_export_large(ngx_http_request_t *r,
+    ngx_str_t *key, ldseg_result_t *res, ngx_http_ldseg_stats_t *stats,
+    ngx_http_ldseg_account_t *a);
 static ngx_int_t ngx_http_ldseg_export_options(ngx_http_request_t *r,
     ldseg_export_options_t *opt);
 static ngx_int_t ngx_http_ldseg_export_enqueue(ngx_http_request_t *r,
@@ -253,20 +256,27 @@ ngx_http_ldseg_export(ngx_http_request_t *r)
         return;
     }
 
+    /* messages over Segment's 32 KB: dead-lettered or dropped, below */
+
     (void) ngx_atomic_fetch_add(&stats->export_received, res.n);
     (void) ngx_atomic_fetch_add(&stats->export_skipped, res.nskipped);
-    (void) ngx_atomic_fetch_add(&stats->export_rejected, res.nrejected);
+    (void) ngx_atomic_fetch_add(&stats->export_rejected,
+                                res.nrejected - res.nlarge);
 
     if (a) {
         (void) ngx_atomic_fetch_add(&a->skipped, res.nskipped);
-        (void) ngx_atomic_fetch_add(&a->rejected, res.nrejected);
+        (void) ngx_atomic_fetch_add(&a->rejected, res.nrejected - res.nlarge);
     }
 
-    if (res.nrejected) {
+    if (res.nrejected > res.nlarge) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ldseg: %uz events of an SDK post cannot be exported "
-                      "(without a context key, or over Segment's 32 KB)",
-                      res.nrejected);
+                      "(not an object, or without a context key)",
+                      res.nrejected - res.nlarge);
+    }
+
+    if (res.nlarge) {
+        ngx_http_ldseg_export_large(r, &key, &res, stats, a);
     }
 
     if (res.nevents == 0) {
@@ -288,6 +298,61 @@ ngx_http_ldseg_export(ngx_http_request_t *r)
     if (a) {
         (void) ngx_atomic_fetch_add(&a->exported, res.nevents);
     }
+}
+
+
+/*
+ * Messages over Segment's 32 KB, which Segment would refuse with the
+ * whole batch: never cut, never queued, but written whole to
+ * ldseg_dead_letter; without one they are dropped.  Counted and logged
+ * either way.
+ */
+
+static void
+ngx_http_ldseg_export_large(ngx_http_request_t *r, ngx_str_t *key,
+    ldseg_result_t *res, ngx_http_ldseg_stats_t *stats,
+    ngx_http_ldseg_account_t *a)
+{
+    ngx_int_t                    rc;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+
+    rc = ngx_http_ldseg_sender_dead_letter(lmcf->sender, key,
+                                           (u_char *) res->large,
+                                           res->large_len);
+
+    if (rc == NGX_OK) {
+        (void) ngx_atomic_fetch_add(&stats->export_dead_lettered,
+                                    res->nlarge);
+
+        if (a) {
+            (void) ngx_atomic_fetch_add(&a->dead_lettered, res->nlarge);
+        }
+
+        ngx_http_ldseg_export_log(r, NGX_LOG_WARN,
+                                  "ldseg: %ui exported messages for write "
+                                  "key \"%V...\" are larger than Segment's "
+                                  "32 KB, they go to \"ldseg_dead_letter\"",
+                                  key, res->nlarge);
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&stats->export_dropped, res->nlarge);
+
+    if (a) {
+        (void) ngx_atomic_fetch_add(&a->dropped, res->nlarge);
+    }
+
+    ngx_http_ldseg_export_log(r, NGX_LOG_WARN,
+                              (rc == NGX_DECLINED)
+                              ? "ldseg: %ui exported messages for write key "
+                                "\"%V...\" are larger than Segment's 32 KB "
+                                "and dropped: no \"ldseg_dead_letter\""
+                              : "ldseg: %ui exported messages for write key "
+                                "\"%V...\" are larger than Segment's 32 KB "
+                                "and dropped: the dead letter failed",
+                              key, res->nlarge);
 }
 
 
@@ -465,6 +530,19 @@ ngx_http_ldseg_export_key_check(ngx_str_t *key)
     }
 
     return NGX_OK;
+}
+
+
+u_char *
+ngx_http_ldseg_export_key_label(u_char *p, u_char *key, size_t len)
+{
+    if (len == 0) {
+        return ngx_cpymem(p, "other", 5);
+    }
+
+    return ngx_sprintf(p, "%*s...%08xD",
+                       ngx_min(len, NGX_HTTP_LDSEG_KEY_PREFIX), key,
+                       ngx_crc32_long(key, len));
 }
 
 

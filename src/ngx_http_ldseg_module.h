@@ -32,6 +32,9 @@
 /* the characters of a write key shown in logs and the status */
 #define NGX_HTTP_LDSEG_KEY_PREFIX     4
 
+/* a write key as the status and dead letters name it: "segW...1a2b3c4d" */
+#define NGX_HTTP_LDSEG_KEY_LABEL_LEN  (NGX_HTTP_LDSEG_KEY_PREFIX + 3 + 8)
+
 /* an events URL at most */
 #define NGX_HTTP_LDSEG_EVENTS_URL_MAX 1024
 
@@ -142,6 +145,16 @@ ngx_int_t ngx_http_ldseg_export_handler(ngx_http_request_t *r);
  * and ":".  NGX_OK or NGX_ERROR.
  */
 ngx_int_t ngx_http_ldseg_export_key_check(ngx_str_t *key);
+
+/*
+ * Writes how the status and dead letters name a write key, which is a
+ * credential: its first NGX_HTTP_LDSEG_KEY_PREFIX characters, "...", and
+ * the CRC32 of the whole key in hex, so that two keys with the same first
+ * characters differ (at most NGX_HTTP_LDSEG_KEY_LABEL_LEN bytes; "other"
+ * for len 0, the write keys without counters of their own).  Returns the
+ * end of what was written.
+ */
+u_char *ngx_http_ldseg_export_key_label(u_char *p, u_char *key, size_t len);
 
 /*
  * The request body read by nginx, in one buffer (copied from its buffers

@@ -1719,7 +1719,8 @@ ngx_http_ldseg_queue_view(ngx_shm_zone_t *zone, ngx_pool_t *pool,
         ngx_memzero(ds, sizeof(ngx_http_ldseg_dest_status_t));
 
         ds->url.len = dest->url_len;
-        ds->url.data = ngx_pnalloc(pool, dest->url_len + dest->error_len);
+        ds->url.data = ngx_pnalloc(pool, dest->url_len + dest->error_len
+                                         + dest->cred_len);
         if (ds->url.data == NULL) {
             goto done;
         }
@@ -1729,6 +1730,17 @@ ngx_http_ldseg_queue_view(ngx_shm_zone_t *zone, ngx_pool_t *pool,
         ds->error.len = dest->error_len;
         ds->error.data = ds->url.data + dest->url_len;
         ngx_memcpy(ds->error.data, dest->error, dest->error_len);
+
+        /* Segment: the write key, which the status shows as its label */
+
+        ds->kind = dest->kind;
+        ds->cred.len = dest->cred_len;
+        ds->cred.data = ds->error.data + dest->error_len;
+
+        if (dest->cred_len) {
+            ngx_memcpy(ds->cred.data, dest->url + dest->url_len + 1,
+                       dest->cred_len);
+        }
 
         ds->stats = dest->stats;
         ds->last_status = dest->last_status;

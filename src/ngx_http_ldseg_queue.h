@@ -22,7 +22,7 @@
 #include "ngx_http_ldseg_spool.h"
 
 
-#define NGX_HTTP_LDSEG_LAYOUT         7
+#define NGX_HTTP_LDSEG_LAYOUT         8
 
 
 /* what a destination is: where its payloads go, and in which form */
@@ -124,6 +124,7 @@ typedef struct {
     ngx_atomic_t                  export_dropped;
     ngx_atomic_t                  export_delivered;
     ngx_atomic_t                  export_failed;
+    ngx_atomic_t                  export_dead_lettered;
 } ngx_http_ldseg_stats_t;
 
 
@@ -218,6 +219,7 @@ typedef struct {
     ngx_atomic_t                  dropped;
     ngx_atomic_t                  delivered;
     ngx_atomic_t                  failed;
+    ngx_atomic_t                  dead_lettered;
     size_t                        key_len;
     u_char                        key[1];
 } ngx_http_ldseg_account_t;
@@ -488,7 +490,9 @@ typedef struct {
 
 /* a destination as the status shows it, copied out of the zone */
 typedef struct {
+    ngx_uint_t                    kind;      /* NGX_HTTP_LDSEG_SEGMENT... */
     ngx_str_t                     url;
+    ngx_str_t                     cred;      /* Segment: the write key */
     ngx_http_ldseg_dstats_t       stats;
     ngx_uint_t                    events;
     size_t                        bytes;
@@ -504,6 +508,10 @@ typedef struct {
     ngx_uint_t                    refused;
     ngx_uint_t                    rate;
     ngx_uint_t                    low;
+
+    /* set by the status: the client-side ID or write key label, the URL */
+    ngx_str_t                     id;
+    ngx_str_t                     base;
 } ngx_http_ldseg_dest_status_t;
 
 

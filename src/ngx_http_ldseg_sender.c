@@ -110,6 +110,9 @@ static void ngx_http_ldseg_alert_log(ngx_http_ldseg_sender_t *s,
 static void ngx_http_ldseg_tap(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_lease_t *l, long code, ngx_http_ldseg_answer_t *a,
     u_char *body, size_t len);
+static ngx_int_t ngx_http_ldseg_dead_letter_line(ngx_http_ldseg_sender_t *s,
+    u_char *pid, ngx_uint_t kind, ngx_str_t *name, long code,
+    const char *reason, u_char *body, size_t len);
 static void ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_lease_t *l, long code, u_char *body, size_t len);
 static void ngx_http_ldseg_drop(ngx_http_ldseg_sender_t *s,
@@ -911,58 +914,36 @@ static void
 ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
     ngx_http_ldseg_lease_t *l, long code, u_char *body, size_t len)
 {
-    u_char                      *line, *p;
-    size_t                       size;
-    ngx_tm_t                     tm;
-    ngx_str_t                    id;
-    ngx_http_ldseg_spool_ops_t  *ops;
+    ngx_str_t                  id, name;
+    ngx_http_ldseg_account_t  *a;
 
     /*
-     * LaunchDarkly refused the payload on every attempt: it goes to the
-     * dead-letter file as one JSON line, written and synced by the next
-     * spool job, and leaves the queue.
+     * LaunchDarkly (or Segment) refused the payload on every attempt: it
+     * goes to the dead-letter file as one JSON line, written and synced by
+     * the next spool job, and leaves the queue.
      */
 
     id = ngx_http_ldseg_client_side_id(l);
 
-    size = sizeof("{\"payload_id\":\"\",\"client_side_id\":\"...\","
-                  "\"status\":,\"time\":\"1970-01-01T00:00:00Z\","
-                  "\"events\":}\n")
-           + LDSEG_UUID_LEN + id.len + NGX_INT_T_LEN + len;
+    if (l->kind == NGX_HTTP_LDSEG_SEGMENT) {
+        name.data = l->cred;
+        name.len = l->cred_len;
 
-    ops = ngx_http_ldseg_pending(s);
-    line = (ops != NULL) ? ngx_pnalloc(ops->pool, size) : NULL;
-
-    if (line == NULL) {
-        goto failed;
+    } else {
+        name = id;
     }
 
-    ngx_gmtime(ngx_time(), &tm);
-
-    p = ngx_cpymem(line, "{\"payload_id\":\"",
-                   sizeof("{\"payload_id\":\"") - 1);
-    ldseg_uuid_format((char *) p, l->id);
-    p += LDSEG_UUID_LEN;
-
-    /* Segment's: the first characters of the write key */
-
-    p = ngx_sprintf(p, "\",\"%s\":\"%V%s\",\"status\":%l,"
-                    "\"time\":\"%4d-%02d-%02dT%02d:%02d:%02dZ\","
-                    "\"events\":", l->kind ? "write_key" : "client_side_id",
-                    &id, l->kind ? "..." : "", code, tm.ngx_tm_year,
-                    tm.ngx_tm_mon,
-                    tm.ngx_tm_mday, tm.ngx_tm_hour, tm.ngx_tm_min,
-                    tm.ngx_tm_sec);
-
-    p = ngx_cpymem(p, body, len);
-    *p++ = '}';
-    *p++ = '\n';
-
-    if (ngx_http_ldseg_spool_op_append(ops, &s->lmcf->dead_letter, line,
-                                       p - line)
+    if (ngx_http_ldseg_dead_letter_line(s, l->id, l->kind, &name, code, NULL,
+                                        body, len)
         != NGX_OK)
     {
-        goto failed;
+        ngx_log_error(NGX_LOG_ERR, s->log, 0,
+                      "ldseg: %ui events refused by %s could not be "
+                      "written to \"%V\"", l->nevents,
+                      ngx_http_ldseg_dest_name(l), &s->lmcf->dead_letter);
+
+        ngx_http_ldseg_drop(s, l, l->nevents, NGX_HTTP_LDSEG_DROP_DEAD);
+        return;
     }
 
     ngx_log_error(NGX_LOG_WARN, s->log, 0,
@@ -975,20 +956,120 @@ ngx_http_ldseg_dead_letter(ngx_http_ldseg_sender_t *s,
 
     if (l->kind == NGX_HTTP_LDSEG_LAUNCHDARKLY) {
         (void) ngx_atomic_fetch_add(&s->stats->dead_lettered, l->nevents);
-
-    } else {
-        (void) ngx_atomic_fetch_add(&s->stats->export_dropped, l->nevents);
+        return;
     }
 
-    return;
+    (void) ngx_atomic_fetch_add(&s->stats->export_dead_lettered, l->nevents);
 
-failed:
+    a = ngx_http_ldseg_queue_account(s->zone, l->cred, l->cred_len);
 
-    ngx_log_error(NGX_LOG_ERR, s->log, 0,
-                  "ldseg: %ui events refused by LaunchDarkly could not be "
-                  "written to \"%V\"", l->nevents, &s->lmcf->dead_letter);
+    if (a != NULL) {
+        (void) ngx_atomic_fetch_add(&a->dead_lettered, l->nevents);
+    }
+}
 
-    ngx_http_ldseg_drop(s, l, l->nevents, NGX_HTTP_LDSEG_DROP_DEAD);
+
+ngx_int_t
+ngx_http_ldseg_sender_dead_letter(ngx_http_ldseg_sender_t *s,
+    ngx_str_t *key, u_char *msgs, size_t len)
+{
+    if (s == NULL || s->lmcf->dead_letter.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_ldseg_dead_letter_line(s, NULL, NGX_HTTP_LDSEG_SEGMENT,
+                                           key, 0, "too_large", msgs, len);
+}
+
+
+/*
+ * One dead-letter line for the next spool job:
+ *
+ *     {"payload_id":"<ID>"|null,"client_side_id":"<ID>" (LaunchDarkly) |
+ *      "write_key":"segW...<CRC32>" (Segment),"status":<status>|null,
+ *      ["reason":"<why>",]"time":"<ISO 8601>","events":[<events>]}
+ *
+ * name is the client-side ID, or the write key (written as its label);
+ * body the events: a JSON array, or for lines with a reason (messages
+ * that never were a payload) elements joined by ','.
+ */
+
+static ngx_int_t
+ngx_http_ldseg_dead_letter_line(ngx_http_ldseg_sender_t *s, u_char *pid,
+    ngx_uint_t kind, ngx_str_t *name, long code, const char *reason,
+    u_char *body, size_t len)
+{
+    u_char                      *line, *p;
+    size_t                       size;
+    ngx_tm_t                     tm;
+    ngx_http_ldseg_spool_ops_t  *ops;
+
+    size = sizeof("{\"payload_id\":\"\",\"client_side_id\":\"\","
+                  "\"status\":null,\"reason\":\"\","
+                  "\"time\":\"1970-01-01T00:00:00Z\",\"events\":[]}\n")
+           + LDSEG_UUID_LEN + name->len + NGX_HTTP_LDSEG_KEY_LABEL_LEN
+           + NGX_INT_T_LEN + 32 + len;
+
+    ops = ngx_http_ldseg_pending(s);
+    line = (ops != NULL) ? ngx_pnalloc(ops->pool, size) : NULL;
+
+    if (line == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(line, "{\"payload_id\":", sizeof("{\"payload_id\":") - 1);
+
+    if (pid != NULL) {
+        *p++ = '"';
+        ldseg_uuid_format((char *) p, pid);
+        p += LDSEG_UUID_LEN;
+        *p++ = '"';
+
+    } else {
+        p = ngx_cpymem(p, "null", 4);
+    }
+
+    if (kind == NGX_HTTP_LDSEG_SEGMENT) {
+        p = ngx_cpymem(p, ",\"write_key\":\"", sizeof(",\"write_key\":\"") - 1);
+        p = ngx_http_ldseg_export_key_label(p, name->data, name->len);
+
+    } else {
+        p = ngx_sprintf(p, ",\"client_side_id\":\"%V", name);
+    }
+
+    if (code) {
+        p = ngx_sprintf(p, "\",\"status\":%l", code);
+
+    } else {
+        p = ngx_sprintf(p, "\",\"status\":null");
+    }
+
+    if (reason != NULL) {
+        p = ngx_sprintf(p, ",\"reason\":\"%s\"", reason);
+    }
+
+    ngx_gmtime(ngx_time(), &tm);
+
+    p = ngx_sprintf(p, ",\"time\":\"%4d-%02d-%02dT%02d:%02d:%02dZ\","
+                    "\"events\":", tm.ngx_tm_year, tm.ngx_tm_mon,
+                    tm.ngx_tm_mday, tm.ngx_tm_hour, tm.ngx_tm_min,
+                    tm.ngx_tm_sec);
+
+    if (reason != NULL) {
+        *p++ = '[';
+    }
+
+    p = ngx_cpymem(p, body, len);
+
+    if (reason != NULL) {
+        *p++ = ']';
+    }
+
+    *p++ = '}';
+    *p++ = '\n';
+
+    return ngx_http_ldseg_spool_op_append(ops, &s->lmcf->dead_letter, line,
+                                          p - line);
 }
 
 

@@ -34,6 +34,16 @@ void ngx_http_ldseg_sender_queued(ngx_http_ldseg_sender_t *s,
 /* the zone is full: spool what is in memory now */
 void ngx_http_ldseg_sender_full(ngx_http_ldseg_sender_t *s);
 
+/*
+ * Segment messages of write key key that no POST can deliver (over
+ * Segment's 32 KB: msgs, len bytes of them joined by ','): one line with
+ * "reason":"too_large" for ldseg_dead_letter, copied and written by the
+ * next spool job.  NGX_OK; NGX_DECLINED: no ldseg_dead_letter (or no
+ * sender in this process); NGX_ERROR.
+ */
+ngx_int_t ngx_http_ldseg_sender_dead_letter(ngx_http_ldseg_sender_t *s,
+    ngx_str_t *key, u_char *msgs, size_t len);
+
 
 /*
  * The answer to a test POST: status 0 when there was none (error says

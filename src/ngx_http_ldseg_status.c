@@ -67,8 +67,10 @@ static u_char *ngx_http_ldseg_status_prometheus(u_char *p,
     ngx_http_ldseg_status_t *ss);
 static u_char *ngx_http_ldseg_dest_prometheus(u_char *p,
     ngx_http_ldseg_status_t *ss);
-static void ngx_http_ldseg_dest_names(ngx_str_t *url, ngx_str_t *id,
-    ngx_str_t *base);
+static ngx_int_t ngx_http_ldseg_dest_names(ngx_pool_t *pool,
+    ngx_http_ldseg_view_t *v);
+static u_char *ngx_http_ldseg_dest_labels(u_char *p,
+    ngx_http_ldseg_dest_status_t *ds);
 static ngx_int_t ngx_http_ldseg_status_recent(ngx_http_request_t *r,
     ngx_http_ldseg_status_t *ss);
 static u_char *ngx_http_ldseg_time_ms(u_char *p, uint64_t ms);
@@ -100,7 +102,7 @@ static u_char *ngx_http_ldseg_html_recent(u_char *p,
     (*(uint64_t *) ((u_char *) (d) + (c)->offset))
 
 /* the bytes of one destination's JSON object or Prometheus samples */
-#define NGX_HTTP_LDSEG_DEST_SIZE      4096
+#define NGX_HTTP_LDSEG_DEST_SIZE      6144
 
 
 /* any reason indexes the zone's counters */
@@ -224,6 +226,9 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_export_counters[] = {
       offsetof(ngx_http_ldseg_stats_t, export_delivered) },
     { "failed", "Segment messages in POSTs that failed (kept, retried).",
       offsetof(ngx_http_ldseg_stats_t, export_failed) },
+    { "dead_lettered", "Segment messages written to ldseg_dead_letter "
+      "(refused by Segment, or over its 32 KB).",
+      offsetof(ngx_http_ldseg_stats_t, export_dead_lettered) },
     { NULL, NULL, 0 }
 };
 
@@ -241,6 +246,9 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_account_counters[] = {
       offsetof(ngx_http_ldseg_account_t, delivered) },
     { "failed", "Segment messages in failed POSTs, by write key.",
       offsetof(ngx_http_ldseg_account_t, failed) },
+    { "dead_lettered", "Segment messages written to ldseg_dead_letter, by "
+      "write key.",
+      offsetof(ngx_http_ldseg_account_t, dead_lettered) },
     { NULL, NULL, 0 }
 };
 
@@ -338,7 +346,8 @@ ngx_http_ldseg_status_handler(ngx_http_request_t *r)
     ngx_http_ldseg_queue_usage(lmcf->shm_zone, &ss.u);
 
     if (ngx_http_ldseg_queue_view(lmcf->shm_zone, r->pool, what, &ss.v)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_http_ldseg_dest_names(r->pool, &ss.v) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -644,12 +653,16 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_status_t *ss)
 static u_char *
 ngx_http_ldseg_dest_json(u_char *p, ngx_http_ldseg_dest_status_t *ds)
 {
-    ngx_str_t  id, base;
+    if (ds->kind == NGX_HTTP_LDSEG_SEGMENT) {
+        p = ngx_sprintf(p, "{\"kind\":\"segment\",\"client_side_id\":null,"
+                        "\"write_key\":\"%V\",\"events_url\":\"%V\",",
+                        &ds->id, &ds->base);
 
-    ngx_http_ldseg_dest_names(&ds->url, &id, &base);
-
-    p = ngx_sprintf(p, "{\"client_side_id\":\"%V\",\"events_url\":\"%V\",",
-                    &id, &base);
+    } else {
+        p = ngx_sprintf(p, "{\"kind\":\"launchdarkly\",\"client_side_id\":"
+                        "\"%V\",\"write_key\":null,\"events_url\":\"%V\",",
+                        &ds->id, &ds->base);
+    }
 
     p = ngx_http_ldseg_dstats_json(p, &ds->stats);
 
@@ -710,26 +723,62 @@ ngx_http_ldseg_dstats_json(u_char *p, ngx_http_ldseg_dstats_t *d)
 }
 
 
-static void
-ngx_http_ldseg_dest_names(ngx_str_t *url, ngx_str_t *id, ngx_str_t *base)
+/*
+ * How each destination is named: LaunchDarkly's by the client-side ID of
+ * ".../events/bulk/ID" and the events URL before it, Segment's by the
+ * label of its write key (a credential) and the export URL before
+ * "/v1/batch".
+ */
+
+static ngx_int_t
+ngx_http_ldseg_dest_names(ngx_pool_t *pool, ngx_http_ldseg_view_t *v)
 {
-    u_char  *p, *last;
+    u_char                        *p, *last;
+    ngx_str_t                     *url;
+    ngx_uint_t                     i;
+    ngx_http_ldseg_dest_status_t  *ds;
 
-    /* ".../events/bulk/ID": the ID, and the events URL before it */
+    ds = v->dests->elts;
 
-    last = url->data + url->len;
+    for (i = 0; i < v->dests->nelts; i++) {
+        url = &ds[i].url;
+        last = url->data + url->len;
 
-    for (p = last; p > url->data && p[-1] != '/'; p--) { /* void */ }
+        for (p = last; p > url->data && p[-1] != '/'; p--) { /* void */ }
 
-    id->data = p;
-    id->len = last - p;
+        if (ds[i].kind == NGX_HTTP_LDSEG_SEGMENT) {
+            ds[i].id.data = ngx_pnalloc(pool, NGX_HTTP_LDSEG_KEY_LABEL_LEN);
+            if (ds[i].id.data == NULL) {
+                return NGX_ERROR;
+            }
 
-    base->data = url->data;
-    base->len = p - url->data;
+            ds[i].id.len = ngx_http_ldseg_export_key_label(ds[i].id.data,
+                                                    ds[i].cred.data,
+                                                    ds[i].cred.len)
+                           - ds[i].id.data;
 
-    if (base->len >= sizeof("/events/bulk/") - 1) {
-        base->len -= sizeof("/events/bulk/") - 1;
+            ds[i].base.data = url->data;
+            ds[i].base.len = url->len;
+
+            if (url->len >= sizeof("/v1/batch") - 1) {
+                ds[i].base.len -= sizeof("/v1/batch") - 1;
+            }
+
+            continue;
+        }
+
+        ds[i].id.data = p;
+        ds[i].id.len = last - p;
+
+        ds[i].base.data = url->data;
+        ds[i].base.len = p - url->data;
+
+        if (ds[i].base.len >= sizeof("/events/bulk/") - 1) {
+            ds[i].base.len -= sizeof("/events/bulk/") - 1;
+        }
     }
+
+    return NGX_OK;
 }
 
 
@@ -877,7 +926,6 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
 static u_char *
 ngx_http_ldseg_dest_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
 {
-    ngx_str_t                      id, base;
     ngx_uint_t                     i, n, k, gauge;
     ngx_http_ldseg_counter_t      *c;
     ngx_http_ldseg_dest_status_t  *ds;
@@ -912,11 +960,9 @@ ngx_http_ldseg_dest_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
                         c->name, c->help, c->name);
 
         for (i = 0; i < n; i++) {
-            ngx_http_ldseg_dest_names(&ds[i].url, &id, &base);
-
-            p = ngx_sprintf(p, "ldseg_destination_%s_total{client_side_id="
-                            "\"%V\",events_url=\"%V\"} %uL\n",
-                            c->name, &id, &base,
+            p = ngx_sprintf(p, "ldseg_destination_%s_total{", c->name);
+            p = ngx_http_ldseg_dest_labels(p, &ds[i]);
+            p = ngx_sprintf(p, "} %uL\n",
                             ngx_http_ldseg_dstat(&ds[i].stats, c));
         }
     }
@@ -927,23 +973,22 @@ ngx_http_ldseg_dest_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
                         gauges[gauge][0], gauges[gauge][1], gauges[gauge][0]);
 
         for (i = 0; i < n; i++) {
-            ngx_http_ldseg_dest_names(&ds[i].url, &id, &base);
 
             if (gauge == 6) {
                 for (k = 1; k < 4; k++) {
-                    p = ngx_sprintf(p, "ldseg_destination_paused{"
-                                    "client_side_id=\"%V\",events_url="
-                                    "\"%V\",reason=\"%s\"} %d\n",
-                                    &id, &base, ngx_http_ldseg_pauses[k],
+                    p = ngx_sprintf(p, "ldseg_destination_paused{");
+                    p = ngx_http_ldseg_dest_labels(p, &ds[i]);
+                    p = ngx_sprintf(p, ",reason=\"%s\"} %d\n",
+                                    ngx_http_ldseg_pauses[k],
                                     ds[i].paused_by == k);
                 }
 
                 continue;
             }
 
-            p = ngx_sprintf(p, "ldseg_destination_%s{client_side_id=\"%V\","
-                            "events_url=\"%V\"} ", gauges[gauge][0], &id,
-                            &base);
+            p = ngx_sprintf(p, "ldseg_destination_%s{", gauges[gauge][0]);
+            p = ngx_http_ldseg_dest_labels(p, &ds[i]);
+            p = ngx_sprintf(p, "} ");
 
             switch (gauge) {
             case 0:
@@ -970,6 +1015,24 @@ ngx_http_ldseg_dest_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
     }
 
     return p;
+}
+
+
+/*
+ * A destination's Prometheus labels: kind, then client_side_id
+ * (LaunchDarkly) or write_key (Segment, its label), and events_url
+ */
+
+static u_char *
+ngx_http_ldseg_dest_labels(u_char *p, ngx_http_ldseg_dest_status_t *ds)
+{
+    if (ds->kind == NGX_HTTP_LDSEG_SEGMENT) {
+        return ngx_sprintf(p, "kind=\"segment\",write_key=\"%V\","
+                           "events_url=\"%V\"", &ds->id, &ds->base);
+    }
+
+    return ngx_sprintf(p, "kind=\"launchdarkly\",client_side_id=\"%V\","
+                       "events_url=\"%V\"", &ds->id, &ds->base);
 }
 
 
@@ -1253,6 +1316,7 @@ ngx_http_ldseg_html_dests(u_char *p, ngx_http_ldseg_status_t *ss)
 {
     ngx_str_t                      id, base;
     ngx_uint_t                     i;
+    const char                    *kind;
     ngx_http_ldseg_counter_t      *c;
     ngx_http_ldseg_dest_status_t  *ds;
 
@@ -1265,7 +1329,8 @@ ngx_http_ldseg_html_dests(u_char *p, ngx_http_ldseg_status_t *ss)
     }
 
     p = ngx_sprintf(p, "<table id=\"destinations\"><tr>"
-                    "<th class=\"t\">client-side ID</th>"
+                    "<th class=\"t\">kind</th>"
+                    "<th class=\"t\">client-side ID or write key</th>"
                     "<th class=\"t\">events URL</th>");
 
     for (c = ngx_http_ldseg_dest_counters; c->name; c++) {
@@ -1276,10 +1341,15 @@ ngx_http_ldseg_html_dests(u_char *p, ngx_http_ldseg_status_t *ss)
                     "<th>last status</th><th class=\"t\">state</th></tr>");
 
     for (i = 0; i < ss->v.dests->nelts; i++) {
-        ngx_http_ldseg_dest_names(&ds[i].url, &id, &base);
+        id = ds[i].id;
+        base = ds[i].base;
+        kind = (ds[i].kind == NGX_HTTP_LDSEG_SEGMENT) ? "segment"
+                                                      : "launchdarkly";
 
-        p = ngx_sprintf(p, "<tr data-id=\"%V\"><td class=\"t\">%V</td>"
-                        "<td class=\"t\">%V</td>", &id, &id, &base);
+        p = ngx_sprintf(p, "<tr data-id=\"%V\" data-kind=\"%s\">"
+                        "<td class=\"t\" data-t=\"kind\">%s</td>"
+                        "<td class=\"t\">%V</td><td class=\"t\">%V</td>",
+                        &id, kind, kind, &id, &base);
 
         for (c = ngx_http_ldseg_dest_counters; c->name; c++) {
             p = ngx_sprintf(p, "<td data-k=\"%s\">%uL</td>", c->name,
@@ -1328,7 +1398,7 @@ static u_char *
 ngx_http_ldseg_html_errors(u_char *p, ngx_http_ldseg_status_t *ss)
 {
     ngx_tm_t                       tm;
-    ngx_str_t                      id, base;
+    ngx_str_t                      id;
     ngx_uint_t                     i, any;
     ngx_http_ldseg_dest_status_t  *ds;
 
@@ -1337,7 +1407,7 @@ ngx_http_ldseg_html_errors(u_char *p, ngx_http_ldseg_status_t *ss)
 
     p = ngx_sprintf(p, "<h2>Last errors</h2><table id=\"errors\"><tr>"
                     "<th class=\"t\">time (UTC)</th>"
-                    "<th class=\"t\">client-side ID</th>"
+                    "<th class=\"t\">client-side ID or write key</th>"
                     "<th class=\"t\">error</th></tr>");
 
     for (i = 0; i < ss->v.dests->nelts; i++) {
@@ -1347,7 +1417,7 @@ ngx_http_ldseg_html_errors(u_char *p, ngx_http_ldseg_status_t *ss)
 
         any = 1;
 
-        ngx_http_ldseg_dest_names(&ds[i].url, &id, &base);
+        id = ds[i].id;
         ngx_gmtime(ds[i].error_time, &tm);
 
         p = ngx_sprintf(p, "<tr><td class=\"t\">%4d-%02d-%02d %02d:%02d:%02d"
@@ -1580,10 +1650,10 @@ ngx_http_ldseg_test_cleanup(void *data)
 
 
 /*
- * The export: totals, then one entry per write key, shown by its first
- * characters only (a write key is a credential); write keys beyond the
- * ones counted on their own share the entry "other".  JSON: closes the
- * object the main counters opened.
+ * The export: totals, then one entry per write key, shown by its label
+ * only (a write key is a credential: ngx_http_ldseg_export_key_label());
+ * write keys beyond the ones counted on their own share the entry
+ * "other".  JSON: closes the object the main counters opened.
  */
 
 static u_char *
@@ -1591,7 +1661,6 @@ ngx_http_ldseg_status_export(u_char *p, ngx_http_ldseg_stats_t *st,
     ngx_http_ldseg_account_t *a, u_char (*keys)[NGX_HTTP_LDSEG_CRED_MAX],
     ngx_uint_t n, ngx_uint_t prometheus)
 {
-    size_t                     len;
     ngx_uint_t                 i;
     ngx_http_ldseg_counter_t  *c;
 
@@ -1607,16 +1676,9 @@ ngx_http_ldseg_status_export(u_char *p, ngx_http_ldseg_stats_t *st,
         p = ngx_sprintf(p, ",\"write_keys\":[");
 
         for (i = 0; i < n; i++) {
-            len = ngx_min(a[i].key_len, NGX_HTTP_LDSEG_KEY_PREFIX);
-
-            if (a[i].key_len == 0) {
-                p = ngx_sprintf(p, "%s{\"write_key\":\"other\"",
-                                i ? "," : "");
-
-            } else {
-                p = ngx_sprintf(p, "%s{\"write_key\":\"%*s...\"",
-                                i ? "," : "", len, keys[i]);
-            }
+            p = ngx_sprintf(p, "%s{\"write_key\":\"", i ? "," : "");
+            p = ngx_http_ldseg_export_key_label(p, keys[i], a[i].key_len);
+            *p++ = '"';
 
             for (c = ngx_http_ldseg_account_counters; c->name; c++) {
                 p = ngx_sprintf(p, ",\"%s\":%uA", c->name,
@@ -1643,14 +1705,10 @@ ngx_http_ldseg_status_export(u_char *p, ngx_http_ldseg_stats_t *st,
                         c->name, c->help, c->name);
 
         for (i = 0; i < n; i++) {
-            len = ngx_min(a[i].key_len, NGX_HTTP_LDSEG_KEY_PREFIX);
-
             p = ngx_sprintf(p, "ldseg_export_write_key_%s_total"
-                            "{write_key=\"%*s%s\"} %uA\n", c->name,
-                            a[i].key_len ? len : 5,
-                            a[i].key_len ? keys[i] : (u_char *) "other",
-                            a[i].key_len ? "..." : "",
-                            ngx_http_ldseg_stat(&a[i], c));
+                            "{write_key=\"", c->name);
+            p = ngx_http_ldseg_export_key_label(p, keys[i], a[i].key_len);
+            p = ngx_sprintf(p, "\"} %uA\n", ngx_http_ldseg_stat(&a[i], c));
         }
     }
 

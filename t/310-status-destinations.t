@@ -22,7 +22,7 @@ use JSON::PP;
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(39);
+my $t = Test::Ldseg->new()->plan(41);
 my $mock = $t->mock;
 
 $t->write_file_expand('nginx.conf', <<'EOF');
@@ -164,6 +164,14 @@ is($p->{posts}, 2, 'POISON: two POSTs');
 is($p->{retries}, 1, 'POISON: one of them a retry');
 is($p->{last_status}, 400, 'POISON: last status 400');
 
+# each destination says its kind; no write key for LaunchDarkly's
+
+is(join(',', map { ($_->{kind} // 'none') . '/'
+                   . (defined $_->{write_key} ? 'key' : 'null') }
+             @{ $s->{destinations} }),
+   join(',', ('launchdarkly/null') x 4),
+   'per destination: kind "launchdarkly", write_key null');
+
 # everything adds up, per destination and in total
 
 is(join(',', map { $_->{client_side_id} }
@@ -189,7 +197,8 @@ is($pcode, 200, 'prometheus: 200');
 my %sample;
 for (split /\n/, $prom) {
     $sample{"$1|$2"} = $3
-        if /^(ldseg_destination_\w+)\{client_side_id="([^"]+)",[^}]*\} (\S+)$/;
+        if /^(ldseg_destination_\w+)\{kind="launchdarkly",
+              client_side_id="([^"]+)",[^}]*\}\ (\S+)$/x;
 }
 is($sample{'ldseg_destination_delivered_total|GOOD-ID'}, 5,
    'prometheus: GOOD delivered');
@@ -197,11 +206,14 @@ is($sample{'ldseg_destination_queue_events|SLOW-ID'}, 2,
    'prometheus: SLOW queue events');
 is($sample{'ldseg_destination_last_status|BAD-ID'}, 401,
    'prometheus: BAD last status');
-like($prom, qr/^ldseg_destination_paused\{client_side_id="SLOW-ID",[^}]*,
-               reason="retry_after"\}\ 1$/mx,
+like($prom, qr/^ldseg_destination_paused\{kind="launchdarkly",
+               client_side_id="SLOW-ID",[^}]*,reason="retry_after"\}\ 1$/mx,
      'prometheus: SLOW paused by retry_after');
 cmp_ok($sample{'ldseg_destination_oldest_event_age_seconds|SLOW-ID'} // 0,
        '>', 0, 'prometheus: SLOW oldest event age');
+is(scalar(grep { /^ldseg_destination_/ && !/^\w+\{kind="launchdarkly",/ }
+            split /\n/, $prom), 0,
+   'prometheus: every destination sample labelled kind="launchdarkly"');
 
 sub which {
     my ($name) = @_;

@@ -22,144 +22,22 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Ldseg;
+use Test::Ldseg::Browser qw(browser_setup run_bounded slurp);
 
 use File::Path qw(make_path);
 use File::Spec;
 use JSON::PP;
-use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
 ###############################################################################
-# node, npm, chromium and t/browser/node_modules, as t/510-browser.t has them
+# node, npm, chromium and t/browser/node_modules (Test::Ldseg::Browser)
 
-my $BROWSER = "$FindBin::Bin/browser";
-my $CI = ($ENV{CI} // '') =~ /^(1|true|yes)$/i;
-
-sub which {
-    my ($name) = @_;
-    return -x $name ? $name : undef if $name =~ m{/};
-    for my $d (File::Spec->path) {
-        return "$d/$name" if -f "$d/$name" && -x _;
-    }
-    return undef;
-}
-
-# outside CI a machine without node or chromium skips; CI must run it all
-
-sub cannot_run {
-    my ($why, $out) = @_;
-    if ($CI) {
-        plan(tests => 1);
-        fail("CI=true: the browser test runs");
-        diag($why . ($out ? "\n$out" : ''));
-        exit 0;
-    }
-    plan(skip_all => $why);
-}
-
-sub broken {
-    my ($what, $out) = @_;
-    plan(tests => 1);
-    fail($what);
-    diag($out) if $out;
-    exit 0;
-}
-
-my $NODE = which($ENV{TEST_LDSEG_NODE} || 'node')
-    or cannot_run('node is not installed (.ci/deps.sh installs Debian\'s'
-                  . ' nodejs and npm)');
-
-my $CHROMIUM = which($ENV{TEST_LDSEG_CHROMIUM} || 'chromium')
-    or cannot_run('chromium is not installed (.ci/deps.sh installs Debian\'s'
-                  . ' chromium)');
-
-sub json_file {
-    my ($file) = @_;
-    open my $fh, '<', $file or return undef;
-    local $/;
-    my $v = eval { JSON::PP->new->decode(<$fh>) };
-    close $fh;
-    return $v;
-}
-
-# runs a command in $dir with stdin from $in (or /dev/null) and
-# stdout+stderr to $log (stderr to $err when given); kills it after
-# $timeout s.  Returns the exit status (-1: timed out).
-
-sub run_bounded {
-    my (%o) = @_;
-
-    my $pid = fork();
-    die "fork: $!\n" unless defined $pid;
-    if ($pid == 0) {
-        chdir $o{dir} or POSIX::_exit(126) if $o{dir};
-        open STDIN, '<', $o{in} // '/dev/null' or POSIX::_exit(126);
-        open STDOUT, '>', $o{out} or POSIX::_exit(126);
-        if ($o{err}) {
-            open STDERR, '>', $o{err} or POSIX::_exit(126);
-        } else {
-            open STDERR, '>&', \*STDOUT;
-        }
-        $ENV{TZ} = 'UTC';
-        POSIX::setpgid(0, 0);
-        exec(@{ $o{cmd} }) or POSIX::_exit(127);
-    }
-
-    my $deadline = time + $o{timeout};
-    while (time < $deadline) {
-        return $? >> 8 if waitpid($pid, WNOHANG) == $pid;
-        sleep 0.1;
-    }
-    kill 'KILL', -$pid, $pid;
-    waitpid($pid, 0);
-    return -1;
-}
-
-sub slurp {
-    my ($file) = @_;
-    open my $fh, '<', $file or return '';
-    binmode $fh;
-    local $/;
-    my $c = <$fh> // '';
-    close $fh;
-    return $c;
-}
-
-my $tmp = File::Spec->tmpdir;
-
-# t/browser: analytics-next and playwright-core as package.json pins them
-
-my $pins = json_file("$BROWSER/package.json")->{dependencies};
-
-sub installed_ok {
-    for my $p (sort keys %$pins) {
-        my $v = json_file("$BROWSER/node_modules/$p/package.json");
-        return 0 unless $v && $v->{version} eq $pins->{$p};
-    }
-    return 1;
-}
-
-my $npm = which($ENV{TEST_LDSEG_NPM} || 'npm');
-
-if (!installed_ok()) {
-    my $log = "$tmp/ldseg-npm-ci-$$.log";
-    my $rc = $npm ? run_bounded(dir => $BROWSER, out => $log, timeout => 300,
-                                cmd => [ $npm, 'ci', '--no-audit', '--no-fund',
-                                         '--loglevel=error' ])
-                  : 127;
-    my $out = slurp($log);
-    unlink $log;
-    broken('npm ci in t/browser installs ' . join(', ', map { "$_ $pins->{$_}" }
-                                                   sort keys %$pins),
-           $npm ? "npm ci: " . ($rc < 0 ? 'timed out after 300 s'
-                                         : "exit $rc") . "\n$out"
-                : 'npm is not installed (.ci/deps.sh installs it)')
-        unless installed_ok();
-}
+my $b = browser_setup();
+my ($BROWSER, $NODE, $CHROMIUM) = @$b{qw(dir node chromium)};
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(20);
+my $t = Test::Ldseg->new()->plan(21);
 my $mock = $t->mock;
 
 $t->write_file_expand('nginx.conf', <<'EOF');
@@ -306,6 +184,10 @@ for my $id (qw(OK-ID DOWN-ID)) {
        . ",last_status=$jd{$id}{last_status}",
        "$id: row shown = JSON");
 }
+
+is(join(',', map { "$_=" . ($res->{kinds}{$_} // 'none') } sort keys %jd),
+   join(',', map { "$_=$jd{$_}{kind} $jd{$_}{kind}" } sort keys %jd),
+   'each row shows its kind, as in the JSON');
 
 is($res->{polylines}, 3, 'chart: received, delivered and rejected lines');
 is(join(',', map { "$_=" . ($res->{chart}{$_} // 'none') }

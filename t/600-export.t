@@ -26,7 +26,7 @@ use MIME::Base64;
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(64);
+my $t = Test::Ldseg->new()->plan(69);
 my $ld = $t->mock;
 
 mkdir $t->testdir . '/segment';
@@ -369,25 +369,50 @@ is($bad, 0, 'every case arrives at Segment as the core makes it');
 ###############################################################################
 # status per write key: counts, the write key never in clear
 
+my $WK1 = Test::Ldseg::key_label('wk-one');
+
 $st = $t->status;
 my %wk = map { $_->{write_key} => $_ } @{ $st->{export}{write_keys} };
-ok($wk{'wk-o...'}, 'write key shown by its first characters');
-is($wk{'wk-o...'}{exported}, 12, 'exported for wk-one');
-is($wk{'wk-o...'}{skipped}, 12, 'skipped for wk-one (index, identify, '
+ok($wk{$WK1}, 'write key shown by its first characters and a hash');
+is($wk{$WK1}{exported}, 12, 'exported for wk-one');
+is($wk{$WK1}{skipped}, 12, 'skipped for wk-one (index, identify, '
    . 'summary)');
 Test::Ldseg::wait_for(sub {
     ($t->status->{export}{write_keys}[0]{delivered} // 0) == 12 }, 5);
 $st = $t->status;
 %wk = map { $_->{write_key} => $_ } @{ $st->{export}{write_keys} };
-is($wk{'wk-o...'}{delivered}, 12, 'delivered for wk-one');
+is($wk{$WK1}{delivered}, 12, 'delivered for wk-one');
 my (undef, undef, $sb) = $t->http_get('/status');
 unlike($sb, qr/wk-one/, 'no write key in clear');
 
 my (undef, undef, $prom) = $t->http_get('/status?format=prometheus');
-like($prom, qr/^ldseg_export_write_key_exported_total\{write_key="wk-o\.\.\."\} 12$/m,
+like($prom,
+     qr/^ldseg_export_write_key_exported_total\{write_key="\Q$WK1\E"\} 12$/m,
      'prometheus per write key');
 like($prom, qr/^# TYPE ldseg_export_delivered_total counter$/m,
      'prometheus export totals');
+
+# the Segment destinations in the per-destination status: kind "segment",
+# the write key's label, the export URL
+
+my %dk;
+$dk{ $_->{kind} // 'none' }++ for @{ $st->{destinations} };
+is(join(',', map { "$_=$dk{$_}" } sort keys %dk), 'segment=4',
+   'per destination: every one of kind segment (four write keys)');
+
+my ($sd) = grep { ($_->{write_key} // '') eq $WK1 }
+           @{ $st->{destinations} };
+is(join(' ', map { $_ // 'null' }
+             @{ $sd || {} }{qw(kind write_key client_side_id events_url
+                               delivered)}),
+   "segment $WK1 null $SEG 12",
+   'per destination: the write key\'s label, no client-side ID, the export'
+   . ' URL, its delivered messages');
+like($prom, qr/^ldseg_destination_delivered_total\{kind="segment",
+                write_key="\Q$WK1\E",events_url="\Q$SEG\E"\}\ 12$/mx,
+     'prometheus per destination: labels kind, write_key, events_url');
+unlike($prom, qr/client_side_id="batch"/,
+       'prometheus: no "batch" taken for a client-side ID');
 unlike($prom, qr/wk-one|wk-client/, 'prometheus: no write key in clear');
 
 ###############################################################################
@@ -415,18 +440,21 @@ is(scalar(() = ld_posts()), $nld + 6, 'LaunchDarkly got every post');
 $st = $t->status;
 ok($st->{export}{dropped} > 0, 'dropped exports counted');
 %wk = map { $_->{write_key} => $_ } @{ $st->{export}{write_keys} };
-is($wk{'wk-o...'}{dropped}, $st->{export}{dropped},
-   'dropped counted for the write key');
+my $WKC = Test::Ldseg::key_label('wk-cases');
+is($wk{$WK1}{dropped} + ($wk{$WKC}{dropped} // 0), $st->{export}{dropped},
+   'dropped counted for the write keys');
+is($wk{$WKC}{dropped}, 1, 'the case over 32 KB: dropped (no dead letter'
+   . ' here), never cut');
 ok($st->{export}{failed} > 0, 'failed POSTs to Segment counted');
 
 # Segment back: what was queued is delivered
 
 $seg->script(default => { status => 200 });
-my $queued = $wk{'wk-o...'}{exported};
+my $queued = $wk{$WK1}{exported};
 ok(Test::Ldseg::wait_for(sub {
     my $s = $t->status;
     my %k = map { $_->{write_key} => $_ } @{ $s->{export}{write_keys} };
-    $k{'wk-o...'}{delivered} == $queued }, 15),
+    $k{$WK1}{delivered} == $queued }, 15),
    'queued exports delivered once Segment is back');
 
 $t->stop;

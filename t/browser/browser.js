@@ -2,8 +2,9 @@
 'use strict';
 
 // Drives headless Chromium (Debian's chromium, through playwright-core) for
-// t/510-browser.t: opens t/browser/www/index.html, served by nginx from an
-// origin other than ldseg's, and runs scenarios in the page.
+// t/510-browser.t and t/630-export-browser.t: opens a page of t/browser/www
+// (index.html: analytics.js; ld.html: LaunchDarkly's browser SDK), served
+// by nginx from an origin other than ldseg's, and runs scenarios in it.
 //
 //     node browser.js '{"chromium":"/usr/bin/chromium","timeout":60000,
 //                       "scenarios":[{"name":"event","page":"http://...",
@@ -12,7 +13,8 @@
 //                                     "run":"fetch","cfg":{...}}]}'
 //
 // "analytics" runs window.ldsegAnalytics(cfg), "fetch" window.ldsegFetch(cfg)
-// (t/browser/www/page.js).  Each scenario gets a fresh browser context (no
+// (t/browser/www/page.js), "launchdarkly" window.ldsegLaunchDarkly(cfg)
+// (t/browser/www/ld.js).  Each scenario gets a fresh browser context (no
 // cookies or storage from another).  Prints one line of JSON:
 //
 //     { chromium, playwright, results: { <name>: <what the page returned> },
@@ -26,6 +28,13 @@ const { chromium } = require('playwright-core');
 const playwright = require('playwright-core/package.json').version;
 
 const cfg = JSON.parse(process.argv[2] || '{}');
+
+// a scenario's "run": the page function it calls
+const runs = {
+    analytics: 'ldsegAnalytics',
+    fetch: 'ldsegFetch',
+    launchdarkly: 'ldsegLaunchDarkly',
+};
 const start = Date.now();
 
 function bounded(promise, ms, what) {
@@ -86,12 +95,12 @@ function bounded(promise, ms, what) {
                 out.console.push(`${s.name}: pageerror: ${e.message}`);
             });
 
-            await page.goto(s.page, { waitUntil: 'load', timeout: 20000 });
-            await page.waitForFunction(
-                () => window.AnalyticsNext && window.ldsegAnalytics,
-                null, { timeout: 20000 });
+            const fn = runs[s.run] || runs.analytics;
 
-            const fn = s.run === 'fetch' ? 'ldsegFetch' : 'ldsegAnalytics';
+            // the page's scripts load in order: its function last
+            await page.goto(s.page, { waitUntil: 'load', timeout: 20000 });
+            await page.waitForFunction((f) => !!window[f], fn,
+                                       { timeout: 20000 });
 
             out.results[s.name] = await bounded(
                 page.evaluate(([f, c]) => window[f](c), [fn, s.cfg]),

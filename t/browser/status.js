@@ -11,7 +11,8 @@
 // Prints one line of JSON:
 //
 //     { chromium, title, totals: {name: number}, destinations:
-//       {client_side_id: {name: number}}, chart: {name: number},
+//       {client_side_id: {name: number}}, kinds: {client_side_id: "kind
+//       kind shown"}, chart: {name: number},
 //       polylines, recent, errors, refresh, hosts: [every host:port
 //       requested], console: [errors and warnings], elapsedMs }
 //
@@ -69,7 +70,7 @@ const start = Date.now();
         Object.assign(out, await page.evaluate(() => {
             const num = (el) => Number(el.textContent.trim());
             const r = { title: document.title, totals: {},
-                        destinations: {}, chart: {} };
+                        destinations: {}, kinds: {}, chart: {} };
 
             for (const td of document.querySelectorAll('#totals [data-k]')) {
                 r.totals[td.dataset.k] = num(td);
@@ -88,6 +89,8 @@ const start = Date.now();
                     d[td.dataset.k] = num(td);
                 }
                 r.destinations[tr.dataset.id] = d;
+                r.kinds[tr.dataset.id] = tr.dataset.kind + ' '
+                    + tr.querySelector('[data-t="kind"]').textContent;
             }
             r.polylines = document.querySelectorAll('#chart polyline').length;
             r.recent = document.querySelectorAll('#recent tr').length - 1;

@@ -71,11 +71,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         opt.payload_id.len = size - size / 2;
     }
 
+    if (size > 1 && (data[size - 1] & 1)) {
+        /* half of the inputs: a small limit, so that messages are over it */
+        opt.max_message = 300;
+    }
+
     fuzz_live = 0;
     rc = ldseg_export_process(body, size, &opt, &a, &res, &err);
 
     if (rc == LDSEG_OK) {
         for (i = 0; i < res.n; i++) {
+            if (res.msgs[i].status == LDSEG_MSG_REJECTED
+                && res.msgs[i].err.reason == LDSEG_REASON_TOO_LARGE)
+            {
+                /* kept whole in res.large: valid, and over the limit */
+
+                if (res.msgs[i].event_len <= opt.max_message
+                    || res.msgs[i].event_off + res.msgs[i].event_len
+                       > res.large_len
+                    || ldseg_json_validate(res.large + res.msgs[i].event_off,
+                                           res.msgs[i].event_len, 1000)
+                       != LDSEG_OK)
+                {
+                    abort();
+                }
+
+                continue;
+            }
+
             if (res.msgs[i].status != LDSEG_MSG_EVENT) {
                 continue;
             }

@@ -70,6 +70,44 @@ test_hash_id(cJSON *expect, cJSON *got, char *hash)
 }
 
 
+/*
+ * A message over 32 KB is kept whole in res->large for the dead letter:
+ * valid JSON, over the limit, with the SDK event's data uncut.
+ */
+
+static void
+test_large(const char *name, size_t i, ldseg_result_t *res)
+{
+    char   *s;
+    cJSON  *got, *p, *data;
+
+    s = NULL;
+    got = NULL;
+
+    if (res->large != NULL
+        && res->msgs[i].event_off + res->msgs[i].event_len <= res->large_len)
+    {
+        s = malloc(res->msgs[i].event_len + 1);
+        memcpy(s, res->large + res->msgs[i].event_off, res->msgs[i].event_len);
+        s[res->msgs[i].event_len] = '\0';
+        got = cJSON_Parse(s);
+    }
+
+    p = cJSON_GetObjectItem(got, "properties");
+    data = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "data"), "s");
+
+    ok(got != NULL && res->nlarge == 1
+       && res->msgs[i].event_len > LDSEG_MAX_MESSAGE
+       && cJSON_IsString(data) && strlen(data->valuestring) > 33000
+       && cJSON_GetObjectItem(got, "messageId") != NULL,
+       "%s[%zu]: kept whole for the dead letter (%zu bytes)", name, i,
+       res->msgs[i].event_len);
+
+    cJSON_Delete(got);
+    free(s);
+}
+
+
 static void
 test_case(cJSON *c)
 {
@@ -139,6 +177,11 @@ test_case(cJSON *c)
                && strcmp(unit_code(res.msgs[i].err), code) == 0,
                "%s[%zu]: %s (%s)", name, i, status,
                unit_code(res.msgs[i].err));
+
+            if (strcmp(code, "too_large") == 0) {
+                test_large(name, i, &res);
+            }
+
             continue;
         }
 

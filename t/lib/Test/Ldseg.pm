@@ -52,6 +52,7 @@ use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::INET;
 use B ();
+use Compress::Zlib qw(crc32);
 use JSON::PP;
 use MIME::Base64 qw(encode_base64);
 use POSIX qw(WNOHANG);
@@ -809,6 +810,18 @@ sub basic_auth {
     shift if ref $_[0];
     my ($user, $pass) = @_;
     return 'Basic ' . encode_base64("$user:" . ($pass // ''), '');
+}
+
+
+# how the status and dead letters name a write key: its first four
+# characters, "...", and the CRC32 of the whole key in hex ("other": the
+# write keys without counters of their own)
+
+sub key_label {
+    shift if ref $_[0];
+    my ($key) = @_;
+    return 'other' if $key eq '';
+    return substr($key, 0, 4) . '...' . sprintf('%08x', crc32($key));
 }
 
 
