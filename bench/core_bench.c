@@ -7,6 +7,13 @@
  *
  *   cc -std=c99 -D_DEFAULT_SOURCE -O2 -Isrc -o build/core_bench \
  *       bench/core_bench.c src/ldseg_*.c -lm && build/core_bench
+ *
+ * LDSEG_BENCH_ROUNDS sets the number of tracks (default 200000; the
+ * batch runs a twentieth of it), e.g. 2000 under callgrind:
+ *
+ *   LDSEG_BENCH_ROUNDS=2000 valgrind --tool=callgrind build/core_bench
+ *
+ * and LDSEG_BENCH_CASE=track or batch runs that case only.
  */
 
 
@@ -104,14 +111,28 @@ bench_run(const char *body, size_t len, ldseg_endpoint_e ep, size_t rounds)
 int
 main(void)
 {
-    char    *batch, *p;
-    size_t   i, len;
+    char    *batch, *p, *env, *only;
+    size_t   i, len, rounds;
     double   ns;
 
+    rounds = BENCH_ROUNDS;
+    env = getenv("LDSEG_BENCH_ROUNDS");
+
+    if (env != NULL && atol(env) >= 20) {
+        rounds = (size_t) atol(env);
+    }
+
+    only = getenv("LDSEG_BENCH_CASE");
     len = strlen(bench_track);
 
-    ns = bench_run(bench_track, len, LDSEG_EP_TRACK, BENCH_ROUNDS);
-    printf("track (%zu bytes): %.0f ns per message\n", len, ns);
+    if (only == NULL || strcmp(only, "track") == 0) {
+        ns = bench_run(bench_track, len, LDSEG_EP_TRACK, rounds);
+        printf("track (%zu bytes): %.0f ns per message\n", len, ns);
+    }
+
+    if (only != NULL && strcmp(only, "batch") != 0) {
+        return 0;
+    }
 
     batch = malloc(20 * (len + 1) + 64);
     p = batch;
@@ -124,7 +145,7 @@ main(void)
     p += sprintf(p, "],\"sentAt\":\"2022-10-25T08:27:01.000Z\"}");
 
     ns = bench_run(batch, (size_t) (p - batch), LDSEG_EP_BATCH,
-                   BENCH_ROUNDS / 20);
+                   rounds / 20);
     printf("batch of 20 (%zu bytes): %.0f ns per batch, %.0f ns per "
            "message\n", (size_t) (p - batch), ns, ns / 20);
 
