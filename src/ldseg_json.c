@@ -14,16 +14,11 @@
 #include <string.h>
 
 #include <ldseg_json.h>
+#include <ldseg_json_plain.h>
 #include <ldseg_number.h>
 
 
 #define LDSEG_JSON_KEY_MAX   64
-
-/* word-at-a-time string scanning: a byte equal to b, or any byte below b */
-#define LDSEG_ONES   0x0101010101010101ULL
-#define LDSEG_HIGHS  0x8080808080808080ULL
-#define ldseg_has_zero(v)  (((v) - LDSEG_ONES) & ~(v) & LDSEG_HIGHS)
-#define ldseg_has_less(v, b)  (((v) - LDSEG_ONES * (b)) & ~(v) & LDSEG_HIGHS)
 
 /* string byte classes */
 #define C_OK   0                  /* plain ASCII */
@@ -197,31 +192,9 @@ ldseg_json_string(ldseg_json_t *js, const char *p, unsigned *esc)
 
     for ( ;; ) {
 
-        /*
-         * Eight plain bytes at a time: no '"', no '\\', no control
-         * character and no byte >= 0x80; a false alarm only falls back to
-         * the byte loop.
-         */
+        /* to the next '"', '\\', control character or byte >= 0x80 */
 
-        while (end - p >= 8) {
-            uint64_t  v;
-
-            memcpy(&v, p, 8);
-
-            if ((v & LDSEG_HIGHS)
-                || ldseg_has_less(v, 0x20)
-                || ldseg_has_zero(v ^ (LDSEG_ONES * '"'))
-                || ldseg_has_zero(v ^ (LDSEG_ONES * '\\')))
-            {
-                break;
-            }
-
-            p += 8;
-        }
-
-        while (p < end && ldseg_json_class[(unsigned char) *p] == C_OK) {
-            p++;
-        }
+        p = ldseg_json_plain(p, end);
 
         if (p == end) {
             return ldseg_json_fail(js, "invalid_json");
