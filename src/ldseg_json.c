@@ -35,6 +35,12 @@
                  C_HI, C_HI, C_HI, C_HI, C_HI, C_HI, C_HI, C_HI
 
 
+static inline const char *ldseg_json_space(const char *p, const char *end);
+static const char *ldseg_json_parse_value(ldseg_json_t *js, const char *p,
+    unsigned depth, ldseg_json_val_t *v);
+static const char *ldseg_json_parse_object(ldseg_json_t *js, const char *p,
+    unsigned depth, const ldseg_json_key_t *keys, size_t nkeys,
+    ldseg_json_val_t *vals);
 static const char *ldseg_json_string(ldseg_json_t *js, const char *p,
     unsigned *esc);
 static const char *ldseg_json_utf8(const char *p, const char *end);
@@ -78,7 +84,19 @@ ldseg_json_fail(ldseg_json_t *js, const char *code)
 const char *
 ldseg_json_ws(const char *p, const char *end)
 {
-    while (p < end
+    return ldseg_json_space(p, end);
+}
+
+
+/*
+ * The scanner's own whitespace skip, inlined: most values follow their
+ * ':' or ',' directly, and a byte above ' ' ends it at once.
+ */
+
+static inline const char *
+ldseg_json_space(const char *p, const char *end)
+{
+    while (p < end && (unsigned char) *p <= ' '
            && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
     {
         p++;
@@ -368,19 +386,19 @@ ldseg_json_array(ldseg_json_t *js, const char *p, unsigned depth)
         return ldseg_json_fail(js, "too_deep");
     }
 
-    p = ldseg_json_ws(p + 1, end);
+    p = ldseg_json_space(p + 1, end);
 
     if (p < end && *p == ']') {
         return p + 1;
     }
 
     for ( ;; ) {
-        p = ldseg_json_value(js, p, depth + 1, NULL);
+        p = ldseg_json_parse_value(js, p, depth + 1, NULL);
         if (p == NULL) {
             return NULL;
         }
 
-        p = ldseg_json_ws(p, end);
+        p = ldseg_json_space(p, end);
 
         if (p == end) {
             return ldseg_json_fail(js, "invalid_json");
@@ -403,11 +421,19 @@ const char *
 ldseg_json_value(ldseg_json_t *js, const char *p, unsigned depth,
     ldseg_json_val_t *v)
 {
+    return ldseg_json_parse_value(js, p, depth, v);
+}
+
+
+static const char *
+ldseg_json_parse_value(ldseg_json_t *js, const char *p, unsigned depth,
+    ldseg_json_val_t *v)
+{
     unsigned           esc;
     const char        *start;
     ldseg_json_type_e  type;
 
-    p = ldseg_json_ws(p, js->end);
+    p = ldseg_json_space(p, js->end);
 
     if (p == js->end) {
         return ldseg_json_fail(js, "invalid_json");
@@ -419,7 +445,7 @@ ldseg_json_value(ldseg_json_t *js, const char *p, unsigned depth,
 
     case '{':
         type = LDSEG_JSON_OBJECT;
-        p = ldseg_json_object(js, p, depth, NULL, 0, NULL);
+        p = ldseg_json_parse_object(js, p, depth, NULL, 0, NULL);
         break;
 
     case '[':
@@ -500,6 +526,14 @@ const char *
 ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
     const ldseg_json_key_t *keys, size_t nkeys, ldseg_json_val_t *vals)
 {
+    return ldseg_json_parse_object(js, p, depth, keys, nkeys, vals);
+}
+
+
+static const char *
+ldseg_json_parse_object(ldseg_json_t *js, const char *p, unsigned depth,
+    const ldseg_json_key_t *keys, size_t nkeys, ldseg_json_val_t *vals)
+{
     size_t                   i;
     unsigned                 esc;
     const char              *end, *key;
@@ -507,7 +541,7 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
     const ldseg_json_key_t  *k;
 
     end = js->end;
-    p = ldseg_json_ws(p, end);
+    p = ldseg_json_space(p, end);
 
     if (p == end || *p != '{') {
         return ldseg_json_fail(js, "invalid_json");
@@ -517,7 +551,7 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
         return ldseg_json_fail(js, "too_deep");
     }
 
-    p = ldseg_json_ws(p + 1, end);
+    p = ldseg_json_space(p + 1, end);
 
     if (p < end && *p == '}') {
         return p + 1;
@@ -549,16 +583,16 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
             k = ldseg_json_match(key, (size_t) (p - key), esc, keys, nkeys);
         }
 
-        p = ldseg_json_ws(p, end);
+        p = ldseg_json_space(p, end);
 
         if (p == end || *p != ':') {
             return ldseg_json_fail(js, "invalid_json");
         }
 
-        p = ldseg_json_ws(p + 1, end);
+        p = ldseg_json_space(p + 1, end);
 
         if (k == NULL) {
-            p = ldseg_json_value(js, p, depth + 1, NULL);
+            p = ldseg_json_parse_value(js, p, depth + 1, NULL);
 
         } else {
             v = &vals[k->slot];
@@ -572,15 +606,15 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
 
             } else if (k->sub != NULL && p < end && *p == '{') {
                 v->p = p;
-                p = ldseg_json_object(js, p, depth + 1, k->sub, k->nsub,
-                                      vals);
+                p = ldseg_json_parse_object(js, p, depth + 1, k->sub,
+                                            k->nsub, vals);
                 if (p != NULL) {
                     v->len = (size_t) (p - v->p);
                     v->type = LDSEG_JSON_OBJECT;
                 }
 
             } else {
-                p = ldseg_json_value(js, p, depth + 1, v);
+                p = ldseg_json_parse_value(js, p, depth + 1, v);
             }
         }
 
@@ -588,7 +622,7 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
             return NULL;
         }
 
-        p = ldseg_json_ws(p, end);
+        p = ldseg_json_space(p, end);
 
         if (p == end) {
             return ldseg_json_fail(js, "invalid_json");
@@ -602,7 +636,7 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
             return ldseg_json_fail(js, "invalid_json");
         }
 
-        p = ldseg_json_ws(p + 1, end);
+        p = ldseg_json_space(p + 1, end);
     }
 }
 
@@ -621,12 +655,12 @@ ldseg_json_validate(const char *p, size_t len, unsigned max_depth)
     js.odd = 0;
     js.ctx = NULL;
 
-    p = ldseg_json_value(&js, p, 0, NULL);
+    p = ldseg_json_parse_value(&js, p, 0, NULL);
     if (p == NULL) {
         return LDSEG_EINVAL;
     }
 
-    if (ldseg_json_ws(p, end) != end) {
+    if (ldseg_json_space(p, end) != end) {
         return LDSEG_EINVAL;
     }
 
@@ -781,14 +815,14 @@ ldseg_json_array_next(const char **pp, const char *end, ldseg_json_val_t *v)
 {
     const char    *p;
 
-    p = ldseg_json_ws(*pp, end);
+    p = ldseg_json_space(*pp, end);
 
     if (p == end || *p == ']') {
         return 0;
     }
 
     /* '[' before the first element, ',' before the others */
-    p = ldseg_json_ws(p + 1, end);
+    p = ldseg_json_space(p + 1, end);
 
     if (p < end && *p == ']') {
         return 0;
@@ -811,14 +845,14 @@ ldseg_json_object_next(const char **pp, const char *end,
 {
     const char    *p;
 
-    p = ldseg_json_ws(*pp, end);
+    p = ldseg_json_space(*pp, end);
 
     if (p == end || *p == '}') {
         return 0;
     }
 
     /* '{' before the first member, ',' before the others */
-    p = ldseg_json_ws(p + 1, end);
+    p = ldseg_json_space(p + 1, end);
 
     if (p == end || *p != '"') {
         return 0;
@@ -829,13 +863,13 @@ ldseg_json_object_next(const char **pp, const char *end,
         return 0;
     }
 
-    p = ldseg_json_ws(p, end);
+    p = ldseg_json_space(p, end);
 
     if (p == end || *p != ':') {
         return 0;
     }
 
-    p = ldseg_json_skip(ldseg_json_ws(p + 1, end), end, value);
+    p = ldseg_json_skip(ldseg_json_space(p + 1, end), end, value);
     if (p == NULL) {
         return 0;
     }
