@@ -2397,7 +2397,13 @@ ngx_http_ldseg_dest_get(ngx_http_ldseg_zone_t *z,
 
     key.len = p - buf;
 
-    hash = ngx_crc32_short(key.data, key.len);
+    /*
+     * Once per request: the byte table, a lookup per byte instead of two;
+     * the same CRC32 as ngx_crc32_short(), so zones kept from before
+     * still find their destinations.
+     */
+
+    hash = ngx_crc32_long(key.data, key.len);
 
     sn = ngx_str_rbtree_lookup(&z->sh->rbtree, &key, hash);
     if (sn != NULL) {
@@ -2477,7 +2483,7 @@ ngx_http_ldseg_dest_lookup(ngx_http_ldseg_zone_t *z,
     key.len = p - buf;
 
     sn = ngx_str_rbtree_lookup(&z->sh->rbtree, &key,
-                               ngx_crc32_short(key.data, key.len));
+                               ngx_crc32_long(key.data, key.len));
 
     return (ngx_http_ldseg_dest_t *) sn;
 }
