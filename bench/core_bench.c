@@ -11,6 +11,14 @@
  * With a mappings file as argument (t/conformance/presets.json: the
  * destination's presets), each figure is measured with the built-in
  * presets and with the file, in pairs, and the ratio is printed.
+ *
+ * LDSEG_BENCH_ROUNDS sets the number of tracks (default 200000; the
+ * batch runs a twentieth of it), e.g. 2000 under callgrind:
+ *
+ *   LDSEG_BENCH_ROUNDS=2000 valgrind --tool=callgrind build/core_bench
+ *
+ * and LDSEG_BENCH_CASE=track or batch runs that case only (without a
+ * mappings file).
  */
 
 
@@ -211,10 +219,18 @@ bench_compare(const char *name, const char *body, size_t len,
 int
 main(int argc, char **argv)
 {
-    char    *batch, *p;
-    size_t   i, len;
+    char    *batch, *p, *env, *only;
+    size_t   i, len, rounds;
     double   ns;
 
+    rounds = BENCH_ROUNDS;
+    env = getenv("LDSEG_BENCH_ROUNDS");
+
+    if (env != NULL && atol(env) >= 20) {
+        rounds = (size_t) atol(env);
+    }
+
+    only = getenv("LDSEG_BENCH_CASE");
     len = strlen(bench_track);
 
     batch = malloc(20 * (len + 1) + 64);
@@ -231,9 +247,9 @@ main(int argc, char **argv)
         bench_maps = bench_load(argv[1]);
 
         bench_compare("track", bench_track, len, LDSEG_EP_TRACK,
-                      BENCH_ROUNDS / 10, 1);
+                      rounds / 10, 1);
         bench_compare("batch of 20", batch, (size_t) (p - batch),
-                      LDSEG_EP_BATCH, BENCH_ROUNDS / 200, 20);
+                      LDSEG_EP_BATCH, rounds / 200, 20);
 
         ldseg_mappings_free((ldseg_mappings_t *) bench_maps);
         free(batch);
@@ -241,11 +257,18 @@ main(int argc, char **argv)
         return 0;
     }
 
-    ns = bench_run(bench_track, len, LDSEG_EP_TRACK, BENCH_ROUNDS);
-    printf("track (%zu bytes): %.0f ns per message\n", len, ns);
+    if (only == NULL || strcmp(only, "track") == 0) {
+        ns = bench_run(bench_track, len, LDSEG_EP_TRACK, rounds);
+        printf("track (%zu bytes): %.0f ns per message\n", len, ns);
+    }
+
+    if (only != NULL && strcmp(only, "batch") != 0) {
+        free(batch);
+        return 0;
+    }
 
     ns = bench_run(batch, (size_t) (p - batch), LDSEG_EP_BATCH,
-                   BENCH_ROUNDS / 20);
+                   rounds / 20);
     printf("batch of 20 (%zu bytes): %.0f ns per batch, %.0f ns per "
            "message\n", (size_t) (p - batch), ns, ns / 20);
 

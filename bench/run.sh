@@ -289,6 +289,16 @@ wait_drained() {
     return 1
 }
 
+mem_poll() {
+    # mem_poll FILE: "memory bytes" of the queue every 0.5 s, until killed
+    while :; do
+        curl -sf "http://127.0.0.1:$PORT/status" | perl -MJSON::PP -ne '
+            my $q = eval { decode_json($_)->{queue} } or exit;
+            print "$q->{memory} $q->{bytes}\n" if $q->{bytes};' >> "$1"
+        sleep 0.5
+    done
+}
+
 run_wrk() {
     # run_wrk SECONDS URL BODYFILE: wrk on the client CPU; sets WRK_* vars
     local out
@@ -333,9 +343,26 @@ measure() {
         status_snapshot S0
     fi
 
+    local poller=""
+    : > "$B/mem.samples"
+    if [ "$kind" = ldseg ]; then
+        mem_poll "$B/mem.samples" &
+        poller=$!
+    fi
+
     t0=$(server_ticks)
     run_wrk "$DURATION" "$url" "$body"
     reqs=$WRK_requests
+
+    if [ -n "$poller" ]; then
+        kill "$poller" 2>/dev/null || true
+        wait "$poller" 2>/dev/null || true
+    fi
+
+    # the queue's zone memory per event byte, over the run's samples
+    R[$name,mem]=$(awk '{ m += $1; b += $2 }
+        END { if (b > 0) printf "%.2f", m / b; else print "-" }' \
+        "$B/mem.samples")
     secs=$(awk -v d="$WRK_duration_us" 'BEGIN { print d / 1e6 }')
 
     local events=$(( reqs * msgs )) epp="" drain=""
@@ -461,7 +488,11 @@ printf '%-44s %8s   %-14s %s\n' \
     "batch: ldseg CPU us per event" "$ev_b" "<= 3" "$(verdict "$ev_b" '<=' 3)" \
     "batch: ldseg CPU us per event above bare" "$extra_b" "" "" \
     "track: events per POST" "$epp_t" ">= 50" "$(verdict "${epp_t/-/0}" '>=' 50)" \
-    "batch: events per POST" "$epp_b" ">= 50" "$(verdict "${epp_b/-/0}" '>=' 50)"
+    "batch: events per POST" "$epp_b" ">= 50" "$(verdict "${epp_b/-/0}" '>=' 50)" \
+    "track: queue memory per event byte (status)" "${R[ldseg track,mem]}" \
+        "" "" \
+    "batch: queue memory per event byte (status)" "${R[ldseg batch,mem]}" \
+        "" ""
 
 for c in "ldseg track" "ldseg batch"; do
     if [ "${R[$c,dropped]:-0}" -gt 0 ] || [ "${R[$c,failed]:-0}" -gt 0 ]; then

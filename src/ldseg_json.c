@@ -14,16 +14,11 @@
 #include <string.h>
 
 #include <ldseg_json.h>
+#include <ldseg_json_plain.h>
 #include <ldseg_number.h>
 
 
 #define LDSEG_JSON_KEY_MAX   64
-
-/* word-at-a-time string scanning: a byte equal to b, or any byte below b */
-#define LDSEG_ONES   0x0101010101010101ULL
-#define LDSEG_HIGHS  0x8080808080808080ULL
-#define ldseg_has_zero(v)  (((v) - LDSEG_ONES) & ~(v) & LDSEG_HIGHS)
-#define ldseg_has_less(v, b)  (((v) - LDSEG_ONES * (b)) & ~(v) & LDSEG_HIGHS)
 
 /* string byte classes */
 #define C_OK   0                  /* plain ASCII */
@@ -40,6 +35,12 @@
                  C_HI, C_HI, C_HI, C_HI, C_HI, C_HI, C_HI, C_HI
 
 
+static inline const char *ldseg_json_space(const char *p, const char *end);
+static const char *ldseg_json_parse_value(ldseg_json_t *js, const char *p,
+    unsigned depth, ldseg_json_val_t *v);
+static const char *ldseg_json_parse_object(ldseg_json_t *js, const char *p,
+    unsigned depth, const ldseg_json_key_t *keys, size_t nkeys,
+    ldseg_json_val_t *vals);
 static const char *ldseg_json_string(ldseg_json_t *js, const char *p,
     unsigned *esc);
 static const char *ldseg_json_utf8(const char *p, const char *end);
@@ -79,7 +80,19 @@ ldseg_json_fail(ldseg_json_t *js, const char *code)
 const char *
 ldseg_json_ws(const char *p, const char *end)
 {
-    while (p < end
+    return ldseg_json_space(p, end);
+}
+
+
+/*
+ * The scanner's own whitespace skip, inlined: most values follow their
+ * ':' or ',' directly, and a byte above ' ' ends it at once.
+ */
+
+static inline const char *
+ldseg_json_space(const char *p, const char *end)
+{
+    while (p < end && (unsigned char) *p <= ' '
            && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
     {
         p++;
@@ -193,31 +206,9 @@ ldseg_json_string(ldseg_json_t *js, const char *p, unsigned *esc)
 
     for ( ;; ) {
 
-        /*
-         * Eight plain bytes at a time: no '"', no '\\', no control
-         * character and no byte >= 0x80; a false alarm only falls back to
-         * the byte loop.
-         */
+        /* to the next '"', '\\', control character or byte >= 0x80 */
 
-        while (end - p >= 8) {
-            uint64_t  v;
-
-            memcpy(&v, p, 8);
-
-            if ((v & LDSEG_HIGHS)
-                || ldseg_has_less(v, 0x20)
-                || ldseg_has_zero(v ^ (LDSEG_ONES * '"'))
-                || ldseg_has_zero(v ^ (LDSEG_ONES * '\\')))
-            {
-                break;
-            }
-
-            p += 8;
-        }
-
-        while (p < end && ldseg_json_class[(unsigned char) *p] == C_OK) {
-            p++;
-        }
+        p = ldseg_json_plain(p, end);
 
         if (p == end) {
             return ldseg_json_fail(js, "invalid_json");
@@ -391,19 +382,19 @@ ldseg_json_array(ldseg_json_t *js, const char *p, unsigned depth)
         return ldseg_json_fail(js, "too_deep");
     }
 
-    p = ldseg_json_ws(p + 1, end);
+    p = ldseg_json_space(p + 1, end);
 
     if (p < end && *p == ']') {
         return p + 1;
     }
 
     for ( ;; ) {
-        p = ldseg_json_value(js, p, depth + 1, NULL);
+        p = ldseg_json_parse_value(js, p, depth + 1, NULL);
         if (p == NULL) {
             return NULL;
         }
 
-        p = ldseg_json_ws(p, end);
+        p = ldseg_json_space(p, end);
 
         if (p == end) {
             return ldseg_json_fail(js, "invalid_json");
@@ -426,11 +417,19 @@ const char *
 ldseg_json_value(ldseg_json_t *js, const char *p, unsigned depth,
     ldseg_json_val_t *v)
 {
+    return ldseg_json_parse_value(js, p, depth, v);
+}
+
+
+static const char *
+ldseg_json_parse_value(ldseg_json_t *js, const char *p, unsigned depth,
+    ldseg_json_val_t *v)
+{
     unsigned           esc;
     const char        *start;
     ldseg_json_type_e  type;
 
-    p = ldseg_json_ws(p, js->end);
+    p = ldseg_json_space(p, js->end);
 
     if (p == js->end) {
         return ldseg_json_fail(js, "invalid_json");
@@ -442,7 +441,7 @@ ldseg_json_value(ldseg_json_t *js, const char *p, unsigned depth,
 
     case '{':
         type = LDSEG_JSON_OBJECT;
-        p = ldseg_json_object(js, p, depth, NULL, 0, NULL);
+        p = ldseg_json_parse_object(js, p, depth, NULL, 0, NULL);
         break;
 
     case '[':
@@ -523,6 +522,14 @@ const char *
 ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
     const ldseg_json_key_t *keys, size_t nkeys, ldseg_json_val_t *vals)
 {
+    return ldseg_json_parse_object(js, p, depth, keys, nkeys, vals);
+}
+
+
+static const char *
+ldseg_json_parse_object(ldseg_json_t *js, const char *p, unsigned depth,
+    const ldseg_json_key_t *keys, size_t nkeys, ldseg_json_val_t *vals)
+{
     size_t                   i;
     unsigned                 esc;
     const char              *end, *key;
@@ -530,7 +537,7 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
     const ldseg_json_key_t  *k;
 
     end = js->end;
-    p = ldseg_json_ws(p, end);
+    p = ldseg_json_space(p, end);
 
     if (p == end || *p != '{') {
         return ldseg_json_fail(js, "invalid_json");
@@ -540,7 +547,7 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
         return ldseg_json_fail(js, "too_deep");
     }
 
-    p = ldseg_json_ws(p + 1, end);
+    p = ldseg_json_space(p + 1, end);
 
     if (p < end && *p == '}') {
         return p + 1;
@@ -572,16 +579,16 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
             k = ldseg_json_match(key, (size_t) (p - key), esc, keys, nkeys);
         }
 
-        p = ldseg_json_ws(p, end);
+        p = ldseg_json_space(p, end);
 
         if (p == end || *p != ':') {
             return ldseg_json_fail(js, "invalid_json");
         }
 
-        p = ldseg_json_ws(p + 1, end);
+        p = ldseg_json_space(p + 1, end);
 
         if (k == NULL) {
-            p = ldseg_json_value(js, p, depth + 1, NULL);
+            p = ldseg_json_parse_value(js, p, depth + 1, NULL);
 
         } else {
             v = &vals[k->slot];
@@ -595,15 +602,15 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
 
             } else if (k->sub != NULL && p < end && *p == '{') {
                 v->p = p;
-                p = ldseg_json_object(js, p, depth + 1, k->sub, k->nsub,
-                                      vals);
+                p = ldseg_json_parse_object(js, p, depth + 1, k->sub,
+                                            k->nsub, vals);
                 if (p != NULL) {
                     v->len = (size_t) (p - v->p);
                     v->type = LDSEG_JSON_OBJECT;
                 }
 
             } else {
-                p = ldseg_json_value(js, p, depth + 1, v);
+                p = ldseg_json_parse_value(js, p, depth + 1, v);
             }
         }
 
@@ -611,7 +618,7 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
             return NULL;
         }
 
-        p = ldseg_json_ws(p, end);
+        p = ldseg_json_space(p, end);
 
         if (p == end) {
             return ldseg_json_fail(js, "invalid_json");
@@ -625,7 +632,7 @@ ldseg_json_object(ldseg_json_t *js, const char *p, unsigned depth,
             return ldseg_json_fail(js, "invalid_json");
         }
 
-        p = ldseg_json_ws(p + 1, end);
+        p = ldseg_json_space(p + 1, end);
     }
 }
 
@@ -644,12 +651,12 @@ ldseg_json_validate(const char *p, size_t len, unsigned max_depth)
     js.odd = 0;
     js.ctx = NULL;
 
-    p = ldseg_json_value(&js, p, 0, NULL);
+    p = ldseg_json_parse_value(&js, p, 0, NULL);
     if (p == NULL) {
         return LDSEG_EINVAL;
     }
 
-    if (ldseg_json_ws(p, end) != end) {
+    if (ldseg_json_space(p, end) != end) {
         return LDSEG_EINVAL;
     }
 
@@ -804,14 +811,14 @@ ldseg_json_array_next(const char **pp, const char *end, ldseg_json_val_t *v)
 {
     const char    *p;
 
-    p = ldseg_json_ws(*pp, end);
+    p = ldseg_json_space(*pp, end);
 
     if (p == end || *p == ']') {
         return 0;
     }
 
     /* '[' before the first element, ',' before the others */
-    p = ldseg_json_ws(p + 1, end);
+    p = ldseg_json_space(p + 1, end);
 
     if (p < end && *p == ']') {
         return 0;
@@ -834,14 +841,14 @@ ldseg_json_object_next(const char **pp, const char *end,
 {
     const char    *p;
 
-    p = ldseg_json_ws(*pp, end);
+    p = ldseg_json_space(*pp, end);
 
     if (p == end || *p == '}') {
         return 0;
     }
 
     /* '{' before the first member, ',' before the others */
-    p = ldseg_json_ws(p + 1, end);
+    p = ldseg_json_space(p + 1, end);
 
     if (p == end || *p != '"') {
         return 0;
@@ -852,13 +859,13 @@ ldseg_json_object_next(const char **pp, const char *end,
         return 0;
     }
 
-    p = ldseg_json_ws(p, end);
+    p = ldseg_json_space(p, end);
 
     if (p == end || *p != ':') {
         return 0;
     }
 
-    p = ldseg_json_skip(ldseg_json_ws(p + 1, end), end, value);
+    p = ldseg_json_skip(ldseg_json_space(p + 1, end), end, value);
     if (p == NULL) {
         return 0;
     }

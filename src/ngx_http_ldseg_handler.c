@@ -719,10 +719,14 @@ ngx_http_ldseg_destination(ngx_http_request_t *r, ldseg_result_t *res,
         return NGX_HTTP_UNAUTHORIZED;
     }
 
-    /* it goes into a URL: a plain token of bounded length only */
+    /*
+     * It goes into a URL: a plain token of bounded length only (a literal
+     * was checked at nginx -t)
+     */
 
-    if (ldseg_client_side_id_check((const char *) id.data, id.len)
-        != LDSEG_OK)
+    if (lcf->client_side_id->lengths != NULL
+        && ldseg_client_side_id_check((const char *) id.data, id.len)
+           != LDSEG_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ldseg: \"ldseg_client_side_id\" evaluated to a "

@@ -76,7 +76,8 @@ static void ngx_http_ldseg_payload_unsplit(ngx_http_ldseg_zone_t *z,
 static ngx_int_t ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
     ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *op);
 static ngx_http_ldseg_chunk_t *ngx_http_ldseg_chunk_alloc(
-    ngx_http_ldseg_zone_t *z, size_t len);
+    ngx_http_ldseg_zone_t *z, size_t len, size_t size);
+static size_t ngx_http_ldseg_slab_size(size_t size);
 static u_char *ngx_http_ldseg_payload_copy(ngx_http_ldseg_payload_t *p,
     u_char *buf);
 static ngx_uint_t ngx_http_ldseg_evict(ngx_http_ldseg_zone_t *z);
@@ -370,10 +371,10 @@ ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
     }
 
     for (chunk = op->head; chunk; chunk = chunk->next) {
-        nc = ngx_http_ldseg_chunk_alloc(z, chunk->len);
+        nc = ngx_http_ldseg_chunk_alloc(z, chunk->len, chunk->len);
 
         if (nc == NULL && p->sfile == NULL && ngx_http_ldseg_evict(z)) {
-            nc = ngx_http_ldseg_chunk_alloc(z, chunk->len);
+            nc = ngx_http_ldseg_chunk_alloc(z, chunk->len, chunk->len);
         }
 
         if (nc == NULL) {
@@ -392,6 +393,8 @@ ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
 
         p->tail = nc;
         p->mem += nc->len;
+        p->slab += ngx_http_ldseg_slab_size(offsetof(ngx_http_ldseg_chunk_t,
+                                                     data) + nc->size);
     }
 
     if (chunk != NULL || op->head == NULL) {
@@ -417,6 +420,7 @@ ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
 
     } else {
         z->sh->bytes += p->mem;
+        z->sh->mem += p->slab;
         dest->bytes += p->mem;
     }
 
@@ -605,16 +609,20 @@ ngx_http_ldseg_queue_stats(ngx_shm_zone_t *zone)
 void
 ngx_http_ldseg_queue_usage(ngx_shm_zone_t *zone, ngx_http_ldseg_usage_t *u)
 {
-    ngx_queue_t            *q;
+    size_t                  slab;
+    ngx_queue_t            *q, *pq;
     ngx_http_ldseg_dest_t  *dest;
     ngx_http_ldseg_zone_t  *z;
 
     z = zone->data;
 
+    slab = ngx_http_ldseg_slab_size(sizeof(ngx_http_ldseg_payload_t));
+
     ngx_shmtx_lock(&z->shpool->mutex);
 
     u->events = z->sh->events;
     u->bytes = z->sh->bytes;
+    u->memory = z->sh->mem;
     u->inflight = 0;
     u->destinations = 0;
 
@@ -624,6 +632,15 @@ ngx_http_ldseg_queue_usage(ngx_shm_zone_t *zone, ngx_http_ldseg_usage_t *u)
     {
         dest = ngx_queue_data(q, ngx_http_ldseg_dest_t, queue);
         u->inflight += dest->inflight;
+
+        /* the chunks' memory, and the payloads' own */
+
+        for (pq = ngx_queue_head(&dest->payloads);
+             pq != ngx_queue_sentinel(&dest->payloads);
+             pq = ngx_queue_next(pq))
+        {
+            u->memory += slab;
+        }
 
         /* the ones kept empty for their counters are not in the queue */
 
@@ -646,14 +663,14 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
     ngx_http_ldseg_target_t *target, ldseg_result_t *res,
     ngx_http_ldseg_queue_conf_t *qc, ngx_uint_t *full)
 {
-    size_t                     len, start, end;
-    uint32_t                   n;
+    size_t                     len, start, end, room, slab;
+    uint32_t                   n, otail_len, otail_nevents;
     ngx_uint_t                 i, j, count;
     ngx_queue_t               *q;
     ngx_http_ldseg_sh_t       *sh;
     ngx_http_ldseg_dest_t     *dest;
     ngx_http_ldseg_zone_t     *z;
-    size_t                     olen, omem;
+    size_t                     olen, omem, oslab;
     ngx_uint_t                 onevents;
     uint64_t                   rtotal, now;
     ngx_http_ldseg_chunk_t    *chunk, *next, *otail;
@@ -671,9 +688,12 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
     op = NULL;
     first = NULL;
     otail = NULL;
+    otail_len = 0;
+    otail_nevents = 0;
     onevents = 0;
     olen = 0;
     omem = 0;
+    oslab = 0;
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
@@ -740,9 +760,12 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
             /* remembered as it was, to undo on a full zone */
             op = p;
             otail = p->tail;
+            otail_len = otail->len;
+            otail_nevents = otail->nevents;
             onevents = p->nevents;
             olen = p->len;
             omem = p->mem;
+            oslab = p->slab;
         }
     }
 
@@ -784,7 +807,18 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
             }
         }
 
-        /* take events i.. while the payload has room; at least one */
+        /*
+         * Take events i.. while the payload has room; at least one.  They
+         * go after a comma into the room left in the payload's last chunk
+         * while they fit there, else into a new chunk.
+         */
+
+        chunk = p->tail;
+        room = 0;
+
+        if (chunk != NULL && chunk->size > chunk->len + 1) {
+            room = chunk->size - chunk->len - 1;
+        }
 
         start = res->msgs[i].event_off;
         end = start;
@@ -804,6 +838,18 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
                 break;
             }
 
+            if (room
+                && res->msgs[j].event_off + res->msgs[j].event_len - start
+                   > room)
+            {
+                if (count > 0) {
+                    break;
+                }
+
+                /* not even the first one fits */
+                room = 0;
+            }
+
             len += res->msgs[j].event_len + (len ? 1 : 0);
             end = res->msgs[j].event_off + res->msgs[j].event_len;
 
@@ -813,39 +859,81 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
 
         n = (uint32_t) (end - start);
 
-        chunk = ngx_http_ldseg_chunk_alloc(z, n);
+        if (room) {
 
-        if (chunk == NULL && ngx_http_ldseg_evict(z)) {
-            chunk = ngx_http_ldseg_chunk_alloc(z, n);
-        }
+            /* invisible until the chunk's length takes it in */
 
-        if (chunk == NULL) {
-            goto undo;
-        }
+            chunk->data[chunk->len] = ',';
+            ngx_memcpy(&chunk->data[chunk->len + 1], res->events + start, n);
 
-        chunk->nevents = (uint32_t) count;
-        ngx_memcpy(chunk->data, res->events + start, n);
+            ngx_http_ldseg_crash("queue_enqueue_append");
 
-        ngx_http_ldseg_crash("queue_enqueue_chunk");
-
-        if (p->tail) {
-            p->tail->next = chunk;
+            chunk->len += 1 + n;
+            chunk->nevents += (uint32_t) count;
             p->len += 1 + n;
+            p->nevents += count;
+            p->mem += 1 + n;
+
+            ngx_http_ldseg_crash("queue_enqueue_appended");
+
+            sh->events += count;
+            sh->bytes += 1 + n;
+            dest->bytes += 1 + n;
 
         } else {
-            p->head = chunk;
-            p->len = n;
+
+            /*
+             * A new chunk with room for as much as the payload holds
+             * already, up to a page: a payload of small events takes a
+             * few growing chunks, then pages filled to their ends
+             */
+
+            len = ngx_min(p->len, ngx_pagesize
+                                  - offsetof(ngx_http_ldseg_chunk_t, data));
+
+            chunk = ngx_http_ldseg_chunk_alloc(z, n, ngx_max(n, len));
+
+            if (chunk == NULL && len > n) {
+                chunk = ngx_http_ldseg_chunk_alloc(z, n, n);
+            }
+
+            if (chunk == NULL && ngx_http_ldseg_evict(z)) {
+                chunk = ngx_http_ldseg_chunk_alloc(z, n, n);
+            }
+
+            if (chunk == NULL) {
+                goto undo;
+            }
+
+            chunk->nevents = (uint32_t) count;
+            ngx_memcpy(chunk->data, res->events + start, n);
+
+            ngx_http_ldseg_crash("queue_enqueue_chunk");
+
+            if (p->tail) {
+                p->tail->next = chunk;
+                p->len += 1 + n;
+
+            } else {
+                p->head = chunk;
+                p->len = n;
+            }
+
+            slab = ngx_http_ldseg_slab_size(offsetof(ngx_http_ldseg_chunk_t,
+                                                     data) + chunk->size);
+
+            p->tail = chunk;
+            p->nevents += count;
+            p->mem += n;
+            p->slab += slab;
+
+            ngx_http_ldseg_crash("queue_enqueue_linked");
+
+            sh->events += count;
+            sh->bytes += n;
+            sh->mem += slab;
+            dest->bytes += n;
         }
-
-        p->tail = chunk;
-        p->nevents += count;
-        p->mem += n;
-
-        ngx_http_ldseg_crash("queue_enqueue_linked");
-
-        sh->events += count;
-        sh->bytes += n;
-        dest->bytes += n;
 
         if (sh->recent != NULL) {
             ngx_http_ldseg_recent_add(sh->recent, dest, p->seq, res, i, j,
@@ -908,12 +996,21 @@ undo:
             next = chunk->next;
             sh->events -= chunk->nevents;
             sh->bytes -= chunk->len;
+            slab = offsetof(ngx_http_ldseg_chunk_t, data) + chunk->size;
+            sh->mem -= ngx_http_ldseg_slab_size(slab);
             dest->bytes -= chunk->len;
             ngx_slab_free_locked(z->shpool, chunk);
             chunk = next;
         }
 
         if (otail != NULL) {
+            /* what went into its room */
+            sh->events -= otail->nevents - otail_nevents;
+            sh->bytes -= otail->len - otail_len;
+            dest->bytes -= otail->len - otail_len;
+
+            otail->len = otail_len;
+            otail->nevents = otail_nevents;
             otail->next = NULL;
 
         } else {
@@ -924,6 +1021,7 @@ undo:
         op->nevents = onevents;
         op->len = olen;
         op->mem = omem;
+        op->slab = oslab;
         op->closed = 0;
     }
 
@@ -2270,6 +2368,7 @@ ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
 
     sh->events = 0;
     sh->bytes = 0;
+    sh->mem = 0;
     sh->spool_events = 0;
     sh->spool_bytes = 0;
 
@@ -2354,6 +2453,7 @@ ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
 
             sh->events += p->nevents;
             sh->bytes += p->mem;
+            sh->mem += p->slab;
             dest->bytes += p->mem;
 
             if (p->nevents
@@ -2411,7 +2511,13 @@ ngx_http_ldseg_dest_get(ngx_http_ldseg_zone_t *z,
 
     key.len = p - buf;
 
-    hash = ngx_crc32_short(key.data, key.len);
+    /*
+     * Once per request: the byte table, a lookup per byte instead of two;
+     * the same CRC32 as ngx_crc32_short(), so zones kept from before
+     * still find their destinations.
+     */
+
+    hash = ngx_crc32_long(key.data, key.len);
 
     sn = ngx_str_rbtree_lookup(&z->sh->rbtree, &key, hash);
     if (sn != NULL) {
@@ -2491,7 +2597,7 @@ ngx_http_ldseg_dest_lookup(ngx_http_ldseg_zone_t *z,
     key.len = p - buf;
 
     sn = ngx_str_rbtree_lookup(&z->sh->rbtree, &key,
-                               ngx_crc32_short(key.data, key.len));
+                               ngx_crc32_long(key.data, key.len));
 
     return (ngx_http_ldseg_dest_t *) sn;
 }
@@ -2741,6 +2847,7 @@ ngx_http_ldseg_payload_forget(ngx_http_ldseg_zone_t *z,
 
     z->sh->events -= p->nevents;
     z->sh->bytes -= p->mem;
+    z->sh->mem -= p->slab;
     dest->bytes -= p->mem;
 
     if (p->head == NULL) {
@@ -2781,6 +2888,7 @@ ngx_http_ldseg_payload_free_chunks(ngx_http_ldseg_zone_t *z,
     p->head = NULL;
     p->tail = NULL;
     p->mem = 0;
+    p->slab = 0;
 
     for ( /* void */ ; chunk; chunk = next) {
         next = chunk->next;
@@ -2876,10 +2984,10 @@ ngx_http_ldseg_payload_from(ngx_http_ldseg_zone_t *z,
     ngx_http_ldseg_chunk_t    *chunk;
     ngx_http_ldseg_payload_t  *p;
 
-    chunk = ngx_http_ldseg_chunk_alloc(z, len);
+    chunk = ngx_http_ldseg_chunk_alloc(z, len, len);
 
     if (chunk == NULL && ngx_http_ldseg_evict(z)) {
-        chunk = ngx_http_ldseg_chunk_alloc(z, len);
+        chunk = ngx_http_ldseg_chunk_alloc(z, len, len);
     }
 
     if (chunk == NULL) {
@@ -2900,23 +3008,35 @@ ngx_http_ldseg_payload_from(ngx_http_ldseg_zone_t *z,
     p->nevents = nevents;
     p->len = len;
     p->mem = len;
+    p->slab = ngx_http_ldseg_slab_size(offsetof(ngx_http_ldseg_chunk_t, data)
+                                       + chunk->size);
     p->closed = 1;
 
     z->sh->events += nevents;
     z->sh->bytes += len;
+    z->sh->mem += p->slab;
     dest->bytes += len;
 
     return p;
 }
 
 
+/*
+ * A chunk of len bytes with room for size (>= len) at least: all the
+ * slab gives it, whose sizes are powers of 2 up to half a page, then
+ * whole pages
+ */
+
 static ngx_http_ldseg_chunk_t *
-ngx_http_ldseg_chunk_alloc(ngx_http_ldseg_zone_t *z, size_t len)
+ngx_http_ldseg_chunk_alloc(ngx_http_ldseg_zone_t *z, size_t len, size_t size)
 {
+    size_t                   slab;
     ngx_http_ldseg_chunk_t  *chunk;
 
-    chunk = ngx_slab_alloc_locked(z->shpool,
-                                  offsetof(ngx_http_ldseg_chunk_t, data) + len);
+    slab = ngx_http_ldseg_slab_size(offsetof(ngx_http_ldseg_chunk_t, data)
+                                    + size);
+
+    chunk = ngx_slab_alloc_locked(z->shpool, slab);
     if (chunk == NULL) {
         return NULL;
     }
@@ -2924,8 +3044,26 @@ ngx_http_ldseg_chunk_alloc(ngx_http_ldseg_zone_t *z, size_t len)
     chunk->next = NULL;
     chunk->nevents = 0;
     chunk->len = (uint32_t) len;
+    chunk->size = (uint32_t) (slab - offsetof(ngx_http_ldseg_chunk_t, data));
 
     return chunk;
+}
+
+
+/* the bytes ngx_slab_alloc_locked() takes for an allocation of size */
+
+static size_t
+ngx_http_ldseg_slab_size(size_t size)
+{
+    size_t  s;
+
+    if (size > ngx_pagesize / 2) {
+        return ngx_align(size, ngx_pagesize);
+    }
+
+    for (s = 8; s < size; s <<= 1) { /* void */ }
+
+    return s;
 }
 
 
@@ -2987,6 +3125,7 @@ ngx_http_ldseg_evict(ngx_http_ldseg_zone_t *z)
 
             freed += p->mem;
             z->sh->bytes -= p->mem;
+            z->sh->mem -= p->slab;
             dest->bytes -= p->mem;
             dest->dbytes += p->len;
 

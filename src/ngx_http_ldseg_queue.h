@@ -3,9 +3,9 @@
  * Copyright (C) ldseg authors
  *
  * The shared-memory queue: destinations (one per events URL and client-side
- * ID), payloads (the events of one future POST), chunks (the events one
- * request added to a payload), the spool files that hold durable copies,
- * and the counters every worker bumps.  Every operation on them is in
+ * ID), payloads (the events of one future POST), chunks (the events of
+ * one or more requests, in a payload), the spool files that hold durable
+ * copies, and the counters every worker bumps.  Every operation on them is in
  * ngx_http_ldseg_queue.c, the only file that takes the zone lock.
  */
 
@@ -22,7 +22,7 @@
 #include "ngx_http_ldseg_spool.h"
 
 
-#define NGX_HTTP_LDSEG_LAYOUT         8
+#define NGX_HTTP_LDSEG_LAYOUT         9
 
 
 /* what a destination is: where its payloads go, and in which form */
@@ -243,10 +243,16 @@ typedef struct {
 
 typedef struct ngx_http_ldseg_chunk_s  ngx_http_ldseg_chunk_t;
 
+/*
+ * Events one or more requests added to a payload, comma-separated: len
+ * bytes of data, room for size; the open payload's last chunk takes the
+ * next request's events while they fit.
+ */
 struct ngx_http_ldseg_chunk_s {
     ngx_http_ldseg_chunk_t       *next;
     uint32_t                      nevents;
     uint32_t                      len;
+    uint32_t                      size;
     u_char                        data[1];
 };
 
@@ -268,6 +274,7 @@ typedef struct {
     ngx_msec_t                    created;
     ngx_msec_t                    not_before;
     size_t                        mem;       /* bytes of its chunks */
+    size_t                        slab;      /* zone memory of its chunks */
 
     /* the durable copy, when spooled; head == NULL: on disk only */
     ngx_http_ldseg_sfile_t       *sfile;
@@ -350,6 +357,7 @@ typedef struct {
     uint64_t                      dest_seq;
     ngx_uint_t                    events;
     size_t                        bytes;
+    size_t                        mem;       /* the chunks' zone memory */
     uint64_t                      seq;
     ngx_queue_t                   sfiles;
     uint32_t                      spool_seq;
@@ -529,6 +537,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                    events;
     size_t                        bytes;
+    size_t                        memory;    /* the zone memory they take */
     size_t                        size;
     ngx_uint_t                    inflight;
     ngx_uint_t                    destinations;

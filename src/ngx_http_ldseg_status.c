@@ -575,10 +575,10 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_status_t *ss)
     }
 
     p = ngx_sprintf(p, "},\"queue\":{\"events\":%ui,\"bytes\":%uz,"
-                    "\"size\":%uz,\"destinations\":%ui},\"spool\":"
-                    "{\"events\":%ui,\"bytes\":%O}", u->events, u->bytes,
-                    u->size, u->destinations, u->spool_events,
-                    u->spool_bytes);
+                    "\"memory\":%uz,\"size\":%uz,\"destinations\":%ui},"
+                    "\"spool\":{\"events\":%ui,\"bytes\":%O}", u->events,
+                    u->bytes, u->memory, u->size, u->destinations,
+                    u->spool_events, u->spool_bytes);
 
     du = ss->du;
 
@@ -856,6 +856,10 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
                     "# HELP ldseg_queue_bytes Bytes of queued events.\n"
                     "# TYPE ldseg_queue_bytes gauge\n"
                     "ldseg_queue_bytes %uz\n"
+                    "# HELP ldseg_queue_memory_bytes Zone memory the queued "
+                    "events take.\n"
+                    "# TYPE ldseg_queue_memory_bytes gauge\n"
+                    "ldseg_queue_memory_bytes %uz\n"
                     "# HELP ldseg_queue_size_bytes Size of the ldseg zone.\n"
                     "# TYPE ldseg_queue_size_bytes gauge\n"
                     "ldseg_queue_size_bytes %uz\n"
@@ -873,7 +877,7 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
                     "# HELP ldseg_spool_bytes Size of the spool files.\n"
                     "# TYPE ldseg_spool_bytes gauge\n"
                     "ldseg_spool_bytes %O\n",
-                    u->events, u->bytes, u->size, u->inflight,
+                    u->events, u->bytes, u->memory, u->size, u->inflight,
                     u->destinations, u->spool_events, u->spool_bytes);
 
     p = ngx_sprintf(p, "# HELP ldseg_retired_destinations Destinations "
