@@ -6,7 +6,8 @@
  * 20-message batch.  Not part of the Makefile; build and run with
  *
  *   cc -std=c99 -D_DEFAULT_SOURCE -O2 -Isrc -o build/core_bench \
- *       bench/core_bench.c src/ldseg_*.c -lcjson -lm && build/core_bench
+ *       bench/core_bench.c src/ldseg.c src/ldseg_*.c -lcjson -lm && \
+ *       build/core_bench
  *
  * With a mappings file as argument (t/conformance/presets.json: the
  * destination's presets), each figure is measured with the built-in
