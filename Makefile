@@ -5,6 +5,8 @@ SHELL := /bin/bash
 #   make          build build/ngx_http_ldseg_module.so against Debian's nginx
 #   make test     install what is missing, build, unit tests, fuzz, prove -r t/
 #   make run      build and run nginx in the foreground on 127.0.0.1:8080
+#   make deb      Debian package build/libnginx-mod-http-ldseg_<version>_<arch>.deb
+#                 (debian/, debhelper and dh_nginx; .ci/deb.sh)
 #   make fuzz     longer libFuzzer run (FUZZ_SECONDS, default 300)
 #   make static   build nginx 1.22.1 with the module compiled in (build/static)
 #   make asan     static nginx with AddressSanitizer/UBSan (build/asan)
@@ -51,7 +53,8 @@ FUZZ_QUICK  ?= 20
 
 .PHONY: all deps check-core unit fuzz-replay fuzz fuzz-quick test run \
         differential \
-        static asan bench bench-instructions bench-adversarial bench-export clean crashpoints
+        static asan bench bench-instructions bench-adversarial bench-export \
+        clean crashpoints deb
 
 all: $(MODULE)
 
@@ -160,6 +163,9 @@ differential: $(BUILD)/unit/test_differential
 
 static:
 	@sh .ci/static.sh
+
+deb:
+	@sh .ci/deb.sh
 
 asan:
 	@SANITIZE=1 sh .ci/static.sh

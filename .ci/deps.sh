@@ -30,6 +30,10 @@ libclang-rt-14-dev
 perl
 procps
 curl
+dpkg-dev
+debhelper
+fakeroot
+lintian
 "
 
 # Commands the tests need, as command:Debian-package; t/500-analytics-node.t
