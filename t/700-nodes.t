@@ -130,9 +130,13 @@ while (time < $start + 4.5) {
     sleep 0.25;
 }
 
+# B's processes answer until the signal lands, somewhere between $kill_at
+# and $killed (kill_all looks for the workers first)
+
 my @procs = ($B->master_pid, $B->workers);
 my $kill_at = time;
 $B->kill_all('KILL');
+my $killed = time;
 is(scalar(grep { Test::Ldseg::_alive($_) } @procs), 0,
    'node B: master and workers gone after kill -9');
 
@@ -153,7 +157,7 @@ my $res = $load->stop(15);
 ###############################################################################
 
 # which node answered each event; B's acks within the window before the
-# kill may be lost
+# kill (or while the signal was on its way) may be lost
 
 my $window = $DELAY + $FLUSH + 0.5;
 my (%acked_by, @young);
@@ -161,8 +165,9 @@ for my $id (@{ $res->{acked} }) {
     my $i = $res->{info}{$id};
     my $node = $node_of_port{ $i->{port} } // '?';
     $acked_by{$node}++;
-    push @young, $id if $node eq 'B' && $i->{time} < $kill_at
-        && $i->{time} + $i->{latency} >= $kill_at - $window;
+    my $at = $i->{time} + $i->{latency};
+    push @young, $id if $node eq 'B' && $at <= $killed
+        && $at >= $kill_at - $window;
 }
 my %young = map { $_ => 1 } @young;
 my @old = grep { !$young{$_} } @{ $res->{acked} };
