@@ -66,7 +66,7 @@ chmod 0755, $tmp;
 unlink $deb;
 my $out = run("make -C '$ROOT' deb 2>&1");
 is($?, 0, 'make deb succeeds') or diag(tail($out, 30));
-ok(-f $deb, "build/${PKG}_${version}_${arch}.deb") or BAIL_OUT('no package');
+ok(-f $deb, "build/${PKG}_${version}_${arch}.deb") or exit 1;
 
 my @stray = glob("$ROOT/../${PKG}_*");
 is("@stray", '', 'nothing written beside the source tree');
@@ -175,7 +175,8 @@ if ($install) {
     if (`dpkg-query -W -f='\${Status}' $PKG 2>/dev/null`
         =~ /install ok installed/)
     {
-        BAIL_OUT("$PKG is installed already: not touching it");
+        diag("$PKG is installed already: not touching it");
+        exit 1;
     }
 
     $out = run("dpkg -i '$deb' 2>&1");
