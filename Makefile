@@ -77,13 +77,15 @@ $(BUILD)/check-core.stamp: $(CORE_SRCS) $(CORE_HDRS)
 
 # What to say when the build dependencies are missing (a fresh machine)
 DEPS_HINT := sh $(CURDIR)/.ci/deps.sh --hint
+NGX_SRC_CHECK := if [ ! -x $(NGX_SRC)/configure ] \
+        || [ ! -f $(NGX_SRC)/conf_flags ]; then \
+    echo "make: no nginx source tree in $(NGX_SRC)" \
+         "(Debian's nginx-dev package provides it)."; \
+    $(DEPS_HINT); exit 1; fi
 
 # Debian's nginx-dev configure writes objs/Makefile only
 $(NGX_BUILD)/objs/Makefile: config
-	@if [ ! -x $(NGX_SRC)/configure ] || [ ! -f $(NGX_SRC)/conf_flags ]; then \
-	    echo "make: no nginx source tree in $(NGX_SRC)" \
-	         "(Debian's nginx-dev package provides it)."; \
-	    $(DEPS_HINT); exit 1; fi
+	@$(NGX_SRC_CHECK)
 	rm -rf $(NGX_BUILD)
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(NGX_BUILD)
@@ -107,6 +109,7 @@ $(MODULE): $(NGX_BUILD)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) \
 # The same module with NGX_HTTP_LDSEG_CRASHPOINTS: a second objs tree,
 # configured like $(NGX_BUILD) but for the define (src/ngx_http_ldseg_crash.h)
 $(CRASH_BUILD)/objs/Makefile: config
+	@$(NGX_SRC_CHECK)
 	rm -rf $(CRASH_BUILD)
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(CRASH_BUILD)
