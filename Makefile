@@ -4,7 +4,12 @@ SHELL := /bin/bash
 #
 #   make          build build/ngx_http_ldseg_module.so against Debian's nginx
 #   make test     install what is missing, build, unit tests, fuzz, prove -r t/
-#   make run      build and run nginx in the foreground on 127.0.0.1:8080
+#   make run      install what the build needs if missing (make deps-build),
+#                 build and run nginx in the foreground on 127.0.0.1:8080
+#   make deps     install what make test needs (Debian, as root);
+#                 make deps-build only what make needs
+#   make deb      Debian package build/libnginx-mod-http-ldseg_<version>_<arch>.deb
+#                 (debian/, debhelper and dh_nginx; .ci/deb.sh)
 #   make fuzz     longer libFuzzer run (FUZZ_SECONDS, default 300)
 #   make static   build nginx 1.22.1 with the module compiled in (build/static)
 #   make asan     static nginx with AddressSanitizer/UBSan (build/asan)
@@ -51,14 +56,18 @@ FUZZ_BINS   := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECONDS ?= 300
 FUZZ_QUICK  ?= 20
 
-.PHONY: all deps check-core unit fuzz-replay fuzz fuzz-quick test run \
+.PHONY: all deps deps-build check-core unit fuzz-replay fuzz fuzz-quick test run \
         differential \
-        static asan bench bench-instructions bench-adversarial bench-export bench-mappings clean crashpoints
+        static asan bench bench-instructions bench-adversarial bench-export \
+        bench-mappings clean crashpoints deb
 
 all: $(MODULE)
 
 deps:
 	@sh .ci/deps.sh
+
+deps-build:
+	@sh .ci/deps.sh --build
 
 # The core must stay free of nginx: fail the build if it names nginx.
 check-core: $(BUILD)/check-core.stamp
@@ -68,16 +77,30 @@ $(BUILD)/check-core.stamp: $(CORE_SRCS) $(CORE_HDRS)
 	    echo "src/ldseg_* must not use nginx"; exit 1; fi
 	@mkdir -p $(BUILD) && touch $@
 
+# What to say when the build dependencies are missing (a fresh machine)
+DEPS_HINT := sh $(CURDIR)/.ci/deps.sh --hint
+NGX_SRC_CHECK := if [ ! -x $(NGX_SRC)/configure ] \
+        || [ ! -f $(NGX_SRC)/conf_flags ]; then \
+    echo "make: no nginx source tree in $(NGX_SRC)" \
+         "(Debian's nginx-dev package provides it)."; \
+    $(DEPS_HINT); exit 1; fi
+
 # Debian's nginx-dev configure writes objs/Makefile only
 $(NGX_BUILD)/objs/Makefile: config
+	@$(NGX_SRC_CHECK)
 	rm -rf $(NGX_BUILD)
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(NGX_BUILD)
-	cd $(NGX_BUILD) && . ./conf_flags && \
+	@cd $(NGX_BUILD) && . ./conf_flags && \
+	    echo "configure ($(NGX_BUILD)/configure.log)" && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt='-g -O2 -fPIC -fstack-protector-strong' \
 	        --with-ld-opt='-Wl,-z,relro -Wl,-z,now -fPIC' \
-	        --add-dynamic-module=$(CURDIR) > configure.log
+	        --add-dynamic-module=$(CURDIR) > configure.log 2>&1 || { \
+	    tail -n 15 configure.log | sed 's/^/    /'; \
+	    echo "make: nginx's configure failed (the whole output is" \
+	         "$(NGX_BUILD)/configure.log)."; \
+	    rm -f objs/Makefile; $(DEPS_HINT); exit 1; }
 
 $(MODULE): $(NGX_BUILD)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) \
            $(GLUE_SRCS) $(GLUE_HDRS) $(BUILD)/check-core.stamp
@@ -88,6 +111,7 @@ $(MODULE): $(NGX_BUILD)/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) \
 # The same module with NGX_HTTP_LDSEG_CRASHPOINTS: a second objs tree,
 # configured like $(NGX_BUILD) but for the define (src/ngx_http_ldseg_crash.h)
 $(CRASH_BUILD)/objs/Makefile: config
+	@$(NGX_SRC_CHECK)
 	rm -rf $(CRASH_BUILD)
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(CRASH_BUILD)
@@ -142,7 +166,9 @@ test: deps
 	$(MAKE) all crashpoints unit fuzz-replay fuzz-quick
 	prove -r t/
 
-run: $(MODULE)
+# one step from a fresh clone: what the build needs, the module, nginx
+run: deps-build
+	@$(MAKE) --no-print-directory $(MODULE)
 	@sh conf/run.sh
 
 SEEDS       ?= 2 3 4
@@ -162,6 +188,9 @@ differential: $(BUILD)/unit/test_differential
 
 static:
 	@sh .ci/static.sh
+
+deb:
+	@sh .ci/deb.sh
 
 asan:
 	@SANITIZE=1 sh .ci/static.sh

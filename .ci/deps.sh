@@ -5,6 +5,11 @@
 # `make test`).  Extra package names given as arguments are installed too
 # (bench/run.sh passes "wrk").
 #
+# With --build first (`make deps-build`, first step of `make run`): only
+# what `make` needs to build the module ($BUILD_PKGS), and the system's
+# nginx service is left alone.  With --hint: only say how to install
+# them (the Makefile, when the build finds them missing).
+#
 # Debian's nginx package starts a service on port 80 when it is installed;
 # it is kept from starting, and stopped if it runs, so that tests own the
 # machine's nginx processes.
@@ -12,6 +17,22 @@
 set -eu
 
 export DEBIAN_FRONTEND=noninteractive
+
+# What `make` needs: a compiler, Debian's nginx and its nginx-dev (the
+# source tree and configure flags the module is built against), and the
+# libraries nginx's configure and the module check for.
+BUILD_PKGS="
+gcc
+make
+libc6-dev
+nginx
+nginx-dev
+libcurl4-openssl-dev
+libcjson-dev
+zlib1g-dev
+libpcre2-dev
+libssl-dev
+"
 
 # Debian package, one per line, with what the project uses it for.
 PKGS="
@@ -30,6 +51,10 @@ libclang-rt-14-dev
 perl
 procps
 curl
+dpkg-dev
+debhelper
+fakeroot
+lintian
 "
 
 # Commands the tests need, as command:Debian-package; t/500-analytics-node.t
@@ -44,6 +69,22 @@ npm:npm
 chromium:chromium
 promtool:prometheus
 "
+
+if [ "${1:-}" = --hint ]; then
+    echo "  Install the build dependencies (Debian) with:"
+    echo "      make deps-build      (as root: apt-get installs what is missing)"
+    echo "  or: apt-get install" $BUILD_PKGS
+    echo "  (make deps installs what make test needs as well)"
+    exit 0
+fi
+
+build_only=no
+if [ "${1:-}" = --build ]; then
+    build_only=yes
+    shift
+    PKGS=$BUILD_PKGS
+    CMDS=""
+fi
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null \
@@ -95,7 +136,9 @@ stop_system_nginx() {
 
 if [ -z "$missing" ]; then
     echo "deps: all packages present"
-    stop_system_nginx
+    if [ "$build_only" = no ]; then
+        stop_system_nginx
+    fi
     exit 0
 fi
 
@@ -132,7 +175,9 @@ apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
 
-stop_system_nginx
+if [ "$build_only" = no ]; then
+    stop_system_nginx
+fi
 
 for p in $missing; do
     if ! installed "$p"; then

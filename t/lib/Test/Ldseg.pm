@@ -1137,9 +1137,11 @@ sub worker_for_port {
 #     503s], noanswer => [ids of requests without an answer in time],
 #     other => [ids], codes => {status => requests}, retry_after =>
 #     {value => 503s}, requests => N, max_latency => s,
-#     info => { id => { code, time (sent), latency, pid } } }
+#     info => { id => { code, time (sent), latency, pid, port } } }
 # (pid: the X-Pid header of the answer, when the configuration adds one,
-# e.g. "add_header X-Pid $pid always;")
+# e.g. "add_header X-Pid $pid always;"; port: where the request went).
+# ports => [p1, p2, ...] spreads the requests over several servers, as a
+# load balancer would: request i of client c goes to ports[(c + i) % n].
 
 sub load {
     my ($self, %o) = @_;
@@ -1266,6 +1268,7 @@ sub new {
         timeout     => $o{timeout} || 5,
         path        => $o{path},
         port        => $o{port},
+        ports       => $o{ports},
         dir         => $t->testdir,
         pids        => [],
         owner       => $$,
@@ -1322,17 +1325,21 @@ sub _client {
         my $body = $k > 1 || $path =~ m{/b(atch)?$}
             ? $J->encode({ batch => \@msgs }) : $J->encode($msgs[0]);
 
+        my $port = $self->{ports}
+            ? $self->{ports}[($c + $i) % @{ $self->{ports} }]
+            : $self->{port} // $t->port(8080);
+
         my $t0 = time;
         my ($code, $h) = $t->http_request(
             method => 'POST', path => $path, body => $body,
             headers => [ 'Content-Type' => 'application/json' ],
             timeout => $self->{timeout}, quiet => 1,
-            port => $self->{port});
+            port => $port);
         my $lat = time - $t0;
 
-        printf $out "%d\t%s\t%.3f\t%.3f\t%s\t%s\n", $code || 0,
+        printf $out "%d\t%s\t%.3f\t%.3f\t%s\t%d\t%s\n", $code || 0,
             $h->{'retry-after'} // '-', $lat, $t0, $h->{'x-pid'} // '-',
-            join(' ', @ids);
+            $port, join(' ', @ids);
 
         sleep $self->{interval} if $self->{interval};
     }
@@ -1387,10 +1394,11 @@ sub results {
         while (my $l = <$fh>) {
             next unless $l =~ /\n\z/;
             chomp $l;
-            my ($code, $ra, $lat, $t0, $pid, $ids) = split /\t/, $l, 6;
+            my ($code, $ra, $lat, $t0, $pid, $port, $ids)
+                = split /\t/, $l, 7;
             my @ids = split / /, $ids;
             $r{info}{$_} = { code => $code, time => $t0, latency => $lat,
-                             pid => $pid } for @ids;
+                             pid => $pid, port => $port } for @ids;
             $r{requests}++;
             $r{codes}{$code}++;
             $r{max_latency} = $lat if $lat > $r{max_latency};
