@@ -75,6 +75,7 @@ static const char  *ldseg_reasons[LDSEG_REASON_N] = {
     "internal_error",
     "invalid_message_id",
     "message_in_progress",
+    "upstream_failed",
     "identify_without_user_id",
     "identify_without_previous_id",
     "no_event_for_type",
@@ -489,4 +490,42 @@ ldseg_result_compact(ldseg_result_t *res)
     }
 
     res->events_len = (size_t) (p - res->events);
+}
+
+
+size_t
+ldseg_result_run(const ldseg_result_t *res, size_t i, size_t nevents,
+    size_t len, size_t batch_size, size_t max_payload, size_t *count,
+    size_t *end)
+{
+    size_t                     j, n;
+    const ldseg_msg_result_t  *mr;
+
+    n = 0;
+    *end = 0;
+
+    for (j = i; j < res->n; j++) {
+        mr = &res->msgs[j];
+
+        if (mr->status != LDSEG_MSG_EVENT) {
+            continue;
+        }
+
+        /* the array's brackets and a ',' before every event but the first */
+
+        if (n > 0
+            && (nevents + n >= batch_size
+                || len + 1 + mr->event_len + 2 > max_payload))
+        {
+            break;
+        }
+
+        len += mr->event_len + (len ? 1 : 0);
+        *end = mr->event_off + mr->event_len;
+        n++;
+    }
+
+    *count = n;
+
+    return j;
 }

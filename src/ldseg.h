@@ -87,6 +87,7 @@ typedef enum {
     LDSEG_REASON_INTERNAL_ERROR,
     LDSEG_REASON_INVALID_MESSAGE_ID,
     LDSEG_REASON_MESSAGE_IN_PROGRESS,
+    LDSEG_REASON_UPSTREAM_FAILED,
 
     LDSEG_REASON_NREJECT,
 
@@ -278,6 +279,20 @@ void ldseg_result_duplicate(ldseg_result_t *res, size_t i);
  * nothing.
  */
 void ldseg_result_compact(ldseg_result_t *res);
+
+/*
+ * The run of events that a payload (a JSON array) already holding
+ * nevents events in len bytes, brackets excluded, takes from message i
+ * on, within batch_size events and max_payload bytes, brackets included:
+ * at least one event, and the events from message i on while they fit.
+ * Returns the index of the message after the run; *count is the number
+ * of events of the run, and the run's bytes are res->events from the
+ * offset of its first event up to *end.  Both delivery modes divide a
+ * request's events with it, so they send the same payloads.
+ */
+size_t ldseg_result_run(const ldseg_result_t *res, size_t i,
+    size_t nevents, size_t len, size_t batch_size, size_t max_payload,
+    size_t *count, size_t *end);
 
 
 /* ldseg_uuid.c: formats 16 random bytes as an RFC 4122 version 4 UUID */

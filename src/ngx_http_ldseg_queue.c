@@ -88,7 +88,6 @@ static ngx_uint_t ngx_http_ldseg_sfile_release(ngx_http_ldseg_zone_t *z,
     ngx_http_ldseg_sfile_t *sf, ngx_http_ldseg_spool_ops_t *ops);
 static void ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z,
     ngx_msec_t now, ngx_http_ldseg_spool_ops_t *ops);
-static void ngx_http_ldseg_random_id(u_char *id);
 static ngx_int_t ngx_http_ldseg_view_cmp(const void *a, const void *b);
 static void ngx_http_ldseg_dstats_add(ngx_http_ldseg_dstats_t *to,
     ngx_http_ldseg_dstats_t *from);
@@ -335,7 +334,7 @@ ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
      */
 
     if (!op->has_id) {
-        ngx_http_ldseg_random_id(op->id);
+        ngx_http_ldseg_queue_random_id(op->id);
         op->has_id = 1;
     }
 
@@ -646,9 +645,9 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
     ngx_http_ldseg_target_t *target, ldseg_result_t *res,
     ngx_http_ldseg_queue_conf_t *qc, ngx_uint_t *full)
 {
-    size_t                     len, start, end;
+    size_t                     start, end, count;
     uint32_t                   n;
-    ngx_uint_t                 i, j, count;
+    ngx_uint_t                 i, j;
     ngx_queue_t               *q;
     ngx_http_ldseg_sh_t       *sh;
     ngx_http_ldseg_dest_t     *dest;
@@ -787,27 +786,9 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
         /* take events i.. while the payload has room; at least one */
 
         start = res->msgs[i].event_off;
-        end = start;
-        count = 0;
-        len = p->len;
 
-        for (j = i; j < res->n; j++) {
-            if (res->msgs[j].status != LDSEG_MSG_EVENT) {
-                continue;
-            }
-
-            if (count > 0
-                && (p->nevents + count >= qc->batch_size
-                    || len + 1 + res->msgs[j].event_len + 2
-                       > qc->max_payload))
-            {
-                break;
-            }
-
-            len += res->msgs[j].event_len + (len ? 1 : 0);
-            end = res->msgs[j].event_off + res->msgs[j].event_len;
-            count++;
-        }
+        j = ldseg_result_run(res, i, p->nevents, p->len, qc->batch_size,
+                             qc->max_payload, &count, &end);
 
         n = (uint32_t) (end - start);
 
@@ -1009,7 +990,7 @@ ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
             }
 
             if (!p->has_id) {
-                ngx_http_ldseg_random_id(p->id);
+                ngx_http_ldseg_queue_random_id(p->id);
                 p->has_id = 1;
             }
 
@@ -1068,6 +1049,45 @@ ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
     ngx_shmtx_unlock(&z->shpool->mutex);
 
     return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_ldseg_queue_count_delivered(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_target_t *target, ldseg_result_t *res, ngx_uint_t sent,
+    ngx_uint_t accepted, ngx_uint_t failed, ngx_uint_t max_destinations)
+{
+    ngx_int_t               rc;
+    ngx_http_ldseg_dest_t  *dest;
+    ngx_http_ldseg_zone_t  *z;
+
+    z = zone->data;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    /* an old worker after a resize counts in the zone it was given */
+
+    dest = ngx_http_ldseg_dest_get(z, target, max_destinations);
+
+    if (dest != NULL) {
+        dest->stats.received += res->n;
+        dest->stats.accepted += res->nevents + res->nskipped
+                                + res->nduplicates;
+        dest->stats.rejected += res->nrejected;
+        dest->stats.subrequests += sent;
+        dest->stats.subrequests_accepted += accepted;
+        dest->stats.subrequests_failed += failed;
+
+        /* it lingers for the status from now on */
+        dest->idle = 0;
+
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return rc;
 }
 
 
@@ -1380,7 +1400,7 @@ ngx_http_ldseg_queue_spool_claim(ngx_shm_zone_t *zone, ngx_msec_t now,
                 }
 
                 if (!p->has_id) {
-                    ngx_http_ldseg_random_id(p->id);
+                    ngx_http_ldseg_queue_random_id(p->id);
                     p->has_id = 1;
                 }
 
@@ -1842,6 +1862,9 @@ ngx_http_ldseg_dstats_add(ngx_http_ldseg_dstats_t *to,
     to->posts += from->posts;
     to->posts_failed += from->posts_failed;
     to->retries += from->retries;
+    to->subrequests += from->subrequests;
+    to->subrequests_accepted += from->subrequests_accepted;
+    to->subrequests_failed += from->subrequests_failed;
 }
 
 
@@ -3063,8 +3086,8 @@ ngx_http_ldseg_sfile_release(ngx_http_ldseg_zone_t *z,
 }
 
 
-static void
-ngx_http_ldseg_random_id(u_char *id)
+void
+ngx_http_ldseg_queue_random_id(u_char *id)
 {
     ssize_t     n;
     size_t      got;
