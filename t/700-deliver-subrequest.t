@@ -25,7 +25,7 @@ use Time::HiRes qw(sleep);
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(52);
+my $t = Test::Ldseg->new()->plan(54);
 my $mock = $t->mock;
 
 $t->write_file_expand('nginx.conf', <<'EOF');
@@ -52,6 +52,8 @@ http {
     }
 
     log_format result '$uri $status $ldseg_result';
+    log_format ld '$ldseg_events_path $status $upstream_status '
+                  'connect=$upstream_connect_time';
 
     server {
         listen 127.0.0.1:%%PORT_8080%%;
@@ -112,6 +114,9 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_read_timeout 2s;
+
+            log_subrequest on;
+            access_log %%TESTDIR%%/ld.log ld;
         }
 
         location = /down {
@@ -356,5 +361,11 @@ my $log = $t->read_file('result.log');
 like($log, qr{^/fail/v1/batch 503 upstream_failed$}m,
      '$ldseg_result upstream_failed');
 like($log, qr{^/v1/track 200 accepted$}m, '$ldseg_result accepted');
+
+# log_subrequest: a line per POST
+
+my @ld = grep { m{^/events/bulk/SUB-ID } } split /\n/, $t->read_file('ld.log');
+is(scalar(@ld), 12, 'a line per subrequest, with $ldseg_events_path');
+is(scalar(grep { !/ 202 202 connect=/ } @ld), 0, 'status and $upstream_status');
 
 ###############################################################################
