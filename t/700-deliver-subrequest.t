@@ -186,7 +186,8 @@ like($ph->{'x-launchdarkly-payload-id'} // '',
      'X-LaunchDarkly-Payload-ID');
 is($ph->{'user-agent'}, 'ldseg/0.1.0', 'User-Agent as the sender\'s');
 ok(!exists $ph->{authorization} && !exists $ph->{cookie}
-   && !exists $ph->{'x-client'}, 'no header of the client reaches LaunchDarkly');
+   && !exists $ph->{'x-client'},
+   'no header of the client reaches LaunchDarkly');
 is(length $p[0]{body}, $ph->{'content-length'} // -1, 'Content-Length');
 is_deeply([ map { $_->{key} } @{ $p[0]{events} } ], ['E-1'], 'the event');
 
