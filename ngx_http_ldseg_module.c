@@ -22,6 +22,7 @@
 #include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_sender.h"
 #include "ngx_http_ldseg_reply.h"
+#include "ngx_http_ldseg_deliver.h"
 
 
 static ngx_int_t ngx_http_ldseg_preconfiguration(ngx_conf_t *cf);
@@ -49,6 +50,8 @@ static char *ngx_http_ldseg_export_label(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_ldseg_set_complex(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ldseg_pass(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ldseg_deliver_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ldseg_set_format(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -191,6 +194,13 @@ static ngx_command_t  ngx_http_ldseg_commands[] = {
       ngx_http_ldseg_pass,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ldseg_loc_conf_t, pass),
+      NULL },
+
+    { ngx_string("ldseg_deliver"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_ldseg_deliver_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ldseg_loc_conf_t, deliver),
       NULL },
 
     { ngx_string("ldseg_cors"),
@@ -386,6 +396,10 @@ static ngx_str_t  ngx_http_ldseg_write_key_name =
     ngx_string("ldseg_write_key");
 
 
+static ngx_str_t  ngx_http_ldseg_events_path_name =
+    ngx_string("ldseg_events_path");
+
+
 /* in the order of NGX_HTTP_LDSEG_VAR_* */
 static ngx_str_t  ngx_http_ldseg_var_names[] = {
     ngx_string("ldseg_events"),
@@ -408,6 +422,14 @@ ngx_http_ldseg_preconfiguration(ngx_conf_t *cf)
     }
 
     var->get_handler = ngx_http_ldseg_write_key_variable;
+
+    var = ngx_http_add_variable(cf, &ngx_http_ldseg_events_path_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_ldseg_events_path_variable;
 
     lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ldseg_module);
 
@@ -620,6 +642,7 @@ ngx_http_ldseg_create_loc_conf(ngx_conf_t *cf)
      *
      *     conf->events_url = { 0, NULL };
      *     conf->pass = { 0, NULL };
+     *     conf->deliver = { 0, NULL };
      *     conf->export_url = { 0, NULL };
      *     conf->export_project = { 0, NULL };
      *     conf->clcf = NULL;
@@ -667,6 +690,7 @@ ngx_http_ldseg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->events_url, prev->events_url,
                              NGX_HTTP_LDSEG_DEFAULT_URL);
     ngx_conf_merge_str_value(conf->pass, prev->pass, "");
+    ngx_conf_merge_str_value(conf->deliver, prev->deliver, "");
     ngx_conf_merge_sec_value(conf->retry_after, prev->retry_after, 5);
     ngx_conf_merge_ptr_value(conf->cors, prev->cors, NULL);
     ngx_conf_merge_value(conf->clock_skew, prev->clock_skew, 1);
@@ -1168,6 +1192,63 @@ ngx_http_ldseg_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     lcf->pass = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * "ldseg_deliver queue | uri": the URI of the location the subrequests
+ * go to; "queue" is kept as an empty string that is set
+ */
+
+static char *
+ngx_http_ldseg_deliver_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ldseg_loc_conf_t *lcf = conf;
+
+    u_char     *p;
+    ngx_str_t  *value;
+
+    if (lcf->deliver.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 5 && ngx_strncmp(value[1].data, "queue", 5) == 0) {
+        ngx_str_set(&lcf->deliver, "");
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len > 0 && value[1].data[0] == '@') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"ldseg_deliver\" \"%V\": a subrequest "
+                           "cannot reach a named location, use the URI of "
+                           "an internal location such as \"/ld\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[1].len < 2 || value[1].data[0] != '/') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"ldseg_deliver\" \"%V\": \"queue\" "
+                           "or a URI starting with \"/\" is expected",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (*p <= ' ' || *p == '?' || *p == '#' || *p == '$' || *p >= 0x7f) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"ldseg_deliver\" \"%V\": the URI "
+                               "may not have arguments, variables, spaces "
+                               "or control characters", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    lcf->deliver = value[1];
 
     return NGX_CONF_OK;
 }

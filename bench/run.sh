@@ -7,6 +7,9 @@
 #
 #   /bare/...  `return 200 '{"success":true}'`           (the baseline)
 #   /v1/...    `ldseg on`, flush 1s, batch 100            (the module)
+#   /sr/v1/... `ldseg on` with `ldseg_deliver /ld`: each request's events
+#              POSTed through a subrequest and proxy_pass to an upstream
+#              with keepalive, the answer after LaunchDarkly's
 #
 # and a second nginx, pinned to CPU 1 with wrk, stands in for LaunchDarkly
 # (`return 202`), so that its CPU is not counted as the module's.
@@ -32,7 +35,9 @@
 # the built-in ones), BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2),
 # BENCH_CONNECTIONS (16), BENCH_PORT and BENCH_MOCK_PORT (free ports from
 # 28480), BENCH_DRAIN_TIMEOUT (s, 60), NGINX (/usr/sbin/nginx),
-# LDSEG_MODULE (build/ngx_http_ldseg_module.so).
+# LDSEG_MODULE (build/ngx_http_ldseg_module.so), BENCH_DELIVER ("all":
+# bare, queue and subrequest cases, the default; "queue": without the
+# subrequest cases; "subrequest": bare and subrequest cases only).
 
 # `make bench` runs it with sh
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -52,6 +57,12 @@ PORT=${BENCH_PORT:-}
 MOCK_PORT=${BENCH_MOCK_PORT:-}
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60}
 BATCH_MESSAGES=20
+DELIVER=${BENCH_DELIVER:-all}
+
+case $DELIVER in
+all|queue|subrequest) ;;
+*) echo "BENCH_DELIVER must be all, queue or subrequest" >&2; exit 1 ;;
+esac
 
 HZ=$(getconf CLK_TCK)
 NCPU=$(nproc)
@@ -133,6 +144,11 @@ chmod 755 "$B" "$B/server" "$B/mock" "$B/server/tmp" "$B/mock/tmp"
     ldseg_flush_interval 1s;
     ldseg_batch_size 100;
     ${BENCH_LDSEG_EXTRA:-}
+
+    upstream ld {
+        server 127.0.0.1:$MOCK_PORT;
+        keepalive 16;
+    }
 END
     fi
     cat << END
@@ -150,6 +166,18 @@ END
         location /v1/ {
             ldseg on;
             $MAPPINGS_DIRECTIVE
+        }
+
+        location /sr/v1/ {
+            ldseg on;
+            ldseg_deliver /ld;
+        }
+
+        location = /ld {
+            internal;
+            proxy_pass http://ld\$ldseg_events_path;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
         }
 
         location = /status {
@@ -420,13 +448,28 @@ bench_case() {
 say "nginx: $("$NGINX" -v 2>&1 | sed 's/.*: //'), 1 worker on CPU" \
     "$SERVER_CPU; wrk -t1 -c$CONNECTIONS on CPU $CLIENT_CPU"
 
-bench_case "bare track" bare /bare/track bench/track.json 1
+QUEUE=0
+SUBREQ=0
 if [ "$HAVE_LDSEG" = 1 ]; then
+    [ "$DELIVER" != subrequest ] && QUEUE=1
+    [ "$DELIVER" != queue ] && SUBREQ=1
+fi
+
+bench_case "bare track" bare /bare/track bench/track.json 1
+if [ "$QUEUE" = 1 ]; then
     bench_case "ldseg track" ldseg /v1/track bench/track.json 1
 fi
+if [ "$SUBREQ" = 1 ]; then
+    # nothing to drain: the answer comes after LaunchDarkly's
+    bench_case "subreq track" bare /sr/v1/track bench/track.json 1
+fi
 bench_case "bare batch" bare /bare/batch bench/batch.json "$BATCH_MESSAGES"
-if [ "$HAVE_LDSEG" = 1 ]; then
+if [ "$QUEUE" = 1 ]; then
     bench_case "ldseg batch" ldseg /v1/batch bench/batch.json \
+        "$BATCH_MESSAGES"
+fi
+if [ "$SUBREQ" = 1 ]; then
+    bench_case "subreq batch" bare /sr/v1/batch bench/batch.json \
         "$BATCH_MESSAGES"
 fi
 
@@ -459,6 +502,33 @@ fi
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
 }
+
+if [ "$SUBREQ" = 1 ]; then
+    printf '%-44s %8s\n' 'ldseg_deliver (subrequest) figure' value
+    printf '%-44s %8s\n' \
+        "track: subreq/bare req/s" \
+        "$(ratio "${R[subreq track,rps]}" "${R[bare track,rps]}")" \
+        "track: subreq/bare CPU per request" \
+        "$(ratio "${R[subreq track,us_req]}" "${R[bare track,us_req]}")" \
+        "track: subreq CPU us per event" "${R[subreq track,us_event]}" \
+        "batch: subreq/bare req/s" \
+        "$(ratio "${R[subreq batch,rps]}" "${R[bare batch,rps]}")" \
+        "batch: subreq CPU us per event" "${R[subreq batch,us_event]}"
+    if [ "$QUEUE" = 1 ]; then
+        printf '%-44s %8s\n' \
+            "track: subreq/queue CPU per event" \
+            "$(ratio "${R[subreq track,us_event]}" \
+                     "${R[ldseg track,us_event]}")" \
+            "batch: subreq/queue CPU per event" \
+            "$(ratio "${R[subreq batch,us_event]}" \
+                     "${R[ldseg batch,us_event]}")"
+    fi
+    echo
+fi
+
+if [ "$QUEUE" != 1 ]; then
+    exit 0
+fi
 
 verdict() {
     # verdict VALUE OP LIMIT

@@ -82,6 +82,7 @@ static const char  *ldseg_reasons[LDSEG_REASON_N] = {
     "message_in_progress",
     "invalid_context",
     "mapping_failed",
+    "upstream_failed",
     "identify_without_user_id",
     "identify_without_previous_id",
     "no_event_for_type",
@@ -700,4 +701,58 @@ ldseg_result_compact(ldseg_result_t *res)
     }
 
     res->events_len = (size_t) (p - res->events);
+}
+
+
+size_t
+ldseg_result_run(const ldseg_result_t *res, size_t i, size_t nevents,
+    size_t len, size_t batch_size, size_t max_payload, size_t *room,
+    size_t *count, size_t *end)
+{
+    size_t                     j, n, start;
+    const ldseg_msg_result_t  *mr;
+
+    n = 0;
+    start = 0;
+    *end = 0;
+
+    for (j = i; j < res->n; j++) {
+        mr = &res->msgs[j];
+
+        if (mr->status != LDSEG_MSG_EVENT) {
+            continue;
+        }
+
+        /* the array's brackets and a ',' before every event but the first */
+
+        if (n > 0
+            && (nevents + n >= batch_size
+                || len + 1 + mr->event_len + 2 > max_payload))
+        {
+            break;
+        }
+
+        if (n == 0) {
+            start = mr->event_off;
+        }
+
+        if (*room && mr->event_off + mr->event_len - start > *room) {
+            if (n > 0) {
+                break;
+            }
+
+            /* not even the first one fits */
+            *room = 0;
+        }
+
+        len += mr->event_len + (len ? 1 : 0);
+        *end = mr->event_off + mr->event_len;
+
+        /* one message may give several events (mappings) */
+        n += mr->nld;
+    }
+
+    *count = n;
+
+    return j;
 }

@@ -89,6 +89,7 @@ typedef enum {
     LDSEG_REASON_MESSAGE_IN_PROGRESS,
     LDSEG_REASON_INVALID_CONTEXT,          /* mappings: context kind, keys */
     LDSEG_REASON_MAPPING_FAILED,           /* mappings: mapping-kit fails */
+    LDSEG_REASON_UPSTREAM_FAILED,
 
     LDSEG_REASON_NREJECT,
 
@@ -304,6 +305,24 @@ void ldseg_result_duplicate(ldseg_result_t *res, size_t i);
  * nothing.
  */
 void ldseg_result_compact(ldseg_result_t *res);
+
+/*
+ * The run of events that a payload (a JSON array) already holding
+ * nevents events in len bytes, brackets excluded, takes from message i
+ * on, within batch_size events and max_payload bytes, brackets included:
+ * at least one event, and the events from message i on while they fit.
+ * Returns the index of the message after the run; *count is the number
+ * of events of the run, and the run's bytes are res->events from the
+ * offset of its first event up to *end.  A message mapped to several
+ * events counts them all.  *room (0: none) is the room left in the
+ * payload's last chunk: the run stops before an event that would not fit
+ * in it, or, when not even the first one fits, *room becomes 0 and the run
+ * goes on as if there were none (a new chunk).  Both delivery modes divide
+ * a request's events with it, so they send the same payloads.
+ */
+size_t ldseg_result_run(const ldseg_result_t *res, size_t i,
+    size_t nevents, size_t len, size_t batch_size, size_t max_payload,
+    size_t *room, size_t *count, size_t *end);
 
 
 /* ldseg_uuid.c: formats 16 random bytes as an RFC 4122 version 4 UUID */

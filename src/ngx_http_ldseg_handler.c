@@ -22,6 +22,18 @@
 #include "ngx_http_ldseg_queue.h"
 #include "ngx_http_ldseg_reply.h"
 #include "ngx_http_ldseg_sender.h"
+#include "ngx_http_ldseg_deliver.h"
+
+
+/* a request waiting for its "ldseg_deliver" subrequests */
+typedef struct {
+    ngx_http_ldseg_stats_t       *stats;
+    ldseg_result_t                res;
+    ngx_http_ldseg_dedupe_t       dd;
+    ngx_http_ldseg_target_t       target;
+    ngx_shm_zone_t               *zone;
+    ngx_uint_t                    max_destinations;
+} ngx_http_ldseg_waiting_t;
 
 
 static ngx_int_t ngx_http_ldseg_body_filter(ngx_http_request_t *r,
@@ -47,6 +59,15 @@ static ngx_int_t ngx_http_ldseg_duplicates(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ldseg_enqueue(ngx_http_request_t *r,
     ngx_http_ldseg_stats_t *stats, ngx_str_t *url, ldseg_result_t *res,
     ldseg_error_t *err);
+static ngx_int_t ngx_http_ldseg_deliver_start(ngx_http_request_t *r,
+    ngx_http_ldseg_stats_t *stats, ngx_str_t *url, ldseg_result_t *res,
+    ngx_http_ldseg_dedupe_t *dd);
+static void ngx_http_ldseg_delivered(ngx_http_request_t *r, void *data,
+    ngx_http_ldseg_deliver_result_t *dr);
+static void ngx_http_ldseg_deliver_ended(void *data,
+    ngx_http_ldseg_deliver_result_t *dr);
+static void ngx_http_ldseg_count_subrequests(ngx_http_ldseg_waiting_t *w,
+    ngx_http_ldseg_deliver_result_t *dr);
 static void ngx_http_ldseg_refuse(ngx_http_request_t *r,
     ngx_http_ldseg_stats_t *stats, ldseg_result_t *res,
     ngx_http_ldseg_enqueue_e erc, ldseg_error_t *err);
@@ -369,6 +390,10 @@ ngx_http_ldseg_process(ngx_http_request_t *r)
 
     if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (lcf->deliver.len && res.nevents) {
+        return ngx_http_ldseg_deliver_start(r, stats, &url, &res, &dd);
     }
 
     if (ngx_http_ldseg_enqueue(r, stats, &url, &res, &err) != NGX_OK) {
@@ -872,6 +897,160 @@ ngx_http_ldseg_enqueue(ngx_http_request_t *r, ngx_http_ldseg_stats_t *stats,
     (void) ngx_atomic_fetch_add(&stats->queued, res->nld);
 
     return NGX_OK;
+}
+
+
+/*
+ * "ldseg_deliver uri": the events go out through subrequests now, and the
+ * request waits for them (NGX_DONE); ngx_http_ldseg_delivered() answers.
+ */
+
+static ngx_int_t
+ngx_http_ldseg_deliver_start(ngx_http_request_t *r,
+    ngx_http_ldseg_stats_t *stats, ngx_str_t *url, ldseg_result_t *res,
+    ngx_http_ldseg_dedupe_t *dd)
+{
+    u_char                      *p;
+    ngx_str_t                    id;
+    ngx_http_ldseg_waiting_t    *w;
+    ngx_http_ldseg_loc_conf_t   *lcf;
+    ngx_http_ldseg_main_conf_t  *lmcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_ldseg_module);
+
+    w = ngx_palloc(r->pool, sizeof(ngx_http_ldseg_waiting_t));
+    if (w == NULL) {
+        goto failed;
+    }
+
+    w->stats = stats;
+    w->res = *res;
+    w->dd = *dd;
+    w->dd.res = &w->res;
+    w->zone = lmcf->shm_zone;
+    w->max_destinations = lmcf->max_destinations;
+
+    /* url is events_url + "/events/bulk/" + the client-side ID */
+
+    id.data = url->data + lcf->events_url.len + sizeof("/events/bulk/") - 1;
+    id.len = url->data + url->len - id.data;
+
+    /*
+     * The destination in the status: the location's URI in place of the
+     * events URL, so that it tells the two ways apart
+     */
+
+    w->target.kind = NGX_HTTP_LDSEG_LAUNCHDARKLY;
+    w->target.url.len = lcf->deliver.len + sizeof("/events/bulk/") - 1
+                        + id.len;
+    w->target.url.data = ngx_pnalloc(r->pool, w->target.url.len);
+    if (w->target.url.data == NULL) {
+        goto failed;
+    }
+
+    p = ngx_cpymem(w->target.url.data, lcf->deliver.data, lcf->deliver.len);
+    p = ngx_cpymem(p, "/events/bulk/", sizeof("/events/bulk/") - 1);
+    ngx_memcpy(p, id.data, id.len);
+
+    ngx_str_null(&w->target.cred);
+
+    if (ngx_http_ldseg_deliver(r, &lcf->deliver, &id, &w->res,
+                               ngx_http_ldseg_delivered,
+                               ngx_http_ldseg_deliver_ended, w)
+        == NGX_DONE)
+    {
+        return NGX_DONE;
+    }
+
+failed:
+
+    ngx_http_ldseg_dedupe_release(dd);
+
+    ngx_http_ldseg_count_all_refused(stats, res,
+                                     LDSEG_REASON_INTERNAL_ERROR);
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+/*
+ * Every subrequest has finished: 200 (or the ldseg_pass location) when
+ * LaunchDarkly accepted all the events, else 503 with Retry-After, so
+ * that the client keeps its events and sends them again.
+ */
+
+static void
+ngx_http_ldseg_delivered(ngx_http_request_t *r, void *data,
+    ngx_http_ldseg_deliver_result_t *dr)
+{
+    ngx_http_ldseg_waiting_t *w = data;
+
+    ngx_int_t                   rc;
+    ngx_http_ldseg_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ldseg_module);
+
+    if (!dr->ok) {
+        ngx_http_ldseg_dedupe_release(&w->dd);
+
+        ngx_http_ldseg_count_all_refused(w->stats, &w->res,
+                                         LDSEG_REASON_UPSTREAM_FAILED);
+        ngx_http_ldseg_count_subrequests(w, dr);
+
+        rc = ngx_http_ldseg_unavailable(r, lcf->retry_after,
+                                        LDSEG_REASON_UPSTREAM_FAILED,
+                                        "LaunchDarkly did not accept the "
+                                        "events, retry later");
+
+        ngx_http_ldseg_set_var(r, NGX_HTTP_LDSEG_VAR_RESULT,
+                               (u_char *) "upstream_failed", 15);
+
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    ngx_http_ldseg_dedupe_commit(&w->dd);
+
+    ngx_http_ldseg_count(w->stats, &w->res);
+    ngx_http_ldseg_count_subrequests(w, dr);
+
+    ngx_http_ldseg_set_events(r, w->res.nevents);
+
+    ngx_http_finalize_request(r, ngx_http_ldseg_reply(r, &w->res));
+}
+
+
+/* the request ended while its subrequests ran: the client went away */
+
+static void
+ngx_http_ldseg_deliver_ended(void *data, ngx_http_ldseg_deliver_result_t *dr)
+{
+    ngx_http_ldseg_waiting_t *w = data;
+
+    ngx_http_ldseg_dedupe_release(&w->dd);
+
+    ngx_http_ldseg_count_all_refused(w->stats, &w->res,
+                                     LDSEG_REASON_UPSTREAM_FAILED);
+    ngx_http_ldseg_count_subrequests(w, dr);
+}
+
+
+static void
+ngx_http_ldseg_count_subrequests(ngx_http_ldseg_waiting_t *w,
+    ngx_http_ldseg_deliver_result_t *dr)
+{
+    (void) ngx_atomic_fetch_add(&w->stats->subrequests_sent, dr->sent);
+    (void) ngx_atomic_fetch_add(&w->stats->subrequests_accepted,
+                                dr->accepted);
+    (void) ngx_atomic_fetch_add(&w->stats->subrequests_failed, dr->failed);
+
+    /* the destination's counters: the one lock round of the request */
+
+    (void) ngx_http_ldseg_queue_count_delivered(w->zone, &w->target, &w->res,
+                                                dr->sent, dr->accepted,
+                                                dr->failed,
+                                                w->max_destinations);
 }
 
 

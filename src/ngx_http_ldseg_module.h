@@ -95,6 +95,7 @@ typedef struct {
     ngx_http_complex_value_t     *client_side_id;
     ngx_str_t                     events_url;
     ngx_str_t                     pass;
+    ngx_str_t                     deliver;   /* "": the queue */
     time_t                        retry_after;
     ngx_http_ldseg_cors_t        *cors;
     ngx_flag_t                    clock_skew;
@@ -128,6 +129,10 @@ typedef struct {
     /* the body so far, and the limit (0: none) */
     off_t                         body_size;
     off_t                         max_body_size;
+
+    /* ldseg_deliver: "/events/bulk/<id>", and the subrequests' state */
+    ngx_str_t                     events_path;
+    void                         *deliver;
 
     unsigned                      write_key_set:1;
 } ngx_http_ldseg_ctx_t;

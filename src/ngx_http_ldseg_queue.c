@@ -89,7 +89,6 @@ static ngx_uint_t ngx_http_ldseg_sfile_release(ngx_http_ldseg_zone_t *z,
     ngx_http_ldseg_sfile_t *sf, ngx_http_ldseg_spool_ops_t *ops);
 static void ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z,
     ngx_msec_t now, ngx_http_ldseg_spool_ops_t *ops);
-static void ngx_http_ldseg_random_id(u_char *id);
 static ngx_int_t ngx_http_ldseg_view_cmp(const void *a, const void *b);
 static void ngx_http_ldseg_dstats_add(ngx_http_ldseg_dstats_t *to,
     ngx_http_ldseg_dstats_t *from);
@@ -336,7 +335,7 @@ ngx_http_ldseg_payload_copy_to(ngx_http_ldseg_zone_t *z,
      */
 
     if (!op->has_id) {
-        ngx_http_ldseg_random_id(op->id);
+        ngx_http_ldseg_queue_random_id(op->id);
         op->has_id = 1;
     }
 
@@ -663,9 +662,9 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
     ngx_http_ldseg_target_t *target, ldseg_result_t *res,
     ngx_http_ldseg_queue_conf_t *qc, ngx_uint_t *full)
 {
-    size_t                     len, start, end, room, slab;
+    size_t                     len, start, end, room, slab, count;
     uint32_t                   n, otail_len, otail_nevents;
-    ngx_uint_t                 i, j, count;
+    ngx_uint_t                 i, j;
     ngx_queue_t               *q;
     ngx_http_ldseg_sh_t       *sh;
     ngx_http_ldseg_dest_t     *dest;
@@ -821,41 +820,9 @@ ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
         }
 
         start = res->msgs[i].event_off;
-        end = start;
-        count = 0;
-        len = p->len;
 
-        for (j = i; j < res->n; j++) {
-            if (res->msgs[j].status != LDSEG_MSG_EVENT) {
-                continue;
-            }
-
-            if (count > 0
-                && (p->nevents + count >= qc->batch_size
-                    || len + 1 + res->msgs[j].event_len + 2
-                       > qc->max_payload))
-            {
-                break;
-            }
-
-            if (room
-                && res->msgs[j].event_off + res->msgs[j].event_len - start
-                   > room)
-            {
-                if (count > 0) {
-                    break;
-                }
-
-                /* not even the first one fits */
-                room = 0;
-            }
-
-            len += res->msgs[j].event_len + (len ? 1 : 0);
-            end = res->msgs[j].event_off + res->msgs[j].event_len;
-
-            /* one message may give several events (mappings) */
-            count += res->msgs[j].nld;
-        }
+        j = ldseg_result_run(res, i, p->nevents, p->len, qc->batch_size,
+                             qc->max_payload, &room, &count, &end);
 
         n = (uint32_t) (end - start);
 
@@ -1109,7 +1076,7 @@ ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
             }
 
             if (!p->has_id) {
-                ngx_http_ldseg_random_id(p->id);
+                ngx_http_ldseg_queue_random_id(p->id);
                 p->has_id = 1;
             }
 
@@ -1168,6 +1135,45 @@ ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
     ngx_shmtx_unlock(&z->shpool->mutex);
 
     return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_ldseg_queue_count_delivered(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_target_t *target, ldseg_result_t *res, ngx_uint_t sent,
+    ngx_uint_t accepted, ngx_uint_t failed, ngx_uint_t max_destinations)
+{
+    ngx_int_t               rc;
+    ngx_http_ldseg_dest_t  *dest;
+    ngx_http_ldseg_zone_t  *z;
+
+    z = zone->data;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    /* an old worker after a resize counts in the zone it was given */
+
+    dest = ngx_http_ldseg_dest_get(z, target, max_destinations);
+
+    if (dest != NULL) {
+        dest->stats.received += res->n;
+        dest->stats.accepted += res->nevents + res->nskipped
+                                + res->nduplicates;
+        dest->stats.rejected += res->nrejected;
+        dest->stats.subrequests += sent;
+        dest->stats.subrequests_accepted += accepted;
+        dest->stats.subrequests_failed += failed;
+
+        /* it lingers for the status from now on */
+        dest->idle = 0;
+
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return rc;
 }
 
 
@@ -1480,7 +1486,7 @@ ngx_http_ldseg_queue_spool_claim(ngx_shm_zone_t *zone, ngx_msec_t now,
                 }
 
                 if (!p->has_id) {
-                    ngx_http_ldseg_random_id(p->id);
+                    ngx_http_ldseg_queue_random_id(p->id);
                     p->has_id = 1;
                 }
 
@@ -1954,6 +1960,9 @@ ngx_http_ldseg_dstats_add(ngx_http_ldseg_dstats_t *to,
     to->posts += from->posts;
     to->posts_failed += from->posts_failed;
     to->retries += from->retries;
+    to->subrequests += from->subrequests;
+    to->subrequests_accepted += from->subrequests_accepted;
+    to->subrequests_failed += from->subrequests_failed;
 }
 
 
@@ -3216,8 +3225,8 @@ ngx_http_ldseg_sfile_release(ngx_http_ldseg_zone_t *z,
 }
 
 
-static void
-ngx_http_ldseg_random_id(u_char *id)
+void
+ngx_http_ldseg_queue_random_id(u_char *id)
 {
     ssize_t     n;
     size_t      got;

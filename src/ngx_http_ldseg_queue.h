@@ -22,7 +22,7 @@
 #include "ngx_http_ldseg_spool.h"
 
 
-#define NGX_HTTP_LDSEG_LAYOUT         9
+#define NGX_HTTP_LDSEG_LAYOUT         10
 
 
 /* what a destination is: where its payloads go, and in which form */
@@ -125,6 +125,11 @@ typedef struct {
     ngx_atomic_t                  export_delivered;
     ngx_atomic_t                  export_failed;
     ngx_atomic_t                  export_dead_lettered;
+
+    /* ldseg_deliver: the subrequests that POSTed events to LaunchDarkly */
+    ngx_atomic_t                  subrequests_sent;
+    ngx_atomic_t                  subrequests_accepted;
+    ngx_atomic_t                  subrequests_failed;
 } ngx_http_ldseg_stats_t;
 
 
@@ -145,6 +150,9 @@ typedef struct {
     uint64_t                      posts;
     uint64_t                      posts_failed;
     uint64_t                      retries;
+    uint64_t                      subrequests;
+    uint64_t                      subrequests_accepted;
+    uint64_t                      subrequests_failed;
 } ngx_http_ldseg_dstats_t;
 
 
@@ -591,6 +599,24 @@ void ngx_http_ldseg_queue_usage(ngx_shm_zone_t *zone,
 ngx_http_ldseg_enqueue_e ngx_http_ldseg_queue_enqueue(ngx_shm_zone_t *zone,
     ngx_http_ldseg_target_t *target, ldseg_result_t *res,
     ngx_http_ldseg_queue_conf_t *qc, ngx_uint_t *full);
+
+/*
+ * 16 random bytes for a payload ID, from the kernel in the calling
+ * process (ngx_random() only if getrandom() fails)
+ */
+void ngx_http_ldseg_queue_random_id(u_char *id);
+
+/*
+ * The counters of a request whose events went to LaunchDarkly through
+ * subrequests ("ldseg_deliver"), nothing queued: its messages and its
+ * subrequests sent, accepted and failed are added to the destination of
+ * target (made when new, within max_destinations) in one lock round.
+ * NGX_OK, or NGX_DECLINED when the destination has no room: the totals
+ * count the request all the same.
+ */
+ngx_int_t ngx_http_ldseg_queue_count_delivered(ngx_shm_zone_t *zone,
+    ngx_http_ldseg_target_t *target, ldseg_result_t *res, ngx_uint_t sent,
+    ngx_uint_t accepted, ngx_uint_t failed, ngx_uint_t max_destinations);
 
 /*
  * The export counters of write key key (created at first use; the shared

@@ -134,6 +134,18 @@ static u_char *ngx_http_ldseg_gzip(ngx_http_ldseg_sender_t *s,
     ngx_pool_t *pool, u_char *data, size_t len, size_t *out);
 
 
+u_char *
+ngx_http_ldseg_sender_encode(ngx_http_ldseg_sender_t *s, ngx_pool_t *pool,
+    u_char *data, size_t len, size_t *out)
+{
+    if (s == NULL || !s->lmcf->gzip || len <= 512) {
+        return NULL;
+    }
+
+    return ngx_http_ldseg_gzip(s, pool, data, len, out);
+}
+
+
 ngx_int_t
 ngx_http_ldseg_sender_init(ngx_cycle_t *cycle,
     ngx_http_ldseg_main_conf_t *lmcf)
@@ -464,7 +476,7 @@ ngx_http_ldseg_post_send(ngx_http_ldseg_sender_t *s,
     ngx_pool_t             *pool;
     struct curl_slist      *h;
     ngx_http_ldseg_lease_t *l;
-    u_char                  id[sizeof("X-LaunchDarkly-Payload-ID: ")
+    u_char                  id[sizeof(NGX_HTTP_LDSEG_PAYLOAD_ID ": ")
                                + LDSEG_UUID_LEN];
 
     /* the body is in post->pool; on NGX_ERROR the post is freed */
@@ -504,9 +516,7 @@ ngx_http_ldseg_post_send(ngx_http_ldseg_sender_t *s,
     gz = NULL;
     gzlen = 0;
 
-    if (s->lmcf->gzip && slen > 512) {
-        gz = ngx_http_ldseg_gzip(s, pool, send, slen, &gzlen);
-    }
+    gz = ngx_http_ldseg_sender_encode(s, pool, send, slen, &gzlen);
 
     easy = curl_easy_init();
     if (easy == NULL) {
@@ -516,17 +526,18 @@ ngx_http_ldseg_post_send(ngx_http_ldseg_sender_t *s,
 
     post->easy = easy;
 
-    last = ngx_cpymem(id, "X-LaunchDarkly-Payload-ID: ",
-                      sizeof("X-LaunchDarkly-Payload-ID: ") - 1);
+    last = ngx_cpymem(id, NGX_HTTP_LDSEG_PAYLOAD_ID ": ",
+                      sizeof(NGX_HTTP_LDSEG_PAYLOAD_ID ": ") - 1);
     ldseg_uuid_format((char *) last, l->id);
     last[LDSEG_UUID_LEN] = '\0';
 
-    h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(NULL, "Content-Type: " NGX_HTTP_LDSEG_JSON);
     if (h) {
         post->headers = h;
     }
     if (h && l->kind == NGX_HTTP_LDSEG_LAUNCHDARKLY) {
-        h = curl_slist_append(h, "X-LaunchDarkly-Event-Schema: 4");
+        h = curl_slist_append(h, NGX_HTTP_LDSEG_SCHEMA ": "
+                              NGX_HTTP_LDSEG_SCHEMA_VERSION);
         if (h) {
             h = curl_slist_append(h, (char *) id);
         }

@@ -20,6 +20,17 @@
 #include "ngx_http_ldseg_module.h"
 
 
+/*
+ * What every POST of events to LaunchDarkly carries, whichever way it
+ * goes (the queue's libcurl or a "ldseg_deliver" subrequest), besides
+ * "User-Agent: " NGX_HTTP_LDSEG_USER_AGENT
+ */
+#define NGX_HTTP_LDSEG_JSON           "application/json"
+#define NGX_HTTP_LDSEG_SCHEMA         "X-LaunchDarkly-Event-Schema"
+#define NGX_HTTP_LDSEG_SCHEMA_VERSION "4"
+#define NGX_HTTP_LDSEG_PAYLOAD_ID     "X-LaunchDarkly-Payload-ID"
+
+
 /* starts the sender in a worker; NGX_OK or NGX_ERROR */
 ngx_int_t ngx_http_ldseg_sender_init(ngx_cycle_t *cycle,
     ngx_http_ldseg_main_conf_t *lmcf);
@@ -43,6 +54,15 @@ void ngx_http_ldseg_sender_full(ngx_http_ldseg_sender_t *s);
  */
 ngx_int_t ngx_http_ldseg_sender_dead_letter(ngx_http_ldseg_sender_t *s,
     ngx_str_t *key, u_char *msgs, size_t len);
+
+/*
+ * A POST body (len bytes at data) as the sender sends it: gzip from pool
+ * with *out its length, when "ldseg_gzip" is on, the body is over 512
+ * bytes and gzip makes it smaller; NULL when it goes as it is (s NULL
+ * too: not a worker).
+ */
+u_char *ngx_http_ldseg_sender_encode(ngx_http_ldseg_sender_t *s,
+    ngx_pool_t *pool, u_char *data, size_t len, size_t *out);
 
 
 /*

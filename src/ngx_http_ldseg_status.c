@@ -198,6 +198,13 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_dest_counters[] = {
       offsetof(ngx_http_ldseg_dstats_t, posts_failed) },
     { "retries", "POSTs that sent a payload again.",
       offsetof(ngx_http_ldseg_dstats_t, retries) },
+    { "subrequests", "ldseg_deliver subrequests to the destination started.",
+      offsetof(ngx_http_ldseg_dstats_t, subrequests) },
+    { "subrequests_accepted", "Of them, answered with 2xx.",
+      offsetof(ngx_http_ldseg_dstats_t, subrequests_accepted) },
+    { "subrequests_failed", "Of them, failed (non-2xx, upstream error, "
+      "timeout, client gone).",
+      offsetof(ngx_http_ldseg_dstats_t, subrequests_failed) },
     { NULL, NULL, 0 }
 };
 
@@ -260,6 +267,19 @@ static ngx_http_ldseg_counter_t  ngx_http_ldseg_post_counters[] = {
       offsetof(ngx_http_ldseg_stats_t, posts_succeeded) },
     { "failed", "POSTs that failed and were given back to the queue.",
       offsetof(ngx_http_ldseg_stats_t, posts_failed) },
+    { NULL, NULL, 0 }
+};
+
+
+static ngx_http_ldseg_counter_t  ngx_http_ldseg_subrequest_counters[] = {
+    { "sent", "ldseg_deliver subrequests started (POSTs to LaunchDarkly "
+      "through an nginx location).",
+      offsetof(ngx_http_ldseg_stats_t, subrequests_sent) },
+    { "accepted", "ldseg_deliver subrequests answered with 2xx.",
+      offsetof(ngx_http_ldseg_stats_t, subrequests_accepted) },
+    { "failed", "ldseg_deliver subrequests that failed (non-2xx, upstream "
+      "error, timeout, client gone).",
+      offsetof(ngx_http_ldseg_stats_t, subrequests_failed) },
     { NULL, NULL, 0 }
 };
 
@@ -522,7 +542,7 @@ ngx_http_ldseg_status_size(ngx_http_ldseg_status_t *ss)
     ds = ss->v.dests->elts;
 
     for (i = 0; i < ss->v.dests->nelts; i++) {
-        len += NGX_HTTP_LDSEG_DEST_SIZE + 32 * 2 * ds[i].url.len
+        len += NGX_HTTP_LDSEG_DEST_SIZE + 40 * 2 * ds[i].url.len
                + 6 * ds[i].error.len;
     }
 
@@ -599,6 +619,16 @@ ngx_http_ldseg_status_json(u_char *p, ngx_http_ldseg_status_t *ss)
 
     /* leases held now: a worker that died holds none once taken over */
     p = ngx_sprintf(p, ",\"in_flight\":%ui}", u->inflight);
+
+    p = ngx_sprintf(p, ",\"subrequests\":{");
+
+    for (c = ngx_http_ldseg_subrequest_counters; c->name; c++) {
+        p = ngx_sprintf(p, "%s\"%s\":%uA",
+                        c == ngx_http_ldseg_subrequest_counters ? "" : ",",
+                        c->name, ngx_http_ldseg_stat(st, c));
+    }
+
+    *p++ = '}';
 
     p = ngx_sprintf(p, ",\"destinations\":[");
 
@@ -845,6 +875,14 @@ ngx_http_ldseg_status_prometheus(u_char *p, ngx_http_ldseg_status_t *ss)
         p = ngx_sprintf(p, "# HELP ldseg_posts_%s_total %s\n"
                         "# TYPE ldseg_posts_%s_total counter\n"
                         "ldseg_posts_%s_total %uA\n",
+                        c->name, c->help, c->name, c->name,
+                        ngx_http_ldseg_stat(st, c));
+    }
+
+    for (c = ngx_http_ldseg_subrequest_counters; c->name; c++) {
+        p = ngx_sprintf(p, "# HELP ldseg_subrequests_%s_total %s\n"
+                        "# TYPE ldseg_subrequests_%s_total counter\n"
+                        "ldseg_subrequests_%s_total %uA\n",
                         c->name, c->help, c->name, c->name,
                         ngx_http_ldseg_stat(st, c));
     }

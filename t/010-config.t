@@ -15,7 +15,7 @@ use Test::Ldseg;
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(127);
+my $t = Test::Ldseg->new()->plan(137);
 
 # a configuration with placeholders for each level
 
@@ -233,6 +233,33 @@ fails(qr/ldseg_pass/, 'pass without argument', loc => 'ldseg on; ldseg_pass;');
 fails(qr/"ldseg_pass" directive is not allowed here/, 'pass in server',
       server => 'ldseg_pass @up;',
       extra => 'location @up { return 204; }');
+
+# ldseg_deliver
+
+my $LDLOC = 'location = /ld { internal; '
+    . 'proxy_pass http://127.0.0.1:9$ldseg_events_path; }';
+
+valid('deliver through a location', loc => 'ldseg on; ldseg_deliver /ld;',
+      extra => $LDLOC);
+valid('deliver queue', loc => 'ldseg on; ldseg_deliver queue;');
+valid('deliver with ldseg_pass',
+      loc => 'ldseg on; ldseg_deliver /ld; ldseg_pass @up;',
+      extra => "$LDLOC location \@up { return 204; }");
+fails(qr/invalid "ldseg_deliver" "ld".*starting with "\/"/,
+      'deliver without /', loc => 'ldseg on; ldseg_deliver ld;');
+fails(qr/invalid "ldseg_deliver" "\@ld".*named location/,
+      'deliver to a named location', loc => 'ldseg on; ldseg_deliver @ld;',
+      extra => 'location @ld { return 202; }');
+fails(qr/invalid "ldseg_deliver" "\/ld\?a=1".*arguments/,
+      'deliver with arguments', loc => 'ldseg on; ldseg_deliver /ld?a=1;');
+fails(qr/invalid "ldseg_deliver" "\/\$uri".*variables/,
+      'deliver with a variable', loc => 'ldseg on; ldseg_deliver /$uri;');
+fails(qr/"ldseg_deliver" directive is duplicate/, 'deliver twice',
+      loc => 'ldseg on; ldseg_deliver /ld; ldseg_deliver queue;');
+fails(qr/"ldseg_deliver" directive is not allowed here/, 'deliver in server',
+      server => 'ldseg_deliver /ld;');
+fails(qr/invalid number of arguments in "ldseg_deliver"/,
+      'deliver without argument', loc => 'ldseg on; ldseg_deliver;');
 
 # ldseg_status
 
