@@ -848,9 +848,13 @@ ldseg_export_process(const char *body, size_t len,
             res->msgs[i].event_off = 0;
             res->msgs[i].event_len = 0;
 
+            /* one Segment message per exported event */
+            res->msgs[i].nld = (ev->status == LDSEG_MSG_EVENT);
+
             if (ev->status == LDSEG_MSG_EVENT) {
                 last->n++;
                 res->nevents++;
+                res->nld++;
 
             } else if (ev->large) {
                 /* kept whole for the caller: never truncated */

@@ -185,8 +185,10 @@ test_case(cJSON *c)
             continue;
         }
 
-        if (!ok(res.msgs[i].status == LDSEG_MSG_EVENT, "%s[%zu]: exported",
-                name, i))
+        if (!ok(res.msgs[i].status == LDSEG_MSG_EVENT
+                && res.msgs[i].nld == 1,
+                "%s[%zu]: exported, one event for the queue to count", name,
+                i))
         {
             unit_diag("%s", unit_code(res.msgs[i].err));
             continue;
@@ -212,6 +214,8 @@ test_case(cJSON *c)
 
     ok(res.events_len == 0 || res.events[res.events_len - 1] == '}',
        "%s: messages joined by ','", name);
+
+    ok(res.nld == res.nevents, "%s: %zu events counted", name, res.nld);
 
     ldseg_result_free(&res, &a);
     ok(ua.live == 0, "%s: all memory returned", name);
