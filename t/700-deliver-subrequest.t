@@ -349,8 +349,8 @@ cmp_ok($st->{subrequests}{sent}, '==',
        'totals: sent = accepted + failed');
 
 my (undef, undef, $prom) = $t->http_get('/status?format=prometheus');
-my $line = 'ldseg_destination_subrequests_failed_total{client_side_id='
-    . '"FAIL-ID",events_url="/ld"} 1';
+my $line = 'ldseg_destination_subrequests_failed_total{kind="launchdarkly",'
+    . 'client_side_id="FAIL-ID",events_url="/ld"} 1';
 ok((grep { $_ eq $line } split /\n/, $prom),
    'Prometheus: per destination');
 
