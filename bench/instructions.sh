@@ -29,7 +29,10 @@
 # per request and per event, and ldseg over bare.
 #
 # Environment: BENCH_REQUESTS (per case, default 2000), BENCH_TOP (functions
-# listed per case, 12), BENCH_LDSEG_EXTRA
+# listed per case, 12), BENCH_MAPPINGS (a subscriptions file, e.g.
+# t/conformance/presets.json: track and batch are measured a second time
+# through a location with `ldseg_mappings` and that file, and compared
+# with the built-in presets), BENCH_LDSEG_EXTRA
 # (directives added to http{}), BENCH_PORT and BENCH_MOCK_PORT, NGINX
 # (/usr/sbin/nginx), LDSEG_MODULE (build/ngx_http_ldseg_module.so).
 
@@ -63,6 +66,13 @@ for tool in valgrind callgrind_control curl perl; do
 done
 
 [ -f "$MODULE" ] || fail "$MODULE is not built (make)"
+
+MAPPINGS=
+if [ -n "${BENCH_MAPPINGS:-}" ]; then
+    [ -f "$BENCH_MAPPINGS" ] \
+        || fail "BENCH_MAPPINGS: $BENCH_MAPPINGS is not a file"
+    MAPPINGS=$(realpath "$BENCH_MAPPINGS")
+fi
 
 
 # --- configuration -----------------------------------------------------------
@@ -103,6 +113,11 @@ cp "$MODULE" "$B/ngx_http_ldseg_module.so"
 
         location /v1/ {
             ldseg on;
+        }
+
+        location /file/v1/ {
+            ldseg on;
+            ${MAPPINGS:+ldseg_mappings $MAPPINGS;}
         }
 
         location = /status {
@@ -256,6 +271,14 @@ measure "bare track" bare /bare/track bench/track.json 1
 measure "ldseg track" ldseg /v1/track bench/track.json 1
 measure "bare batch" bare /bare/batch bench/batch.json "$BATCH_MESSAGES"
 measure "ldseg batch" ldseg /v1/batch bench/batch.json "$BATCH_MESSAGES"
+CASES=("bare track" "ldseg track" "bare batch" "ldseg batch")
+
+if [ -n "$MAPPINGS" ]; then
+    measure "file track" ldseg /file/v1/track bench/track.json 1
+    measure "file batch" ldseg /file/v1/batch bench/batch.json \
+        "$BATCH_MESSAGES"
+    CASES+=("file track" "file batch")
+fi
 
 
 # --- report ------------------------------------------------------------------
@@ -263,7 +286,7 @@ measure "ldseg batch" ldseg /v1/batch bench/batch.json "$BATCH_MESSAGES"
 echo
 fmt='%-12s %14s %12s %12s\n'
 printf "$fmt" case instructions 'per request' 'per event'
-for c in "bare track" "ldseg track" "bare batch" "ldseg batch"; do
+for c in "${CASES[@]}"; do
     printf "$fmt" "$c" "${R[$c,ir]}" "${R[$c,req]}" "${R[$c,event]}"
 done
 
@@ -301,6 +324,15 @@ printf '%-44s %10s\n' "batch: ldseg/bare instructions per request" \
     "$(ratio "${R[ldseg batch,req]}" "${R[bare batch,req]}")"
 printf '%-44s %10s\n' "batch: ldseg instructions per event above bare" \
     "$(( R[ldseg batch,event] - R[bare batch,event] ))"
+
+if [ -n "$MAPPINGS" ]; then
+    echo
+    echo "file: /file/v1/ with ldseg_mappings $MAPPINGS"
+    printf '%-44s %10s\n' "track: file/built-in instructions per request" \
+        "$(ratio "${R[file track,req]}" "${R[ldseg track,req]}")"
+    printf '%-44s %10s\n' "batch: file/built-in instructions per request" \
+        "$(ratio "${R[file batch,req]}" "${R[ldseg batch,req]}")"
+fi
 
 # where they go (functions nginx's binary names only by address are
 # stripped: nginx and the libraries without debug symbols)
