@@ -22,7 +22,7 @@
 #include "ngx_http_ldseg_spool.h"
 
 
-#define NGX_HTTP_LDSEG_LAYOUT         8
+#define NGX_HTTP_LDSEG_LAYOUT         11
 
 
 /* what a destination is: where its payloads go, and in which form */
