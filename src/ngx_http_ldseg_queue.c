@@ -23,6 +23,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
+#include <ngx_md5.h>
 #include <sys/random.h>
 
 #include "ngx_http_ldseg_queue.h"
@@ -61,6 +62,10 @@ static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_new(
     ngx_http_ldseg_zone_t *z, ngx_http_ldseg_dest_t *dest);
 static ngx_http_ldseg_payload_t *ngx_http_ldseg_payload_find(
     ngx_http_ldseg_dest_t *dest, uint64_t seq);
+static ngx_uint_t ngx_http_ldseg_payload_unfinished(
+    ngx_http_ldseg_dest_t *dest, ngx_http_ldseg_payload_t *p);
+static void ngx_http_ldseg_payload_gone(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_payload_t *p, ngx_http_ldseg_spool_ops_t *ops);
 static void ngx_http_ldseg_payload_forget(ngx_http_ldseg_zone_t *z,
     ngx_http_ldseg_payload_t *p, ngx_http_ldseg_spool_ops_t *ops);
 static void ngx_http_ldseg_payload_free_chunks(ngx_http_ldseg_zone_t *z,
@@ -89,6 +94,8 @@ static ngx_uint_t ngx_http_ldseg_sfile_release(ngx_http_ldseg_zone_t *z,
     ngx_http_ldseg_sfile_t *sf, ngx_http_ldseg_spool_ops_t *ops);
 static void ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z,
     ngx_msec_t now, ngx_http_ldseg_spool_ops_t *ops);
+static void ngx_http_ldseg_half_id(u_char *id, u_char *parent,
+    ngx_uint_t half);
 static ngx_int_t ngx_http_ldseg_view_cmp(const void *a, const void *b);
 static void ngx_http_ldseg_dstats_add(ngx_http_ldseg_dstats_t *to,
     ngx_http_ldseg_dstats_t *from);
@@ -273,7 +280,9 @@ ngx_http_ldseg_queue_copy(ngx_http_ldseg_zone_t *oz, ngx_http_ldseg_zone_t *z,
         {
             op = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
 
-            if (op->done || op->nevents == 0) {
+            if (op->done || op->nevents == 0
+                || ngx_http_ldseg_payload_unfinished(odest, op))
+            {
                 continue;
             }
 
@@ -468,7 +477,9 @@ ngx_http_ldseg_queue_handover(ngx_http_ldseg_zone_t *oz,
         {
             op = ngx_queue_data(q, ngx_http_ldseg_payload_t, queue);
 
-            if (op->copied || op->done || op->nevents == 0) {
+            if (op->copied || op->done || op->nevents == 0
+                || ngx_http_ldseg_payload_unfinished(odest, op))
+            {
                 continue;
             }
 
@@ -1065,7 +1076,17 @@ ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
                 p->leased = 0;
                 dest->inflight--;
                 (void) ngx_atomic_fetch_add(&sh->stats.lease_expired, 1);
+            }
 
+            /*
+             * A split of it cut short by a killed worker (its lease
+             * ended before the split, or expired): p is sent whole, the
+             * held halves go.  Were they kept, a second split of p would
+             * finish the first one too, and the events would be sent
+             * under the IDs of both.
+             */
+
+            if (p->splitting) {
                 ngx_http_ldseg_payload_unsplit(z, dest, p);
             }
 
@@ -1291,10 +1312,27 @@ ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
                 p->done = 1;
 
             } else {
-                ngx_http_ldseg_payload_forget(z, p, ops);
+                ngx_http_ldseg_payload_gone(z, p, ops);
             }
         }
 
+        goto unlock;
+    }
+
+    if (p->done) {
+
+        /*
+         * An earlier lease of it was delivered meanwhile: LaunchDarkly
+         * has the events, whatever this POST's answer (a split or a retry
+         * would send them again under other payload IDs)
+         */
+
+        if (p->leased) {
+            p->leased = 0;
+            dest->inflight--;
+        }
+
+        ngx_http_ldseg_payload_gone(z, p, ops);
         goto unlock;
     }
 
@@ -1321,7 +1359,7 @@ ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
     switch (d->outcome) {
 
     case LDSEG_DELIVERY_DONE:
-        ngx_http_ldseg_payload_forget(z, p, ops);
+        ngx_http_ldseg_payload_gone(z, p, ops);
         break;
 
     case LDSEG_DELIVERY_SPLIT:
@@ -1331,7 +1369,7 @@ ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
             done->dropped = p->nevents;
             done->drop_reason = NGX_HTTP_LDSEG_DROP_TOO_LARGE;
             dest->stats.dropped += p->nevents;
-            ngx_http_ldseg_payload_forget(z, p, ops);
+            ngx_http_ldseg_payload_gone(z, p, ops);
             break;
         }
 
@@ -1361,7 +1399,7 @@ ngx_http_ldseg_queue_complete(ngx_shm_zone_t *zone, ngx_http_ldseg_lease_t *l,
     case LDSEG_DELIVERY_DEAD_LETTER:
         done->dead_letter = p->nevents;
         dest->stats.dead_lettered += p->nevents;
-        ngx_http_ldseg_payload_forget(z, p, ops);
+        ngx_http_ldseg_payload_gone(z, p, ops);
         break;
 
     default: /* LDSEG_DELIVERY_RETRY, LDSEG_DELIVERY_REFUSED_ID */
@@ -2449,6 +2487,13 @@ ngx_http_ldseg_recount(ngx_http_ldseg_zone_t *z, ngx_msec_t now,
                     p->sfile->live++;
                 }
 
+                /* halves it may have held go first: find next again */
+
+                if (p->splitting) {
+                    ngx_http_ldseg_payload_unsplit(z, dest, p);
+                    next = ngx_queue_next(q);
+                }
+
                 ngx_http_ldseg_payload_forget(z, p, ops);
                 continue;
             }
@@ -2839,6 +2884,39 @@ ngx_http_ldseg_payload_find(ngx_http_ldseg_dest_t *dest, uint64_t seq)
 }
 
 
+static ngx_uint_t
+ngx_http_ldseg_payload_unfinished(ngx_http_ldseg_dest_t *dest,
+    ngx_http_ldseg_payload_t *p)
+{
+    /*
+     * A half held by a split a killed worker cut short, with the original
+     * still there: the original is copied whole and split again if need
+     * be.  A held half whose original is gone is of a finished split.
+     */
+
+    return p->hold && ngx_http_ldseg_payload_find(dest, p->parent) != NULL;
+}
+
+
+static void
+ngx_http_ldseg_payload_gone(ngx_http_ldseg_zone_t *z,
+    ngx_http_ldseg_payload_t *p, ngx_http_ldseg_spool_ops_t *ops)
+{
+    /*
+     * The payload is done with (delivered, dead-lettered, dropped), not
+     * split: halves that a split of it cut short left held go with it,
+     * else ngx_http_ldseg_recount() would take them for a finished split
+     * and send its events again.
+     */
+
+    if (p->splitting) {
+        ngx_http_ldseg_payload_unsplit(z, p->dest, p);
+    }
+
+    ngx_http_ldseg_payload_forget(z, p, ops);
+}
+
+
 static void
 ngx_http_ldseg_payload_forget(ngx_http_ldseg_zone_t *z,
     ngx_http_ldseg_payload_t *p, ngx_http_ldseg_spool_ops_t *ops)
@@ -2917,9 +2995,19 @@ ngx_http_ldseg_payload_split(ngx_http_ldseg_zone_t *z,
 
     /*
      * A payload too large for LaunchDarkly is replaced by two halves (new
-     * payloads, new IDs), made from the body that was sent: the same for
-     * a payload in memory and one held on disk only.
+     * payloads), made from the body that was sent: the same for a payload
+     * in memory and one held on disk only.  The halves' IDs are derived
+     * from the payload's ID, so every split of one payload (one ID always
+     * carries the same body) gives the same halves under the same IDs:
+     * the old workers' copy and a resized zone's, or the original and its
+     * spool record replayed after a crash, may each be split, and
+     * LaunchDarkly drops the second copy of each half.
      */
+
+    if (p->splitting) {
+        /* halves of an earlier split cut short */
+        ngx_http_ldseg_payload_unsplit(z, p->dest, p);
+    }
 
     if (ldseg_delivery_split((const char *) body, len, p->nevents, &off)
         != 0)
@@ -2951,10 +3039,34 @@ ngx_http_ldseg_payload_split(ngx_http_ldseg_zone_t *z,
     a->attempts = p->attempts + 1;
     b->attempts = p->attempts + 1;
 
+    if (p->has_id) {
+        ngx_http_ldseg_half_id(a->id, p->id, 0);
+        ngx_http_ldseg_half_id(b->id, p->id, 1);
+        a->has_id = 1;
+        b->has_id = 1;
+    }
+
+    /*
+     * Halves of a payload a resized zone has a copy of: that zone splits
+     * its copy itself, and the old workers let go of these halves with
+     * the payload (ngx_http_ldseg_queue_handover())
+     */
+
+    a->copied = p->copied;
+    b->copied = p->copied;
+
+    /*
+     * Held right behind the original until it is gone, which is marked
+     * splitting: a killed worker may leave both (the same lock round),
+     * and whoever sends or drops the original again removes the halves
+     * (ngx_http_ldseg_payload_unsplit())
+     */
+
     a->parent = p->seq;
     b->parent = p->seq;
     a->hold = 1;
     b->hold = 1;
+    p->splitting = 1;
 
     halves[0] = a;
     halves[1] = b;
@@ -2970,7 +3082,10 @@ ngx_http_ldseg_payload_unsplit(ngx_http_ldseg_zone_t *z,
     ngx_queue_t               *q, *next;
     ngx_http_ldseg_payload_t  *h;
 
-    /* halves of p that a killed worker left held go: p is sent whole */
+    /*
+     * Halves of p that a killed worker left held go: p is sent whole, or
+     * is done with.  A held half has no spool record.
+     */
 
     for (q = ngx_queue_next(&p->queue);
          q != ngx_queue_sentinel(&dest->payloads);
@@ -2983,6 +3098,8 @@ ngx_http_ldseg_payload_unsplit(ngx_http_ldseg_zone_t *z,
             ngx_http_ldseg_payload_forget(z, h, NULL);
         }
     }
+
+    p->splitting = 0;
 }
 
 
@@ -3222,6 +3339,31 @@ ngx_http_ldseg_sfile_release(ngx_http_ldseg_zone_t *z,
     ngx_slab_free_locked(z->shpool, sf);
 
     return 1;
+}
+
+
+static void
+ngx_http_ldseg_half_id(u_char *id, u_char *parent, ngx_uint_t half)
+{
+    u_char       in[16 + 1];
+    ngx_md5_t    md5;
+
+    /*
+     * The ID of half 0 or 1 of the payload with ID parent: MD5 of the ID
+     * as sent (its version and variant bits fixed, as ldseg_uuid_format()
+     * writes them) and the half's number.  Another split of the same
+     * payload gives the same ID, a split of any other payload another one.
+     */
+
+    ngx_memcpy(in, parent, 16);
+    in[6] = (u_char) ((in[6] & 0x0f) | 0x40);
+    in[8] = (u_char) ((in[8] & 0x3f) | 0x80);
+    in[16] = (u_char) half;
+
+    ngx_md5_init(&md5);
+    ngx_md5_update(&md5, "ldseg split", sizeof("ldseg split") - 1);
+    ngx_md5_update(&md5, in, sizeof(in));
+    ngx_md5_final(id, &md5);
 }
 
 

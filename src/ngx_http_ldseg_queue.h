@@ -22,7 +22,7 @@
 #include "ngx_http_ldseg_spool.h"
 
 
-#define NGX_HTTP_LDSEG_LAYOUT         10
+#define NGX_HTTP_LDSEG_LAYOUT         11
 
 
 /* what a destination is: where its payloads go, and in which form */
@@ -304,6 +304,9 @@ typedef struct {
     unsigned                      spooling:1;
     unsigned                      copied:1;
     unsigned                      hold:1;
+
+    /* its halves were made, held, and it is not yet gone */
+    unsigned                      splitting:1;
 } ngx_http_ldseg_payload_t;
 
 

@@ -25,6 +25,12 @@
 # leaked events, bytes, leases or spool records); the zone still serves.
 #
 # TEST_LDSEG_CRASHPOINTS=REGEX runs only the points whose names match.
+#
+# When an event is delivered under two payload IDs, the test tells for each
+# such payload every POST that carried its events (time, payload ID,
+# answer, the worker that sent it, as the mock found it) and what the run
+# was doing then: the point armed, the situations tried, crashes, kills,
+# reloads and resizes, with the workers before and after.
 
 use strict;
 use warnings;
@@ -174,6 +180,16 @@ sub outage {
     $mock->script(default => { status => 503 });
 }
 
+# what the run did when, for the diagnostics of a broken contract
+
+my $T0 = time;
+my @timeline;
+
+sub mark {
+    my ($what) = @_;
+    push @timeline, [ time, $what ];
+}
+
 my $J = JSON::PP->new->utf8->canonical;
 my $TS = '2021-04-05T06:07:08.009Z';
 my (@acked, @maybe, @refused);
@@ -245,12 +261,16 @@ sub takeover {
         return 0;
     }, 1.2);
 
-    kill 'KILL', $victim if $victim;
+    if ($victim) {
+        mark("takeover: worker $victim killed with POSTs in flight");
+        kill 'KILL', $victim;
+    }
     sleep 0.2;
     mix();
 }
 
 sub reload {
+    mark('reload (workers before: ' . join(' ', $t->workers) . ')');
     kill 'HUP', $t->master_pid;
 }
 
@@ -259,6 +279,8 @@ sub reload {
 sub resize {
     $zone += 64;
     write_conf("${zone}k");
+    mark("resize to ${zone}k (workers before: " . join(' ', $t->workers)
+         . ')');
     kill 'HUP', $t->master_pid;
 }
 
@@ -323,6 +345,7 @@ for my $name (@points) {
 
     open my $fh, '>', $token or die "$token: $!\n";
     close $fh;
+    mark("point $name armed (workers: " . join(' ', $t->workers) . ')');
 
     my $start = time;
     my ($hit, $help, $step) = (0, 'load', 0);
@@ -338,6 +361,7 @@ for my $name (@points) {
 
         while ($step < @HELP && $el >= $HELP[$step][0]) {
             $help = $HELP[$step][1];
+            mark("help: $help" . ($HELP[$step][2] == \&mix ? ' ends' : ''));
             $HELP[$step][2]->();
             $step++;
         }
@@ -353,6 +377,7 @@ for my $name (@points) {
     ok($hit, "point $name reached under load");
 
     if (!$hit) {
+        mark("point $name not reached");
         push @missed, $name;
         next;
     }
@@ -384,6 +409,9 @@ for my $name (@points) {
     diag("$name: the killed worker logged no line within reach")
         unless defined $victim;
 
+    mark("point $name reached, worker " . ($victim // '?') . ' killed; '
+         . 'workers now: ' . join(' ', $t->workers));
+
     push @no_respawn, $name . (defined $victim ? "($victim)" : '')
         unless $ok;
 
@@ -405,6 +433,8 @@ diag("not reached in $TIMEBOX s, even with a split, an outage, a full zone, "
 
 is(join(' ', @no_respawn), '', 'a new worker after every crash');
 is($broken // '', '', 'the zone serves, and logs no alert, after every crash');
+
+mark('points done');
 
 my @res = map { $_->stop(15) } @loads;
 
@@ -478,7 +508,8 @@ is(scalar @{ $r->{missing} }, 0, 'every acked event delivered')
     or diag(scalar(@{ $r->{missing} }) . ' missing, e.g. '
             . join(' ', grep { defined } @{ $r->{missing} }[0 .. 9]));
 is(join(' ', @{ $r->{dup_other_id} }), '',
-   'no event delivered under two payload IDs');
+   'no event delivered under two payload IDs')
+    or diag(explain_dups($r->{dup_other_id}));
 
 # a payload ID means one body: LaunchDarkly drops a payload whose ID it has
 # seen, so a second body under the same ID would be lost
@@ -499,6 +530,80 @@ is(join(' ', @{ $r->{unacked} }), '',
 }
 
 ###############################################################################
+
+# Events delivered under two payload IDs: grouped by the payload IDs that
+# carried them, every POST of those IDs (any answer) with the time since
+# the start, the answer, the worker that sent it and the events; then what
+# the run did from 3 s before the first of those POSTs to the last one
+
+sub explain_dups {
+    my ($keys) = @_;
+
+    my %dup = map { $_ => 1 } @$keys;
+    my (%ids, %posts_of);
+
+    for my $p ($mock->posts) {
+        my $id = $p->{headers}{'x-launchdarkly-payload-id'} // '-';
+        for my $e (@{ $p->{events} || [] }) {
+            my $k = ref $e eq 'HASH' ? $e->{key} // next : next;
+            next unless $dup{$k};
+            $ids{$k}{$id} = 1 if $p->{status} =~ /^2/;
+            $posts_of{$k}{ $p->{seq} } = $p;
+        }
+    }
+
+    my %groups;
+    for my $k (@$keys) {
+        push @{ $groups{ join(' ', sort keys %{ $ids{$k} }) } }, $k;
+    }
+
+    my $out = scalar(@$keys) . ' events delivered under more than one '
+              . "payload ID:\n";
+    my $n = 0;
+
+    for my $g (sort { $groups{$a}[0] cmp $groups{$b}[0] } keys %groups) {
+        if (++$n > 5) {
+            $out .= '... and ' . (keys(%groups) - 5) . " more groups\n";
+            last;
+        }
+
+        my @k = @{ $groups{$g} };
+        $out .= sprintf "events %s .. %s (%d), 2xx under IDs %s; every "
+                        . "POST that carried them:\n", $k[0], $k[-1],
+                        scalar @k, $g;
+
+        my %seen;
+        my @ps = sort { $a->{time} <=> $b->{time} }
+                 grep { !$seen{ $_->{seq} }++ }
+                 map { values %{ $posts_of{$_} } } @k;
+
+        for my $p (@ps) {
+            my @ev = map { $_->{key} // '?' } @{ $p->{events} || [] };
+            $out .= sprintf "  +%.3f s %s %s by pid %s (port %s): %d events "
+                            . "%s .. %s\n", $p->{time} - $T0, $p->{status},
+                            $p->{headers}{'x-launchdarkly-payload-id'} // '-',
+                            $p->{pid} // '?', $p->{peer} // '?', scalar @ev,
+                            $ev[0] // '', $ev[-1] // '';
+        }
+
+        my ($from, $to) = ($ps[0]{time} - 3, $ps[-1]{time});
+        my @armed = grep { $_->[1] =~ /^point \S+ armed/ && $_->[0] <= $from }
+                    @timeline;
+        $out .= "  the run then:\n";
+        $out .= sprintf "  +%.3f s %s\n", $armed[-1][0] - $T0, $armed[-1][1]
+            if @armed;
+        $out .= sprintf "  +%.3f s %s\n", $_->[0] - $T0, $_->[1]
+            for grep { $_->[0] > $from && $_->[0] <= $to + 0.5 } @timeline;
+    }
+
+    my @log = grep { /ldseg_zone|crash point|exited on signal|reconfiguring/ }
+              split /\n/, log_since(0);
+    $out .= "error.log (resizes, crashes, reloads):\n"
+            . join("\n", @log[0 .. ($#log < 59 ? $#log : 59)]) . "\n"
+        if @log;
+
+    return $out;
+}
 
 # error.log from byte $off on (it logs at debug level: read no more)
 

@@ -8,7 +8,8 @@ package Test::LdsegMock;
 # "Content-Encoding: gzip", records every request as one JSON line in
 # <dir>/mock-requests.jsonl and answers according to a script that the test
 # may change at any time (the script lives in <dir>/mock-script.json and is
-# re-read when it changes).
+# re-read when it changes).  A request records the pid of the nginx process
+# that sent it ("pid"), when found at accept.
 #
 # A script has a default answer and a list of steps:
 #
@@ -409,6 +410,7 @@ sub _serve {
                     $conns{fileno $a} = {
                         sock => $a, in => '', out => '', id => ++$nconn,
                         peer => $a->peerport,
+                        pid => _peer_pid($a->peerport),
                     };
                 }
                 next;
@@ -439,6 +441,7 @@ sub _serve {
 
                 $req->{conn} = $c->{id};
                 $req->{peer} = $c->{peer};
+                $req->{pid} = $c->{pid} if defined $c->{pid};
                 $req->{seq} = ++$seq;
 
                 my $step = $choose->($req->{path}, $req->{body});
@@ -501,6 +504,52 @@ sub _serve {
 
     _close(\%conns, $_, undef) for values %conns;
     close $log;
+}
+
+
+# the nginx process that holds the other end of a connection from local
+# port $port (the client's port), found once at accept: /proc/net/tcp gives
+# the socket's inode, the nginx processes' fds the owner; undef when not
+# found (not an nginx, or gone already)
+
+sub _peer_pid {
+    my ($port) = @_;
+
+    my %inode;
+    for my $f ('/proc/net/tcp', '/proc/net/tcp6') {
+        open my $fh, '<', $f or next;
+        <$fh>;
+        while (my $l = <$fh>) {
+            my @f = split ' ', $l;
+            my ($lp) = $f[1] =~ /:([0-9A-F]+)$/i or next;
+            $inode{ $f[9] } = 1 if hex($lp) == $port && $f[9];
+        }
+        close $fh;
+    }
+
+    return undef unless %inode;
+
+    opendir my $proc, '/proc' or return undef;
+    for my $pid (grep { /^\d+$/ } readdir $proc) {
+        open my $ch, '<', "/proc/$pid/comm" or next;
+        my $comm = <$ch> // '';
+        close $ch;
+        next unless $comm =~ /^nginx/;
+
+        opendir my $dh, "/proc/$pid/fd" or next;
+        for my $fd (readdir $dh) {
+            my $l = readlink "/proc/$pid/fd/$fd" // next;
+            if ($l =~ /^socket:\[(\d+)\]$/ && $inode{$1}) {
+                closedir $dh;
+                closedir $proc;
+                return $pid + 0;
+            }
+        }
+        closedir $dh;
+    }
+    closedir $proc;
+
+    return undef;
 }
 
 
