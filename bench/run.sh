@@ -365,29 +365,37 @@ measure() {
 
     say "$name: warm-up ${WARMUP}s, then ${DURATION}s," \
         "$CONNECTIONS connections"
-    run_wrk "$WARMUP" "$url" "$body"
-    if [ "$kind" = ldseg ]; then
-        wait_drained || true
-        status_snapshot S0
-    fi
+    # the queue's memory is sampled during the warm-up, not the measured
+    # run: a status request every 0.5 s during the run made its p99 latency
+    # 4-7 ms instead of about 0.5 ms (the worker serves the status too)
 
     local poller=""
     : > "$B/mem.samples"
     if [ "$kind" = ldseg ]; then
         mem_poll "$B/mem.samples" &
         poller=$!
+        # on the client's CPU: curl and perl on the server's would take
+        # its CPU from nginx
+        taskset -pc "$CLIENT_CPU" "$poller" > /dev/null
     fi
 
-    t0=$(server_ticks)
-    run_wrk "$DURATION" "$url" "$body"
-    reqs=$WRK_requests
+    run_wrk "$WARMUP" "$url" "$body"
 
     if [ -n "$poller" ]; then
         kill "$poller" 2>/dev/null || true
         wait "$poller" 2>/dev/null || true
     fi
 
-    # the queue's zone memory per event byte, over the run's samples
+    if [ "$kind" = ldseg ]; then
+        wait_drained || true
+        status_snapshot S0
+    fi
+
+    t0=$(server_ticks)
+    run_wrk "$DURATION" "$url" "$body"
+    reqs=$WRK_requests
+
+    # the queue's zone memory per event byte, over the warm-up's samples
     R[$name,mem]=$(awk '{ m += $1; b += $2 }
         END { if (b > 0) printf "%.2f", m / b; else print "-" }' \
         "$B/mem.samples")
