@@ -26,6 +26,7 @@
 
 #include <ldseg_number.h>
 #include <ldseg_translate.h>
+#include <ldseg_value.h>
 #include <ldseg_mapping_run.h>
 
 
@@ -78,12 +79,9 @@ static ldseg_rc_t ldseg_out_js_string(ldseg_out_t *o,
     const ldseg_json_val_t *v, size_t max);
 static ldseg_rc_t ldseg_out_js_array(ldseg_out_t *o, const char *p,
     const char *end, size_t limit);
-static const char *ldseg_js_string_end(const char *p);
-static const char *ldseg_js_skip_object(const char *p);
 static int ldseg_js_object_throws(const char *p);
 static int ldseg_js_key_is(const char *p, const char *end, const char *name,
     size_t len);
-static const char *ldseg_js_skip_value(const char *p);
 static const char *ldseg_out_data(ldseg_out_t *o, const char *p,
     const char *end);
 static ldseg_rc_t ldseg_translate_identities(const ldseg_segment_msg_t *m,
@@ -670,59 +668,6 @@ ldseg_out_id(ldseg_out_t *o, const ldseg_json_val_t *id)
 }
 
 
-/* the closing quote of the validated string whose contents start at p */
-
-static const char *
-ldseg_js_string_end(const char *p)
-{
-    for ( ;; ) {
-        if (*p == '"') {
-            return p;
-        }
-
-        p += (*p == '\\') ? 2 : 1;
-    }
-}
-
-
-/* the byte after the validated object at p ('{') */
-
-static const char *
-ldseg_js_skip_object(const char *p)
-{
-    unsigned  depth;
-
-    depth = 0;
-
-    for ( ;; ) {
-        switch (*p) {
-
-        case '"':
-            p = ldseg_js_string_end(p + 1);
-            break;
-
-        case '{':
-        case '[':
-            depth++;
-            break;
-
-        case '}':
-        case ']':
-            if (--depth == 0) {
-                return p + 1;
-            }
-
-            break;
-
-        default:
-            break;
-        }
-
-        p++;
-    }
-}
-
-
 /* whether the escaped key token [p, end) (quotes included) is name */
 
 static int
@@ -769,7 +714,7 @@ ldseg_js_object_throws(const char *p)
         switch (*p) {
 
         case '"':
-            q = ldseg_js_string_end(p + 1) + 1;
+            q = ldseg_mv_string_end(p + 1) + 1;
 
             if (key
                 && (ldseg_js_key_is(p, q, "toString", 8)
@@ -841,7 +786,7 @@ ldseg_out_js_array(ldseg_out_t *o, const char *p, const char *end,
             break;
 
         case '"':
-            q = ldseg_js_string_end(p + 1);
+            q = ldseg_mv_string_end(p + 1);
             ldseg_out_bounded(o, p + 1, (size_t) (q - p - 1), limit);
             p = q + 1;
             break;
@@ -852,7 +797,7 @@ ldseg_out_js_array(ldseg_out_t *o, const char *p, const char *end,
             }
 
             ldseg_out_bounded(o, "[object Object]", 15, limit);
-            p = ldseg_js_skip_object(p);
+            p = ldseg_mv_skip(p);
             break;
 
         case 't':
@@ -953,41 +898,6 @@ ldseg_out_js_string(ldseg_out_t *o, const ldseg_json_val_t *v, size_t max)
 }
 
 
-/* the byte after the validated value at p */
-
-static const char *
-ldseg_js_skip_value(const char *p)
-{
-    switch (*p) {
-
-    case '{':
-    case '[':
-        return ldseg_js_skip_object(p);
-
-    case '"':
-        return ldseg_js_string_end(p + 1) + 1;
-
-    case 't':
-    case 'n':
-        return p + 4;
-
-    case 'f':
-        return p + 5;
-
-    default:
-        p++;
-
-        while ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e'
-               || *p == 'E' || *p == '+' || *p == '-')
-        {
-            p++;
-        }
-
-        return p;
-    }
-}
-
-
 /*
  * The validated value at p (before end) as JSON.stringify(JSON.parse())
  * writes it in the reference, for the rare message whose scan counted odd
@@ -1017,14 +927,14 @@ ldseg_out_data(ldseg_out_t *o, const char *p, const char *end)
                 break;
             }
 
-            q = ldseg_js_string_end(p + 1) + 1;
+            q = ldseg_mv_string_end(p + 1) + 1;
             v = ldseg_json_ws(ldseg_json_ws(q, end) + 1, end);
 
             if (ldseg_json_key_proto(p, (size_t) (q - p),
                                      memchr(p, '\\', (size_t) (q - p))
                                      != NULL))
             {
-                p = ldseg_json_ws(ldseg_js_skip_value(v), end);
+                p = ldseg_json_ws(ldseg_mv_skip(v), end);
 
             } else {
                 if (!first) {
@@ -1075,12 +985,12 @@ ldseg_out_data(ldseg_out_t *o, const char *p, const char *end)
     case 't':
     case 'f':
     case 'n':
-        q = ldseg_js_skip_value(p);
+        q = ldseg_mv_skip(p);
         ldseg_out(o, p, (size_t) (q - p));
         return q;
 
     default:
-        q = ldseg_js_skip_value(p);
+        q = ldseg_mv_skip(p);
 
         if (isinf(ldseg_number_parse(p, (size_t) (q - p)))) {
             ldseg_out_lit(o, "null");

@@ -50,7 +50,6 @@ typedef int (*ldseg_mv_cmp_pt)(const ldseg_mv_entry_t *a,
 
 
 static const char *ldseg_mv_ws(const char *p);
-static const char *ldseg_mv_string_end(const char *p);
 static ldseg_json_type_e ldseg_mv_token_type(const char *p);
 static int ldseg_mv_member_next(const char **pp, ldseg_json_val_t *key,
     ldseg_json_val_t *val);
@@ -380,9 +379,7 @@ ldseg_mv_ws(const char *p)
 }
 
 
-/* the closing quote of the string whose contents start at p */
-
-static const char *
+const char *
 ldseg_mv_string_end(const char *p)
 {
     for ( ;; ) {

@@ -194,7 +194,12 @@ size_t ldseg_mv_write(const ldseg_mv_t *v, char *dst, unsigned clean);
 /* v is an array whose String() is "" (mapping-kit's @if "blank") */
 int ldseg_mv_blank(const ldseg_mv_t *v);
 
-/* the JSON token after the validated value at p */
+/*
+ * In validated JSON (no bound needed): the closing quote of the string
+ * whose contents start at p, and the byte after the value at p (the
+ * translation's data rewrite uses them too)
+ */
+const char *ldseg_mv_string_end(const char *p);
 const char *ldseg_mv_skip(const char *p);
 
 
