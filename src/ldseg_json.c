@@ -41,6 +41,8 @@ static const char *ldseg_json_parse_value(ldseg_json_t *js, const char *p,
 static const char *ldseg_json_parse_object(ldseg_json_t *js, const char *p,
     unsigned depth, const ldseg_json_key_t *keys, size_t nkeys,
     ldseg_json_val_t *vals);
+static inline const char *ldseg_json_str(ldseg_json_t *js, const char *p,
+    unsigned *esc);
 static const char *ldseg_json_string(ldseg_json_t *js, const char *p,
     unsigned *esc);
 static const char *ldseg_json_utf8(const char *p, const char *end);
@@ -194,6 +196,38 @@ ldseg_json_utf8(const char *p, const char *end)
     return p + n + 1;
 }
 
+
+/*
+ * A string token at p ('"'): most keys and values are short and plain, and
+ * their closing quote is found in the sixteen bytes after the opening one
+ * without a call; any other string goes to ldseg_json_string().
+ */
+
+static inline const char *
+ldseg_json_str(ldseg_json_t *js, const char *p, unsigned *esc)
+{
+#if (LDSEG_JSON_SSE2)
+    int  m;
+
+    if (js->end - p > 16) {
+        m = ldseg_json_plain_mask16(p + 1);
+
+        if (m == 0) {
+            /* sixteen plain bytes: the scan goes on after them */
+            return ldseg_json_string(js, p + 16, esc);
+        }
+
+        if (p[1 + __builtin_ctz((unsigned) m)] == '"') {
+            return p + 2 + __builtin_ctz((unsigned) m);
+        }
+    }
+#endif
+
+    return ldseg_json_string(js, p, esc);
+}
+
+
+/* the string whose opening quote is at p (or whose bytes up to p are plain) */
 
 static const char *
 ldseg_json_string(ldseg_json_t *js, const char *p, unsigned *esc)
@@ -452,7 +486,7 @@ ldseg_json_parse_value(ldseg_json_t *js, const char *p, unsigned depth,
     case '"':
         type = LDSEG_JSON_STRING;
         esc = 0;
-        p = ldseg_json_string(js, p, &esc);
+        p = ldseg_json_str(js, p, &esc);
         break;
 
     case 't':
@@ -509,7 +543,9 @@ ldseg_json_match(const char *key, size_t len, unsigned esc,
     }
 
     for (i = 0; i < nkeys; i++) {
-        if (keys[i].len == len && memcmp(keys[i].name, key, len) == 0) {
+        if (keys[i].len == len && keys[i].name[0] == key[0]
+            && memcmp(keys[i].name, key, len) == 0)
+        {
             return &keys[i];
         }
     }
@@ -562,7 +598,7 @@ ldseg_json_parse_object(ldseg_json_t *js, const char *p, unsigned depth,
         key = p;
         esc = 0;
 
-        p = ldseg_json_string(js, p, &esc);
+        p = ldseg_json_str(js, p, &esc);
         if (p == NULL) {
             return NULL;
         }
@@ -579,16 +615,26 @@ ldseg_json_parse_object(ldseg_json_t *js, const char *p, unsigned depth,
             k = ldseg_json_match(key, (size_t) (p - key), esc, keys, nkeys);
         }
 
-        p = ldseg_json_space(p, end);
+        /* the common shapes first: "key":"value" and "key":{ ... } */
 
         if (p == end || *p != ':') {
-            return ldseg_json_fail(js, "invalid_json");
+            p = ldseg_json_space(p, end);
+
+            if (p == end || *p != ':') {
+                return ldseg_json_fail(js, "invalid_json");
+            }
         }
 
         p = ldseg_json_space(p + 1, end);
 
         if (k == NULL) {
-            p = ldseg_json_parse_value(js, p, depth + 1, NULL);
+            if (p < end && *p == '"') {
+                esc = 0;
+                p = ldseg_json_str(js, p, &esc);
+
+            } else {
+                p = ldseg_json_parse_value(js, p, depth + 1, NULL);
+            }
 
         } else {
             v = &vals[k->slot];
@@ -618,18 +664,20 @@ ldseg_json_parse_object(ldseg_json_t *js, const char *p, unsigned depth,
             return NULL;
         }
 
-        p = ldseg_json_space(p, end);
+        if (p == end || *p != ',') {
+            p = ldseg_json_space(p, end);
 
-        if (p == end) {
-            return ldseg_json_fail(js, "invalid_json");
-        }
+            if (p == end) {
+                return ldseg_json_fail(js, "invalid_json");
+            }
 
-        if (*p == '}') {
-            return p + 1;
-        }
+            if (*p == '}') {
+                return p + 1;
+            }
 
-        if (*p != ',') {
-            return ldseg_json_fail(js, "invalid_json");
+            if (*p != ',') {
+                return ldseg_json_fail(js, "invalid_json");
+            }
         }
 
         p = ldseg_json_space(p + 1, end);

@@ -38,6 +38,7 @@
 static inline const char *ldseg_json_plain_scalar(const char *p,
     const char *end);
 #if (LDSEG_JSON_SSE2)
+static inline int ldseg_json_plain_mask16(const char *p);
 static inline const char *ldseg_json_plain_sse2(const char *p,
     const char *end);
 #endif
@@ -82,25 +83,33 @@ ldseg_json_plain_scalar(const char *p, const char *end)
 
 #if (LDSEG_JSON_SSE2)
 
+/* the bits of the sixteen bytes at p that are not plain (p + 16 <= end) */
+
+static inline int
+ldseg_json_plain_mask16(const char *p)
+{
+    __m128i  v;
+
+    v = _mm_loadu_si128((const __m128i *) (const void *) p);
+
+    /* signed: below 0x20 are the control bytes and those >= 0x80 */
+
+    return _mm_movemask_epi8(_mm_or_si128(
+                                 _mm_or_si128(
+                                     _mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                     _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                 _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))));
+}
+
+
 static inline const char *
 ldseg_json_plain_sse2(const char *p, const char *end)
 {
-    int      m;
-    __m128i  v, qt, bs, sp;
-
-    qt = _mm_set1_epi8('"');
-    bs = _mm_set1_epi8('\\');
-    sp = _mm_set1_epi8(0x20);
+    int  m;
 
     while (end - p >= 16) {
-        v = _mm_loadu_si128((const __m128i *) (const void *) p);
+        m = ldseg_json_plain_mask16(p);
 
-        /* signed: below 0x20 are the control bytes and those >= 0x80 */
-
-        m = _mm_movemask_epi8(_mm_or_si128(
-                                  _mm_or_si128(_mm_cmpeq_epi8(v, qt),
-                                               _mm_cmpeq_epi8(v, bs)),
-                                  _mm_cmplt_epi8(v, sp)));
         if (m != 0) {
             return p + __builtin_ctz((unsigned) m);
         }

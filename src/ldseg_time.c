@@ -1292,20 +1292,20 @@ ldseg_time_iso(const char *s, size_t len, int64_t *ms)
     int      i, n;
     int64_t  v[6], frac, scale, off;
 
-    static const char  shape[] = "dddd-dd-ddTdd:dd";
+    /* the shape "dddd-dd-ddTdd:dd" */
 
-    if (len < sizeof(shape)) {
+#define ldseg_dd(i)  ((unsigned) (s[i] - '0') <= 9                            \
+                      && (unsigned) (s[(i) + 1] - '0') <= 9)
+
+    if (len < sizeof("dddd-dd-ddTdd:dd")
+        || !(ldseg_dd(0) && ldseg_dd(2) && s[4] == '-' && ldseg_dd(5)
+             && s[7] == '-' && ldseg_dd(8) && (s[10] == 'T' || s[10] == 't')
+             && ldseg_dd(11) && s[13] == ':' && ldseg_dd(14)))
+    {
         return LDSEG_ETOOBIG;
     }
 
-    for (i = 0; i < (int) sizeof(shape) - 1; i++) {
-        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9')
-            : (shape[i] == 'T' ? (s[i] != 'T' && s[i] != 't')
-                               : s[i] != shape[i]))
-        {
-            return LDSEG_ETOOBIG;
-        }
-    }
+#undef ldseg_dd
 
 #define ldseg_d2(p)  ((int64_t) ((p)[0] - '0') * 10 + ((p)[1] - '0'))
 

@@ -620,13 +620,29 @@ ldseg_out_int(ldseg_out_t *o, int64_t v)
     char      buf[24], *p;
     uint64_t  u;
 
+    static const char  pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+
     p = buf + sizeof(buf);
     u = (v < 0) ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
 
-    do {
-        *--p = (char) ('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
+    /* two digits a division: a creationDate has thirteen */
+
+    while (u >= 100) {
+        p -= 2;
+        memcpy(p, &pairs[(u % 100) * 2], 2);
+        u /= 100;
+    }
+
+    if (u >= 10) {
+        p -= 2;
+        memcpy(p, &pairs[u * 2], 2);
+
+    } else {
+        *--p = (char) ('0' + u);
+    }
 
     if (v < 0) {
         *--p = '-';
