@@ -115,6 +115,13 @@ static void ngx_http_ldseg_recent_done(ngx_http_ldseg_ring_t *ring,
 static uint64_t ngx_http_ldseg_unix_ms(void);
 
 
+/* the key of this process's last destination and its hash */
+static u_char    ngx_http_ldseg_last_key[NGX_HTTP_LDSEG_URL_MAX + 1
+                                         + NGX_HTTP_LDSEG_CRED_MAX];
+static size_t    ngx_http_ldseg_last_key_len;
+static uint32_t  ngx_http_ldseg_last_hash;
+
+
 ngx_int_t
 ngx_http_ldseg_queue_init(ngx_http_ldseg_zone_t *z)
 {
@@ -2568,10 +2575,23 @@ ngx_http_ldseg_dest_get(ngx_http_ldseg_zone_t *z,
     /*
      * Once per request: the byte table, a lookup per byte instead of two;
      * the same CRC32 as ngx_crc32_short(), so zones kept from before
-     * still find their destinations.
+     * still find their destinations.  A worker's requests mostly go to
+     * the destination of its previous one: its key and hash are kept (in
+     * the process, not the zone), and a key equal to it is not hashed.
      */
 
-    hash = ngx_crc32_long(key.data, key.len);
+    if (key.len == ngx_http_ldseg_last_key_len
+        && ngx_memcmp(key.data, ngx_http_ldseg_last_key, key.len) == 0)
+    {
+        hash = ngx_http_ldseg_last_hash;
+
+    } else {
+        hash = ngx_crc32_long(key.data, key.len);
+
+        ngx_memcpy(ngx_http_ldseg_last_key, key.data, key.len);
+        ngx_http_ldseg_last_key_len = key.len;
+        ngx_http_ldseg_last_hash = hash;
+    }
 
     sn = ngx_str_rbtree_lookup(&z->sh->rbtree, &key, hash);
     if (sn != NULL) {
