@@ -132,19 +132,19 @@ crashpoints: $(CRASH_MODULE)
 
 $(BUILD)/unit/%: t/unit/%.c t/unit/unit.h t/unit/unit_json.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_SRCS) -lcjson -lm
+	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_SRCS) -lcjson -lz -lm
 
 unit: check-core $(UNIT_BINS)
 
 $(BUILD)/fuzz/%_replay: t/fuzz/%.c t/fuzz/replay.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -o $@ $< t/fuzz/replay.c \
-	    $(CORE_SRCS) -lcjson -lm
+	    $(CORE_SRCS) -lcjson -lz -lm
 
 $(BUILD)/fuzz/fuzz_%: t/fuzz/fuzz_%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	clang $(CORE_CFLAGS) -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=undefined -o $@ $< $(CORE_SRCS) -lcjson -lm
+	    -fno-sanitize-recover=undefined -o $@ $< $(CORE_SRCS) -lcjson -lz -lm
 
 fuzz-replay: $(FUZZ_REPLAY)
 	@for f in $(FUZZ_REPLAY); do \
@@ -211,14 +211,14 @@ bench-export: $(BUILD)/export_bench
 $(BUILD)/export_bench: bench/export_bench.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
 	$(CC) -std=c99 -D_DEFAULT_SOURCE -O2 -Wall -Wextra -Wno-unused-parameter -Werror -Isrc \
-	    -o $@ bench/export_bench.c $(CORE_SRCS) -lcjson -lm
+	    -o $@ bench/export_bench.c $(CORE_SRCS) -lcjson -lz -lm
 
 # the core's CPU per message: built-in presets against the same presets
 # loaded from a mappings file (bench/core_bench.c)
 bench-mappings: $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
 	$(CC) -std=c99 -D_DEFAULT_SOURCE -O2 -Isrc -o $(BUILD)/core_bench \
-	    bench/core_bench.c $(CORE_SRCS) -lcjson -lm
+	    bench/core_bench.c $(CORE_SRCS) -lcjson -lz -lm
 	$(BUILD)/core_bench t/conformance/presets.json
 
 clean:
