@@ -25,6 +25,9 @@ SHELL := /bin/bash
 #                 CPU per exported event of the export core (one core)
 #   make bench-mappings
 #                 core CPU per message: built-in presets vs the presets file
+#   make bench-crc
+#                 CRC-32 of the outbound gzip: ldseg_crc32() vs zlib's, and
+#                 the gzip of a ~29 KB payload before and after (one core)
 #   make differential SEEDS="6 7 8"
 #                 fresh random messages through the core, compared with
 #                 Segment's own destination (installs t/oracle from npm)
@@ -59,7 +62,7 @@ FUZZ_QUICK  ?= 20
 .PHONY: all deps deps-build check-core unit fuzz-replay fuzz fuzz-quick test run \
         differential \
         static asan bench bench-instructions bench-adversarial bench-export \
-        bench-mappings clean crashpoints deb
+        bench-mappings bench-crc clean crashpoints deb
 
 all: $(MODULE)
 
@@ -132,19 +135,19 @@ crashpoints: $(CRASH_MODULE)
 
 $(BUILD)/unit/%: t/unit/%.c t/unit/unit.h t/unit/unit_json.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_SRCS) -lcjson -lm
+	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_SRCS) -lcjson -lz -lm
 
 unit: check-core $(UNIT_BINS)
 
 $(BUILD)/fuzz/%_replay: t/fuzz/%.c t/fuzz/replay.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) -o $@ $< t/fuzz/replay.c \
-	    $(CORE_SRCS) -lcjson -lm
+	    $(CORE_SRCS) -lcjson -lz -lm
 
 $(BUILD)/fuzz/fuzz_%: t/fuzz/fuzz_%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	clang $(CORE_CFLAGS) -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=undefined -o $@ $< $(CORE_SRCS) -lcjson -lm
+	    -fno-sanitize-recover=undefined -o $@ $< $(CORE_SRCS) -lcjson -lz -lm
 
 fuzz-replay: $(FUZZ_REPLAY)
 	@for f in $(FUZZ_REPLAY); do \
@@ -211,14 +214,24 @@ bench-export: $(BUILD)/export_bench
 $(BUILD)/export_bench: bench/export_bench.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
 	$(CC) -std=c99 -D_DEFAULT_SOURCE -O2 -Wall -Wextra -Wno-unused-parameter -Werror -Isrc \
-	    -o $@ bench/export_bench.c $(CORE_SRCS) -lcjson -lm
+	    -o $@ bench/export_bench.c $(CORE_SRCS) -lcjson -lz -lm
+
+# the CRC-32 of the outbound gzip: ldseg_crc32() against zlib's crc32(),
+# and the gzip of a ~29 KB payload before and after (bench/crc_bench.c)
+bench-crc: $(BUILD)/crc_bench
+	@$(BUILD)/crc_bench
+
+$(BUILD)/crc_bench: bench/crc_bench.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) -std=c99 -D_DEFAULT_SOURCE -O2 -Wall -Wextra -Wno-unused-parameter -Werror -Isrc \
+	    -o $@ bench/crc_bench.c $(CORE_SRCS) -lcjson -lz -lm
 
 # the core's CPU per message: built-in presets against the same presets
 # loaded from a mappings file (bench/core_bench.c)
 bench-mappings: $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
 	$(CC) -std=c99 -D_DEFAULT_SOURCE -O2 -Isrc -o $(BUILD)/core_bench \
-	    bench/core_bench.c $(CORE_SRCS) -lcjson -lm
+	    bench/core_bench.c $(CORE_SRCS) -lcjson -lz -lm
 	$(BUILD)/core_bench t/conformance/presets.json
 
 clean:

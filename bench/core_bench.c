@@ -6,7 +6,7 @@
  * 20-message batch.  Not part of the Makefile; build and run with
  *
  *   cc -std=c99 -D_DEFAULT_SOURCE -O2 -Isrc -o build/core_bench \
- *       bench/core_bench.c src/ldseg.c src/ldseg_*.c -lcjson -lm && \
+ *       bench/core_bench.c src/ldseg.c src/ldseg_*.c -lcjson -lz -lm && \
  *       build/core_bench
  *
  * With a mappings file as argument (t/conformance/presets.json: the

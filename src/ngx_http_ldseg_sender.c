@@ -34,10 +34,15 @@
 #include "ngx_http_ldseg_spool.h"
 #include "ngx_http_ldseg_curl.h"
 #include "ngx_http_ldseg_sender.h"
+#include "ldseg_crc32.h"
 
 
 #define NGX_HTTP_LDSEG_BACKOFF_BASE   1000
 #define NGX_HTTP_LDSEG_RETRY_AFTER_MAX  (3600 * 1000)
+
+/* RFC 1952 framing around the raw deflate stream */
+#define NGX_HTTP_LDSEG_GZIP_HEADER    10
+#define NGX_HTTP_LDSEG_GZIP_TRAILER   8
 
 
 typedef struct {
@@ -1550,19 +1555,29 @@ static u_char *
 ngx_http_ldseg_gzip(ngx_http_ldseg_sender_t *s, ngx_pool_t *pool,
     u_char *data, size_t len, size_t *out)
 {
-    u_char    *buf;
+    u_char    *buf, *p;
     size_t     bound;
+    uint32_t   crc;
     z_stream  *z;
+
+    /* deflate, no flags, no time, XFL 4 (fastest), OS 3 (Unix): zlib's */
+
+    static u_char  header[NGX_HTTP_LDSEG_GZIP_HEADER] = {
+        0x1f, 0x8b, Z_DEFLATED, 0, 0, 0, 0, 0, 4, 3
+    };
 
     /*
      * One deflate state per worker, reset for every POST: setting it up
-     * costs more than compressing a typical payload.
+     * costs more than compressing a typical payload.  The stream is raw
+     * deflate in a gzip header and trailer written here, with the CRC-32
+     * of ldseg_crc32(), several times faster than zlib's where the CPU
+     * multiplies without carries.
      */
 
     z = &s->zstream;
 
     if (!s->zstream_ready) {
-        if (deflateInit2(z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
+        if (deflateInit2(z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY)
             != Z_OK)
         {
             return NULL;
@@ -1574,23 +1589,43 @@ ngx_http_ldseg_gzip(ngx_http_ldseg_sender_t *s, ngx_pool_t *pool,
         return NULL;
     }
 
-    bound = deflateBound(z, len) + 32;
+    bound = NGX_HTTP_LDSEG_GZIP_HEADER + deflateBound(z, len)
+            + NGX_HTTP_LDSEG_GZIP_TRAILER;
 
     buf = ngx_pnalloc(pool, bound);
     if (buf == NULL) {
         return NULL;
     }
 
+    p = ngx_cpymem(buf, header, NGX_HTTP_LDSEG_GZIP_HEADER);
+
     z->next_in = data;
     z->avail_in = len;
-    z->next_out = buf;
-    z->avail_out = bound;
+    z->next_out = p;
+    z->avail_out = bound - NGX_HTTP_LDSEG_GZIP_HEADER
+                   - NGX_HTTP_LDSEG_GZIP_TRAILER;
 
     if (deflate(z, Z_FINISH) != Z_STREAM_END) {
         return NULL;
     }
 
-    *out = bound - z->avail_out;
+    /* the CRC-32 and the length modulo 2^32, little-endian */
+
+    crc = ldseg_crc32(0, data, len);
+
+    p = z->next_out;
+
+    *p++ = (u_char) crc;
+    *p++ = (u_char) (crc >> 8);
+    *p++ = (u_char) (crc >> 16);
+    *p++ = (u_char) (crc >> 24);
+
+    *p++ = (u_char) len;
+    *p++ = (u_char) (len >> 8);
+    *p++ = (u_char) (len >> 16);
+    *p++ = (u_char) (len >> 24);
+
+    *out = p - buf;
 
     /* send it compressed only when that is smaller */
 

@@ -642,7 +642,10 @@ sub _parse {
     my $gzip_error;
     if ($gzip) {
         my $out;
-        if (gunzip(\$body => \$out)) {
+
+        # Strict: the trailer's CRC-32 and length are checked, as a real
+        # server's gzip reader does (Go's compress/gzip)
+        if (gunzip(\$body => \$out, Strict => 1)) {
             $body = $out;
         } else {
             $gzip_error = "$GunzipError";
