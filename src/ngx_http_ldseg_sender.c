@@ -1562,7 +1562,7 @@ ngx_http_ldseg_gzip(ngx_http_ldseg_sender_t *s, ngx_pool_t *pool,
 
     /* deflate, no flags, no time, XFL 4 (fastest), OS 3 (Unix): zlib's */
 
-    static u_char  header[NGX_HTTP_LDSEG_GZIP_HEADER] = {
+    static const u_char  header[NGX_HTTP_LDSEG_GZIP_HEADER] = {
         0x1f, 0x8b, Z_DEFLATED, 0, 0, 0, 0, 0, 4, 3
     };
 
