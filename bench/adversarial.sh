@@ -58,7 +58,7 @@ perl bench/adversarial/gen.pl "$D"
 
 mkdir -p "$B"
 cc -std=c99 -D_DEFAULT_SOURCE -O2 -Isrc -o "$B/core_adversarial" \
-    bench/core_adversarial.c src/ldseg_*.c -lz -lm
+    bench/core_adversarial.c src/ldseg.c src/ldseg_*.c -lcjson -lz -lm
 
 
 # --- (a) core ----------------------------------------------------------------

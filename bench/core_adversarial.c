@@ -23,6 +23,8 @@
 
 #include <ldseg.h>
 
+#include "bench.h"
+
 
 #define BENCH_MIN_NS      200000000.0      /* 0.2 s per measure at least */
 #define BENCH_MIN_ROUNDS  5
@@ -38,38 +40,13 @@ typedef struct {
 } bench_body_t;
 
 
-static void *bench_alloc(void *ctx, size_t size);
-static void bench_free(void *ctx, void *p);
-static double bench_now(void);
 static int bench_read(const char *dir, const char *name, bench_body_t *b);
 static size_t bench_inflate(const bench_body_t *b, char *out);
 static double bench_run(const bench_body_t *b, char *scratch,
     size_t *inflated, size_t *nevents, size_t *events_len);
 
 
-static void *
-bench_alloc(void *ctx, size_t size)
-{
-    return malloc(size);
-}
 
-
-static void
-bench_free(void *ctx, void *p)
-{
-    free(p);
-}
-
-
-static double
-bench_now(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 
 static int
@@ -179,7 +156,7 @@ bench_run(const bench_body_t *b, char *scratch, size_t *inflated,
         if (ldseg_process(body, len, b->ep, &opt, &a, &res, &err)
             != LDSEG_OK)
         {
-            fprintf(stderr, "ldseg_process failed: %s\n", err.code);
+            fprintf(stderr, "ldseg_process failed: %s\n", err.message);
             exit(1);
         }
 

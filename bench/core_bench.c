@@ -31,13 +31,12 @@
 #include <ldseg.h>
 #include <ldseg_mapping.h>
 
+#include "bench.h"
+
 
 #define BENCH_ROUNDS  200000
 
 
-static void *bench_alloc(void *ctx, size_t size);
-static void bench_free(void *ctx, void *p);
-static double bench_now(void);
 static double bench_run(const char *body, size_t len, ldseg_endpoint_e ep,
     size_t rounds);
 static int bench_cmp(const void *a, const void *b);
@@ -63,30 +62,7 @@ static const char  bench_track[] =
     "\"pubWriteKey5598ms25\"}";
 
 
-static void *
-bench_alloc(void *ctx, size_t size)
-{
-    return malloc(size);
-}
 
-
-static void
-bench_free(void *ctx, void *p)
-{
-    free(p);
-}
-
-
-static double
-bench_now(void)
-{
-    struct timespec  ts;
-
-    /* the process's CPU time: other processes on the machine do not count */
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 
 static double

@@ -32,6 +32,8 @@
 #include <ldseg.h>
 #include <ldseg_crc32.h>
 
+#include "bench.h"
+
 
 #define BENCH_MESSAGES    100
 #define BENCH_ROUNDS      7
@@ -48,9 +50,6 @@ typedef struct {
 } bench_variant_t;
 
 
-static void *bench_alloc(void *ctx, size_t size);
-static void bench_free(void *ctx, void *p);
-static double bench_now(void);
 static uint32_t bench_random(uint32_t *state);
 static char *bench_varied(size_t *len, size_t *nevents);
 static char *bench_repeated(const char *path, size_t *len, size_t *nevents);
@@ -74,29 +73,7 @@ static const char  *bench_events[] = {
 };
 
 
-static void *
-bench_alloc(void *ctx, size_t size)
-{
-    return malloc(size);
-}
 
-
-static void
-bench_free(void *ctx, void *p)
-{
-    free(p);
-}
-
-
-static double
-bench_now(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 
 static uint32_t

@@ -20,13 +20,12 @@
 #include <ldseg.h>
 #include <ldseg_export.h>
 
+#include "bench.h"
+
 
 #define BENCH_EVENTS  400000
 
 
-static void *bench_alloc(void *ctx, size_t size);
-static void bench_free(void *ctx, void *p);
-static double bench_now(void);
 static char *bench_post(size_t n, size_t *len, size_t *exported);
 static double bench_run(const char *body, size_t len, size_t exported,
     size_t rounds);
@@ -59,29 +58,7 @@ static const char  bench_summary[] =
     "\"version\":42,\"value\":\"treatment\",\"count\":17}]}}}";
 
 
-static void *
-bench_alloc(void *ctx, size_t size)
-{
-    return malloc(size);
-}
 
-
-static void
-bench_free(void *ctx, void *p)
-{
-    free(p);
-}
-
-
-static double
-bench_now(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 
 /* n events: 6 in 10 feature, 3 custom, 1 index; a summary at the end */
