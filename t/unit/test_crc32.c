@@ -38,7 +38,6 @@ static unsigned test_lengths(test_path_t *path, const unsigned char *src);
 static unsigned test_chains(test_path_t *paths, size_t npaths,
     const unsigned char *src);
 static unsigned test_fill(test_path_t *path, int byte);
-static uint32_t test_random(uint32_t *state);
 
 
 static uint32_t  test_seed = 2463534242u;
@@ -68,7 +67,7 @@ test_lengths(test_path_t *path, const unsigned char *src)
 
             memcpy(buf + off, src + (len * 7 + off) % 512, len);
 
-            crc = (off & 1) ? test_random(&test_seed) : 0;
+            crc = (off & 1) ? unit_random(&test_seed) : 0;
 
             if (path->crc(crc, buf + off, len)
                 != (uint32_t) crc32(crc, buf + off, (uInt) len))
@@ -106,16 +105,16 @@ test_chains(test_path_t *paths, size_t npaths, const unsigned char *src)
     bad = 0;
 
     for (chain = 0; chain < TEST_CHAINS; chain++) {
-        len = test_random(&test_seed) % (TEST_CHAIN_LEN + 1);
-        off = test_random(&test_seed) % 512;
-        pieces = 1 + test_random(&test_seed) % 8;
+        len = unit_random(&test_seed) % (TEST_CHAIN_LEN + 1);
+        off = unit_random(&test_seed) % 512;
+        pieces = 1 + unit_random(&test_seed) % 8;
 
-        crc = test_random(&test_seed);
+        crc = unit_random(&test_seed);
         want = (uint32_t) crc32(crc, src + off, (uInt) len);
 
         for (at = 0, i = 0; i < pieces; i++) {
             n = (i == pieces - 1) ? len - at
-                                  : test_random(&test_seed) % (len - at + 1);
+                                  : unit_random(&test_seed) % (len - at + 1);
 
             buf = malloc(n == 0 ? 1 : n);
             if (buf == NULL) {
@@ -123,7 +122,7 @@ test_chains(test_path_t *paths, size_t npaths, const unsigned char *src)
             }
 
             memcpy(buf, src + off + at, n);
-            crc = paths[test_random(&test_seed) % npaths].crc(crc, buf, n);
+            crc = paths[unit_random(&test_seed) % npaths].crc(crc, buf, n);
             free(buf);
 
             at += n;
@@ -176,18 +175,6 @@ test_fill(test_path_t *path, int byte)
 }
 
 
-static uint32_t
-test_random(uint32_t *state)
-{
-    /* xorshift32: the same bytes on every run */
-
-    *state ^= *state << 13;
-    *state ^= *state >> 17;
-    *state ^= *state << 5;
-
-    return *state;
-}
-
 
 int
 main(void)
@@ -231,11 +218,11 @@ main(void)
     }
 
     for (i = 0; i < TEST_CHAIN_LEN + 512; i++) {
-        src[i] = (unsigned char) test_random(&test_seed);
+        src[i] = (unsigned char) unit_random(&test_seed);
     }
 
     for (i = 0; i < TEST_BIG_LEN; i++) {
-        big[i] = (unsigned char) (test_random(&test_seed) >> 8);
+        big[i] = (unsigned char) (unit_random(&test_seed) >> 8);
     }
 
     for (i = 0; i < npaths; i++) {

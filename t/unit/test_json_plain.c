@@ -21,7 +21,6 @@
 
 static const char *test_plain_ref(const char *p, const char *end);
 static unsigned test_compare(const unsigned char *bytes, size_t len);
-static uint32_t test_random(uint32_t *state);
 
 
 static const char *
@@ -83,18 +82,6 @@ test_compare(const unsigned char *bytes, size_t len)
     return bad;
 }
 
-
-static uint32_t
-test_random(uint32_t *state)
-{
-    /* xorshift32: the same bytes on every run */
-
-    *state ^= *state << 13;
-    *state ^= *state >> 17;
-    *state ^= *state << 5;
-
-    return *state;
-}
 
 
 int
@@ -171,10 +158,10 @@ main(void)
     seed = 2463534242u;
 
     for (round = 0; round < 20000; round++) {
-        len = test_random(&seed) % (TEST_MAX_LEN + 1);
+        len = unit_random(&seed) % (TEST_MAX_LEN + 1);
 
         for (i = 0; i < len; i++) {
-            c = test_random(&seed);
+            c = unit_random(&seed);
             bytes[i] = (c & 0x700) ? (unsigned char) (0x20 + c % 0x60)
                                    : (unsigned char) c;
         }

@@ -12,6 +12,7 @@
 
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@ static UNIT_UNUSED void unit_diag(const char *fmt, ...);
 static UNIT_UNUSED void *unit_alloc(void *ctx, size_t size);
 static UNIT_UNUSED void unit_free(void *ctx, void *p);
 static UNIT_UNUSED void unit_allocator(ldseg_allocator_t *a, unit_alloc_t *ua);
+static UNIT_UNUSED uint32_t unit_random(uint32_t *state);
 
 
 static unsigned  unit_n;
@@ -149,6 +151,19 @@ unit_allocator(ldseg_allocator_t *a, unit_alloc_t *ua)
 
 #define ok    unit_ok
 #define done  unit_done
+
+
+static uint32_t
+unit_random(uint32_t *state)
+{
+    /* xorshift32: the same bytes on every run */
+
+    *state ^= *state << 13;
+    *state ^= *state >> 17;
+    *state ^= *state << 5;
+
+    return *state;
+}
 
 
 #endif /* _LDSEG_UNIT_H_INCLUDED_ */
