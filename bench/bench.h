@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <ldseg.h>
+
 
 static inline void *
 bench_alloc(void *ctx, size_t size)
@@ -26,6 +28,17 @@ static inline void
 bench_free(void *ctx, void *p)
 {
     free(p);
+}
+
+
+/* the core's allocator over malloc */
+
+static inline void
+bench_allocator(ldseg_allocator_t *a)
+{
+    a->alloc = bench_alloc;
+    a->free = bench_free;
+    a->ctx = NULL;
 }
 
 

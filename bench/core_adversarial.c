@@ -133,9 +133,7 @@ bench_run(const bench_body_t *b, char *scratch, size_t *inflated,
     ldseg_options_t     opt;
     ldseg_allocator_t   a;
 
-    a.alloc = bench_alloc;
-    a.free = bench_free;
-    a.ctx = NULL;
+    bench_allocator(&a);
 
     ldseg_options_init(&opt);
     opt.now_ms = 1700000000000LL;

@@ -75,9 +75,7 @@ bench_run(const char *body, size_t len, ldseg_endpoint_e ep, size_t rounds)
     ldseg_options_t     opt;
     ldseg_allocator_t   a;
 
-    a.alloc = bench_alloc;
-    a.free = bench_free;
-    a.ctx = NULL;
+    bench_allocator(&a);
 
     ldseg_options_init(&opt);
     opt.now_ms = 1700000000000LL;
@@ -127,9 +125,7 @@ bench_load(const char *path)
 
     fclose(f);
 
-    a.alloc = bench_alloc;
-    a.free = bench_free;
-    a.ctx = NULL;
+    bench_allocator(&a);
 
     if (ldseg_mappings_compile(text, (size_t) size, &a, &maps, err,
                                sizeof(err))

@@ -184,9 +184,7 @@ bench_events_array(const char *body, size_t size, size_t times, size_t *len,
     ldseg_options_t     opt;
     ldseg_allocator_t   a;
 
-    a.alloc = bench_alloc;
-    a.free = bench_free;
-    a.ctx = NULL;
+    bench_allocator(&a);
 
     ldseg_options_init(&opt);
     opt.now_ms = 1795262400000LL;

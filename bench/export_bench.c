@@ -110,9 +110,7 @@ bench_run(const char *body, size_t len, size_t exported, size_t rounds)
     ldseg_allocator_t        a;
     ldseg_export_options_t   opt;
 
-    a.alloc = bench_alloc;
-    a.free = bench_free;
-    a.ctx = NULL;
+    bench_allocator(&a);
 
     ldseg_export_options_init(&opt);
     opt.environment.p = "5f0123456789abcdef012345";
