@@ -507,12 +507,10 @@ sub _serve {
 }
 
 
-# the nginx process that holds the other end of a connection from local
-# port $port (the client's port), found once at accept: /proc/net/tcp gives
-# the socket's inode, the nginx processes' fds the owner; undef when not
-# found (not an nginx, or gone already)
+# the inodes of the TCP sockets (IPv4 and IPv6) whose local port is $port,
+# from /proc/net/tcp*, as a hash of inode => 1
 
-sub _peer_pid {
+sub port_inodes {
     my ($port) = @_;
 
     my %inode;
@@ -526,6 +524,20 @@ sub _peer_pid {
         }
         close $fh;
     }
+
+    return %inode;
+}
+
+
+# the nginx process that holds the other end of a connection from local
+# port $port (the client's port), found once at accept: /proc/net/tcp gives
+# the socket's inode, the nginx processes' fds the owner; undef when not
+# found (not an nginx, or gone already)
+
+sub _peer_pid {
+    my ($port) = @_;
+
+    my %inode = port_inodes($port);
 
     return undef unless %inode;
 
