@@ -521,7 +521,7 @@ ngx_http_ldseg_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_ldseg_main_conf_t  *lmcf = conf;
 
     ngx_conf_init_msec_value(lmcf->flush_interval, 1000);
-    ngx_conf_init_uint_value(lmcf->batch_size, 100);
+    ngx_conf_init_uint_value(lmcf->batch_size, 1000);
     ngx_conf_init_size_value(lmcf->max_payload, 512 * 1024);
     ngx_conf_init_msec_value(lmcf->timeout, 10000);
     ngx_conf_init_msec_value(lmcf->connect_timeout, 5000);

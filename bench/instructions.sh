@@ -100,7 +100,6 @@ cp "$MODULE" "$B/ngx_http_ldseg_module.so"
     ldseg_client_side_id benchbenchbenchbench0001;
     ldseg_events_url http://127.0.0.1:$MOCK_PORT;
     ldseg_flush_interval 1s;
-    ldseg_batch_size 100;
     ${BENCH_LDSEG_EXTRA:-}
 
     server {

@@ -6,7 +6,7 @@
 # One nginx (Debian's binary, one worker pinned to CPU 0) serves both
 #
 #   /bare/...  `return 200 '{"success":true}'`           (the baseline)
-#   /v1/...    `ldseg on`, flush 1s, batch 100            (the module)
+#   /v1/...    `ldseg on`, flush 1s, the default batch size (the module)
 #   /sr/v1/... `ldseg on` with `ldseg_deliver /ld`: each request's events
 #              POSTed through a subrequest and proxy_pass to an upstream
 #              with keepalive, the answer after LaunchDarkly's
@@ -146,7 +146,6 @@ chmod 755 "$B" "$B/server" "$B/mock" "$B/server/tmp" "$B/mock/tmp"
     ldseg_client_side_id benchbenchbenchbench0001;
     ldseg_events_url http://127.0.0.1:$MOCK_PORT;
     ldseg_flush_interval 1s;
-    ldseg_batch_size 100;
     ${BENCH_LDSEG_EXTRA:-}
 
     upstream ld {
