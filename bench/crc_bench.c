@@ -31,6 +31,7 @@
 
 #include <ldseg.h>
 #include <ldseg_crc32.h>
+#include <ldseg_deflate.h>
 
 #include "bench.h"
 
@@ -40,6 +41,7 @@
 #define BENCH_CRC_BYTES   (64 * 1024 * 1024)   /* a variant, a round */
 #define BENCH_GZIPS       2000
 #define BENCH_VARIANTS    4
+#define BENCH_DEFLATE_BYTES  (24 * 1024 * 1024)   /* a variant, a round */
 
 
 typedef uint32_t (*bench_crc_pt)(uint32_t crc, const void *p, size_t len);
@@ -51,8 +53,9 @@ typedef struct {
 
 
 static uint32_t bench_random(uint32_t *state);
-static char *bench_varied(size_t *len, size_t *nevents);
-static char *bench_repeated(const char *path, size_t *len, size_t *nevents);
+static char *bench_varied(size_t messages, size_t *len, size_t *nevents);
+static char *bench_repeated(const char *path, size_t times, size_t *len,
+    size_t *nevents);
 static char *bench_events_array(const char *body, size_t size, size_t times,
     size_t *len, size_t *nevents);
 static void bench_measure(const char *name, const char *payload, size_t len,
@@ -64,6 +67,12 @@ static size_t bench_gzip_zlib(z_stream *z, const char *p, size_t len,
     unsigned char *out, size_t size);
 static size_t bench_gzip_raw(z_stream *z, const char *p, size_t len,
     unsigned char *out, size_t size);
+static void bench_deflate(const char *name, const char *payload, size_t len,
+    size_t nevents);
+static size_t bench_zlib_raw(z_stream *z, const char *p, size_t len,
+    unsigned char *out, size_t size);
+static int bench_inflates(const unsigned char *p, size_t n,
+    const char *payload, size_t len);
 static double bench_median(double *v, size_t n);
 static int bench_cmp(const void *a, const void *b);
 
@@ -88,54 +97,86 @@ bench_random(uint32_t *state)
 
 
 /*
- * A Segment batch of BENCH_MESSAGES track messages with varied users,
- * orders and amounts: its events as the sender POSTs them, a JSON array.
+ * messages track messages with varied users, orders and amounts, in
+ * Segment batches of BENCH_MESSAGES: their events as the sender POSTs
+ * them, one JSON array.
  */
 
 static char *
-bench_varied(size_t *len, size_t *nevents)
+bench_varied(size_t messages, size_t *len, size_t *nevents)
 {
-    char      *body, *p, *out;
-    size_t     i;
+    char      *body, *p, *out, *events;
+    size_t     i, k, n, size, elen;
     uint32_t   seed, r;
 
     body = malloc(BENCH_MESSAGES * 1024);
-    if (body == NULL) {
+    out = malloc(messages * 1024 + 2);
+
+    if (body == NULL || out == NULL) {
+        free(body);
+        free(out);
         return NULL;
     }
 
     seed = 2463534242u;
-    p = body;
-    p += sprintf(p, "{\"batch\":[");
 
-    for (i = 0; i < BENCH_MESSAGES; i++) {
-        r = bench_random(&seed);
+    size = 0;
+    out[size++] = '[';
+    *nevents = 0;
 
-        p += sprintf(p, "%s{\"type\":\"track\",\"userId\":\"user-%06u\","
-            "\"anonymousId\":\"%08x-%04x-4%03x-8%03x-%08x%04x\","
-            "\"event\":\"%s\",\"properties\":{\"orderId\":\"ord-%05u\","
-            "\"value\":%u.%02u,\"revenue\":%u.%02u,\"currency\":\"USD\","
-            "\"products\":%u,\"coupon\":\"SPRING\"},"
-            "\"context\":{\"ip\":\"203.0.113.%u\",\"locale\":\"en-US\","
-            "\"library\":{\"name\":\"analytics-node\",\"version\":\"6.2.0\"},"
-            "\"userAgent\":\"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) "
-            "Gecko/20100101 Firefox/128.0\",\"page\":{\"path\":\"/checkout\","
-            "\"url\":\"https://shop.example.com/checkout\"}},"
-            "\"timestamp\":\"2026-11-21T12:%02u:%02u.%03uZ\","
-            "\"messageId\":\"bench-%08x\"}",
-            i == 0 ? "" : ",", r % 1000000, bench_random(&seed),
-            r & 0xffff, (r >> 4) & 0xfff, (r >> 8) & 0xfff,
-            bench_random(&seed), r & 0xffff, bench_events[r % 4],
-            (unsigned) i * 37 % 100000, r % 500, r % 100, r % 500, r % 100,
-            1 + r % 9, r % 255, (unsigned) i / 60 % 60, (unsigned) i % 60,
-            r % 1000, bench_random(&seed));
+    for (k = 0; k < messages; k += BENCH_MESSAGES) {
+        p = body;
+        p += sprintf(p, "{\"batch\":[");
+
+        for (i = k; i < k + BENCH_MESSAGES && i < messages; i++) {
+            r = bench_random(&seed);
+
+            p += sprintf(p, "%s{\"type\":\"track\",\"userId\":\"user-%06u\","
+                "\"anonymousId\":\"%08x-%04x-4%03x-8%03x-%08x%04x\","
+                "\"event\":\"%s\",\"properties\":{\"orderId\":\"ord-%05u\","
+                "\"value\":%u.%02u,\"revenue\":%u.%02u,\"currency\":\"USD\","
+                "\"products\":%u,\"coupon\":\"SPRING\"},"
+                "\"context\":{\"ip\":\"203.0.113.%u\",\"locale\":\"en-US\","
+                "\"library\":{\"name\":\"analytics-node\",\"version\":\"6.2.0\"},"
+                "\"userAgent\":\"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) "
+                "Gecko/20100101 Firefox/128.0\",\"page\":{\"path\":\"/checkout\","
+                "\"url\":\"https://shop.example.com/checkout\"}},"
+                "\"timestamp\":\"2026-11-21T12:%02u:%02u.%03uZ\","
+                "\"messageId\":\"bench-%08x\"}",
+                i == k ? "" : ",", r % 1000000, bench_random(&seed),
+                r & 0xffff, (r >> 4) & 0xfff, (r >> 8) & 0xfff,
+                bench_random(&seed), r & 0xffff, bench_events[r % 4],
+                (unsigned) i * 37 % 100000, r % 500, r % 100, r % 500,
+                r % 100, 1 + r % 9, r % 255, (unsigned) i / 60 % 60,
+                (unsigned) i % 60, r % 1000, bench_random(&seed));
+        }
+
+        p += sprintf(p, "]}");
+
+        events = bench_events_array(body, p - body, 1, &elen, &n);
+        if (events == NULL) {
+            free(body);
+            free(out);
+            return NULL;
+        }
+
+        if (k != 0) {
+            out[size++] = ',';
+        }
+
+        /* without the brackets */
+        memcpy(out + size, events + 1, elen - 2);
+        size += elen - 2;
+        *nevents += n;
+
+        free(events);
     }
 
-    p += sprintf(p, "]}");
-
-    out = bench_events_array(body, p - body, 1, len, nevents);
+    out[size++] = ']';
 
     free(body);
+
+    *len = size;
 
     return out;
 }
@@ -144,7 +185,7 @@ bench_varied(size_t *len, size_t *nevents)
 /* the events of the Segment batch in the file, times times */
 
 static char *
-bench_repeated(const char *path, size_t *len, size_t *nevents)
+bench_repeated(const char *path, size_t times, size_t *len, size_t *nevents)
 {
     FILE    *f;
     char    *body, *out;
@@ -165,7 +206,7 @@ bench_repeated(const char *path, size_t *len, size_t *nevents)
     size = fread(body, 1, 1024 * 1024, f);
     fclose(f);
 
-    out = bench_events_array(body, size, 5, len, nevents);
+    out = bench_events_array(body, size, times, len, nevents);
 
     free(body);
 
@@ -462,19 +503,181 @@ bench_measure(const char *name, const char *payload, size_t len,
 }
 
 
+/* zlib's raw deflate of the payload, as the sender did it before */
+
+static size_t
+bench_zlib_raw(z_stream *z, const char *p, size_t len, unsigned char *out,
+    size_t size)
+{
+    if (deflateReset(z) != Z_OK) {
+        return 0;
+    }
+
+    z->next_in = (unsigned char *) p;
+    z->avail_in = len;
+    z->next_out = out;
+    z->avail_out = size;
+
+    if (deflate(z, Z_FINISH) != Z_STREAM_END) {
+        return 0;
+    }
+
+    return size - z->avail_out;
+}
+
+
+/* non-zero if the raw deflate stream inflates to the payload */
+
+static int
+bench_inflates(const unsigned char *p, size_t n, const char *payload,
+    size_t len)
+{
+    int             rc;
+    z_stream        z;
+    unsigned char  *back;
+
+    back = malloc(len + 1);
+    if (back == NULL) {
+        return 0;
+    }
+
+    memset(&z, 0, sizeof(z_stream));
+
+    if (inflateInit2(&z, -15) != Z_OK) {
+        free(back);
+        return 0;
+    }
+
+    z.next_in = (unsigned char *) p;
+    z.avail_in = n;
+    z.next_out = back;
+    z.avail_out = len + 1;
+
+    rc = inflate(&z, Z_FINISH);
+
+    rc = (rc == Z_STREAM_END && z.total_out == len
+          && memcmp(back, payload, len) == 0);
+
+    inflateEnd(&z);
+    free(back);
+
+    return rc;
+}
+
+
+/*
+ * The deflate of a payload, zlib's level 1 (before) against
+ * ldseg_deflate() (now), alternating within a round.
+ */
+
+static void
+bench_deflate(const char *name, const char *payload, size_t len,
+    size_t nevents)
+{
+    size_t            i, j, calls, bound, zlen, dlen;
+    double            tz[BENCH_ROUNDS], td[BENCH_ROUNDS], z, l;
+    z_stream          zs;
+    unsigned char    *zout, *dout;
+    ldseg_deflate_t  *d;
+
+    memset(&zs, 0, sizeof(z_stream));
+
+    if (deflateInit2(&zs, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY)
+        != Z_OK)
+    {
+        exit(1);
+    }
+
+    d = malloc(sizeof(ldseg_deflate_t));
+    bound = deflateBound(&zs, len);
+    zout = malloc(bound);
+    dout = malloc(ldseg_deflate_bound(len));
+
+    if (d == NULL || zout == NULL || dout == NULL) {
+        exit(1);
+    }
+
+    ldseg_deflate_init(d);
+
+    zlen = bench_zlib_raw(&zs, payload, len, zout, bound);
+    dlen = ldseg_deflate(d, (const uint8_t *) payload, len, dout);
+
+    if (!bench_inflates(dout, dlen, payload, len)) {
+        printf("%s: ldseg_deflate() DOES NOT INFLATE TO THE PAYLOAD\n", name);
+        exit(1);
+    }
+
+    calls = BENCH_DEFLATE_BYTES / len + 1;
+
+    for (i = 0; i < BENCH_ROUNDS; i++) {
+        tz[i] = bench_now();
+
+        for (j = 0; j < calls; j++) {
+            (void) bench_zlib_raw(&zs, payload, len, zout, bound);
+        }
+
+        tz[i] = (bench_now() - tz[i]) / calls;
+
+        td[i] = bench_now();
+
+        for (j = 0; j < calls; j++) {
+            (void) ldseg_deflate(d, (const uint8_t *) payload, len, dout);
+        }
+
+        td[i] = (bench_now() - td[i]) / calls;
+    }
+
+    z = bench_median(tz, BENCH_ROUNDS);
+    l = bench_median(td, BENCH_ROUNDS);
+
+    printf("%s: %zu events, %zu bytes, median of %d rounds\n",
+           name, nevents, len, BENCH_ROUNDS);
+    printf("    zlib level 1     %8.1f us  %5.0f MB/s  %6.3f us/event  "
+           "%5.1f%%\n", z / 1000, len * 1000 / z, z / 1000 / nevents,
+           100.0 * zlen / len);
+    printf("    ldseg_deflate()  %8.1f us  %5.0f MB/s  %6.3f us/event  "
+           "%5.1f%%  %.2fx zlib\n", l / 1000, len * 1000 / l,
+           l / 1000 / nevents, 100.0 * dlen / len, z / l);
+
+    deflateEnd(&zs);
+
+    free(d);
+    free(zout);
+    free(dout);
+}
+
+
 int
 main(int argc, char **argv)
 {
-    char    *payload;
-    size_t   len, nevents, i, k, calls;
-    double   tz[BENCH_ROUNDS], tl[BENCH_ROUNDS];
+    char        *payload, *varied[2], *repeated[2];
+    size_t       len, nevents, i, k, calls, vlen[2], vevents[2], rlen[2];
+    size_t       revents[2];
+    double       tz[BENCH_ROUNDS], tl[BENCH_ROUNDS];
+    const char  *path;
 
     static const size_t  sizes[] = { 16, 32, 64, 128, 256, 1024, 4096 };
 
-    payload = bench_varied(&len, &nevents);
-    if (payload == NULL) {
+    path = (argc > 1) ? argv[1] : "bench/batch.json";
+
+    varied[0] = bench_varied(BENCH_MESSAGES, &vlen[0], &vevents[0]);
+    varied[1] = bench_varied(10 * BENCH_MESSAGES, &vlen[1], &vevents[1]);
+    repeated[0] = bench_repeated(path, 5, &rlen[0], &revents[0]);
+    repeated[1] = bench_repeated(path, 50, &rlen[1], &revents[1]);
+
+    if (varied[0] == NULL || varied[1] == NULL || repeated[0] == NULL
+        || repeated[1] == NULL)
+    {
         return 1;
     }
+
+    if (argc > 2 && strcmp(argv[2], "deflate") == 0) {
+        goto deflate;
+    }
+
+    payload = varied[0];
+    len = vlen[0];
+    nevents = vevents[0];
 
     bench_measure("varied events", payload, len, nevents);
 
@@ -496,17 +699,25 @@ main(int argc, char **argv)
 
     printf("\n");
 
-    free(payload);
+    bench_measure("bench/batch.json x 5", repeated[0], rlen[0], revents[0]);
 
-    payload = bench_repeated(argc > 1 ? argv[1] : "bench/batch.json", &len,
-                             &nevents);
-    if (payload == NULL) {
-        return 1;
+deflate:
+
+    printf("raw deflate, zlib level 1 (before) and ldseg_deflate() (now):\n");
+
+    for (i = 0; i < 2; i++) {
+        bench_deflate("  varied events", varied[i], vlen[i], vevents[i]);
     }
 
-    bench_measure("bench/batch.json x 5", payload, len, nevents);
+    for (i = 0; i < 2; i++) {
+        bench_deflate("  bench/batch.json's, the same again", repeated[i],
+                      rlen[i], revents[i]);
+    }
 
-    free(payload);
+    for (i = 0; i < 2; i++) {
+        free(varied[i]);
+        free(repeated[i]);
+    }
 
     return 0;
 }

@@ -23,9 +23,13 @@
 #include <stdint.h>
 
 
-/* the hash table: 2^LDSEG_DEFLATE_HASH_BITS positions */
+/*
+ * The hash table: 2^LDSEG_DEFLATE_HASH_BITS positions.  On ~300 KB of
+ * varied events 2^16 is the fastest (fewer probes that miss, more
+ * matches) and compresses as well as 2^13-2^15.
+ */
 #ifndef LDSEG_DEFLATE_HASH_BITS
-#define LDSEG_DEFLATE_HASH_BITS  14
+#define LDSEG_DEFLATE_HASH_BITS  16
 #endif
 
 #define LDSEG_DEFLATE_HASH_SIZE  (1 << LDSEG_DEFLATE_HASH_BITS)
@@ -35,8 +39,8 @@
 
 
 /*
- * The encoder's state, kept by the caller between calls (about 64 KB of
- * hash table and 2 KB of code tables) and set up once by
+ * The encoder's state, kept by the caller between calls (256 KB of hash
+ * table and 2 KB of code tables) and set up once by
  * ldseg_deflate_init().  Positions in the table are numbers that go on
  * growing from one call to the next, 32 KB and more apart, so that what
  * an earlier call left is too far away to match and the table is never
