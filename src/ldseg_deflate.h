@@ -49,7 +49,9 @@
  */
 typedef struct {
     uint32_t                      head[LDSEG_DEFLATE_HASH_SIZE];
-    uint32_t                      next;         /* the next call's first */
+    uint32_t                      next;         /* the next call's first;
+                                                   it only ever grows, or
+                                                   the table is cleared */
 
     uint32_t                      lit[256];     /* code | bits << 16 */
     uint32_t                      len[259];     /* code + extra | bits << 16 */
