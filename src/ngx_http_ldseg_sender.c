@@ -35,6 +35,7 @@
 #include "ngx_http_ldseg_curl.h"
 #include "ngx_http_ldseg_sender.h"
 #include "ldseg_crc32.h"
+#include "ldseg_deflate.h"
 
 
 #define NGX_HTTP_LDSEG_BACKOFF_BASE   1000
@@ -76,7 +77,7 @@ struct ngx_http_ldseg_sender_s {
     ngx_uint_t                    inflight;
     ngx_msec_t                    exit_deadline;
     ldseg_delivery_conf_t         dconf;
-    z_stream                      zstream;
+    ldseg_deflate_t              *deflate;
 
     /* the spool: this worker's file, the job in the thread pool, and
      * the file operations that wait for the next job */
@@ -86,7 +87,6 @@ struct ngx_http_ldseg_sender_s {
     ngx_http_ldseg_spool_job_t   *job;
     ngx_http_ldseg_spool_ops_t    pending;
 
-    unsigned                      zstream_ready:1;
     unsigned                      exiting:1;
     unsigned                      spool_all:1;
     unsigned                      spool_full_logged:1;
@@ -234,8 +234,9 @@ ngx_http_ldseg_sender_exit(ngx_http_ldseg_main_conf_t *lmcf)
 
     curl_global_cleanup();
 
-    if (s->zstream_ready) {
-        deflateEnd(&s->zstream);
+    if (s->deflate != NULL) {
+        ngx_free(s->deflate);
+        s->deflate = NULL;
     }
 
     ngx_http_ldseg_queue_release(s->zone);
@@ -1556,9 +1557,8 @@ ngx_http_ldseg_gzip(ngx_http_ldseg_sender_t *s, ngx_pool_t *pool,
     u_char *data, size_t len, size_t *out)
 {
     u_char    *buf, *p;
-    size_t     bound;
+    size_t     bound, n;
     uint32_t   crc;
-    z_stream  *z;
 
     /* deflate, no flags, no time, XFL 4 (fastest), OS 3 (Unix): zlib's */
 
@@ -1567,30 +1567,28 @@ ngx_http_ldseg_gzip(ngx_http_ldseg_sender_t *s, ngx_pool_t *pool,
     };
 
     /*
-     * One deflate state per worker, reset for every POST: setting it up
-     * costs more than compressing a typical payload.  The stream is raw
-     * deflate in a gzip header and trailer written here, with the CRC-32
-     * of ldseg_crc32(), several times faster than zlib's where the CPU
-     * multiplies without carries.
+     * Raw deflate by ldseg_deflate() (static Huffman codes, several times
+     * faster than zlib's level 1) in a gzip header and trailer written
+     * here, with the CRC-32 of ldseg_crc32().  Its state, 256 KB of hash
+     * table, is made once per worker, at the first POST that compresses,
+     * and never cleared between POSTs.
      */
 
-    z = &s->zstream;
-
-    if (!s->zstream_ready) {
-        if (deflateInit2(z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY)
-            != Z_OK)
-        {
+    if (s->deflate == NULL) {
+        s->deflate = ngx_alloc(sizeof(ldseg_deflate_t), s->log);
+        if (s->deflate == NULL) {
             return NULL;
         }
 
-        s->zstream_ready = 1;
+        ldseg_deflate_init(s->deflate);
+    }
 
-    } else if (deflateReset(z) != Z_OK) {
+    n = ldseg_deflate_bound(len);
+    if (n == 0) {
         return NULL;
     }
 
-    bound = NGX_HTTP_LDSEG_GZIP_HEADER + deflateBound(z, len)
-            + NGX_HTTP_LDSEG_GZIP_TRAILER;
+    bound = NGX_HTTP_LDSEG_GZIP_HEADER + n + NGX_HTTP_LDSEG_GZIP_TRAILER;
 
     buf = ngx_pnalloc(pool, bound);
     if (buf == NULL) {
@@ -1599,21 +1597,11 @@ ngx_http_ldseg_gzip(ngx_http_ldseg_sender_t *s, ngx_pool_t *pool,
 
     p = ngx_cpymem(buf, header, NGX_HTTP_LDSEG_GZIP_HEADER);
 
-    z->next_in = data;
-    z->avail_in = len;
-    z->next_out = p;
-    z->avail_out = bound - NGX_HTTP_LDSEG_GZIP_HEADER
-                   - NGX_HTTP_LDSEG_GZIP_TRAILER;
-
-    if (deflate(z, Z_FINISH) != Z_STREAM_END) {
-        return NULL;
-    }
+    p += ldseg_deflate(s->deflate, data, len, p);
 
     /* the CRC-32 and the length modulo 2^32, little-endian */
 
     crc = ldseg_crc32(0, data, len);
-
-    p = z->next_out;
 
     *p++ = (u_char) crc;
     *p++ = (u_char) (crc >> 8);
