@@ -2,20 +2,27 @@
 /*
  * Copyright (C) ldseg authors
  *
- * The CRC-32 of the outbound gzip: ldseg_crc32() (src/ldseg_crc32.c), its
+ * The outbound gzip.  The CRC-32: ldseg_crc32() (src/ldseg_crc32.c), its
  * folding and portable versions and zlib's crc32() in GB/s on payloads
  * like the ones the sender compresses, 100 LaunchDarkly events of ~29 KB
  * translated by the core, and below 4 KB in ns per call; then the gzip of
- * the payloads as the sender did it before (zlib's gzip wrapper, which
- * computes the CRC-32 itself) and does now (raw deflate, level 1, the
- * header and trailer written around it, the CRC-32 by ldseg_crc32()),
- * which must give the same bytes.
+ * the payloads through zlib's gzip wrapper (which computes the CRC-32
+ * itself) and as raw deflate with the header and trailer written around
+ * it and the CRC-32 by ldseg_crc32(), which must give the same bytes.
  *
- * Two payloads: 100 track messages shaped like bench/batch.json's with
- * varied users, IDs and amounts; and bench/batch.json's 20 events five
- * times, what "make bench" sends, which deflate compresses much faster.
+ * The deflate: zlib's raw deflate at level 1 (what the sender did before)
+ * against ldseg_deflate() (src/ldseg_deflate.c, what it does now), time
+ * per payload, MB/s, us per event and compressed size, on 100 and 1000
+ * events of each kind; ldseg_deflate()'s stream is checked to inflate to
+ * the payload.
  *
- * "make bench-crc" builds and runs it (one core, a few seconds).  CPU time
+ * Two kinds of payload: track messages shaped like bench/batch.json's
+ * with varied users, IDs and amounts; and bench/batch.json's 20 events
+ * again and again, what "make bench" sends, which deflate compresses much
+ * faster.
+ *
+ * "make bench-crc" builds and runs it (one core, some 30 seconds;
+ * "build/crc_bench bench/batch.json deflate" only the deflate).  CPU time
  * of the process, not wall time, so that other load on the machine
  * matters less; each figure is the median of BENCH_ROUNDS rounds, the
  * variants alternating within a round.
