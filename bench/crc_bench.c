@@ -581,7 +581,7 @@ static void
 bench_deflate(const char *name, const char *payload, size_t len,
     size_t nevents)
 {
-    size_t            i, j, calls, bound, zlen, dlen;
+    size_t            i, j, calls, bound, zlen, dlen, first;
     double            tz[BENCH_ROUNDS], td[BENCH_ROUNDS], z, l;
     z_stream          zs;
     unsigned char    *zout, *dout;
@@ -614,6 +614,8 @@ bench_deflate(const char *name, const char *payload, size_t len,
         exit(1);
     }
 
+    first = dlen;
+
     calls = BENCH_DEFLATE_BYTES / len + 1;
 
     for (i = 0; i < BENCH_ROUNDS; i++) {
@@ -628,10 +630,17 @@ bench_deflate(const char *name, const char *payload, size_t len,
         td[i] = bench_now();
 
         for (j = 0; j < calls; j++) {
-            (void) ldseg_deflate(d, (const uint8_t *) payload, len, dout);
+            dlen = ldseg_deflate(d, (const uint8_t *) payload, len, dout);
         }
 
         td[i] = (bench_now() - td[i]) / calls;
+    }
+
+    /* the codes learned from the payloads before */
+
+    if (!bench_inflates(dout, dlen, payload, len)) {
+        printf("%s: ldseg_deflate() DOES NOT INFLATE TO THE PAYLOAD\n", name);
+        exit(1);
     }
 
     z = bench_median(tz, BENCH_ROUNDS);
@@ -645,6 +654,8 @@ bench_deflate(const char *name, const char *payload, size_t len,
     printf("    ldseg_deflate()  %8.1f us  %5.0f MB/s  %6.3f us/event  "
            "%5.1f%%  %.2fx zlib\n", l / 1000, len * 1000 / l,
            l / 1000 / nevents, 100.0 * dlen / len, z / l);
+    printf("    (ldseg_deflate()'s first call, with no codes learned yet: "
+           "%.1f%%)\n", 100.0 * first / len);
 
     deflateEnd(&zs);
 

@@ -4,14 +4,22 @@
  *
  * A one-shot raw deflate (RFC 1951) encoder for a whole buffer in memory,
  * built for speed on the sender's JSON payloads: greedy LZ77 with one hash
- * probe per position (4-byte matches and up, 32 KB window), the static
- * Huffman codes of BTYPE 01 written straight through a 64-bit bit buffer,
- * and stored blocks for what the static codes would make larger (random
- * bytes), so that the output is never more than ldseg_deflate_bound().
+ * probe per position (4-byte matches and up, 32 KB window), Huffman codes
+ * written straight through a 64-bit bit buffer (no buffer of symbols, no
+ * second pass), and stored blocks for what the codes would make larger
+ * (random bytes), so that the output is never more than
+ * ldseg_deflate_bound().
  *
- * The input goes in segments of 65535 bytes, each a static block or, when
- * that would be larger, a stored block; a match may reach back into an
- * earlier segment.  The last block has BFINAL set.
+ * The codes are the static ones of BTYPE 01 until the state has seen
+ * LDSEG_DEFLATE_LEARN bytes; from then on, dynamic ones (BTYPE 10) made
+ * from the counts of the symbols it wrote for those bytes, made again
+ * every LDSEG_DEFLATE_LEARN bytes, at most once a call.  The sender's
+ * payloads, one much like the next, compress with the codes of the last
+ * ones about as well as zlib's level 1 does with codes of their own.
+ *
+ * The input goes in segments of 65535 bytes, each a block or, when that
+ * would be larger, a stored block; a match may reach back into an earlier
+ * segment.  The last block has BFINAL set.
  */
 
 
@@ -37,26 +45,69 @@
 /* the input of one block, at most */
 #define LDSEG_DEFLATE_SEGMENT    65535
 
+/*
+ * Codes are made from the counts of this much input.  Making them costs
+ * about as much as compressing 10-20 KB of events; 32 KB, 128 KB and
+ * 256 KB compress the bench's payloads equally well.
+ */
+#ifndef LDSEG_DEFLATE_LEARN
+#define LDSEG_DEFLATE_LEARN      (256 * 1024)
+#endif
+
+/* shorter blocks take static codes */
+#ifndef LDSEG_DEFLATE_DYNAMIC_MIN
+#define LDSEG_DEFLATE_DYNAMIC_MIN  1024
+#endif
+
+
+/* the dynamic block header, after BFINAL and BTYPE, at most (in bytes) */
+#define LDSEG_DEFLATE_HEADER_MAX  320
+
+
+/*
+ * A set of codes: the static ones, or those learned from what went
+ * before.  lit and len: code | bits << 24; a length's extra bits follow
+ * its code in the same field.  dist: code | bits << 16 | extra bits << 24.
+ */
+typedef struct {
+    uint32_t                      lit[257];     /* and the end of block */
+    uint32_t                      len[259];
+    uint32_t                      dist[30];
+    uint32_t                      header_bits;  /* 0: static codes */
+    uint8_t                       header[LDSEG_DEFLATE_HEADER_MAX];
+} ldseg_deflate_codes_t;
+
 
 /*
  * The encoder's state, kept by the caller between calls (256 KB of hash
- * table and 2 KB of code tables) and set up once by
+ * table and about 6 KB of codes and counts) and set up once by
  * ldseg_deflate_init().  Positions in the table are numbers that go on
  * growing from one call to the next, 32 KB and more apart, so that what
  * an earlier call left is too far away to match and the table is never
  * cleared between calls; only when the numbers would overflow 32 bits
  * (after about 4 GB of input) is it cleared.
+ *
+ * The symbols written are counted, and when LDSEG_DEFLATE_LEARN bytes of
+ * input have gone by, the next call makes Huffman codes from the counts
+ * and the counts start again: the blocks after that, of
+ * LDSEG_DEFLATE_DYNAMIC_MIN bytes and more, are dynamic blocks with those
+ * codes.  Every literal/length and distance symbol has a code, 15 bits at
+ * most, so any bytes can be written with them.
  */
 typedef struct {
     uint32_t                      head[LDSEG_DEFLATE_HASH_SIZE];
     uint32_t                      next;         /* the next call's first;
                                                    it only ever grows, or
                                                    the table is cleared */
+    uint32_t                      seen;         /* bytes since codes made */
+    uint32_t                      lit_freq[286];
+    uint32_t                      dist_freq[30];
+    ldseg_deflate_codes_t         fixed;
+    ldseg_deflate_codes_t         learned;
+    int                           learned_ok;
 
-    uint32_t                      lit[256];     /* code | bits << 16 */
-    uint32_t                      len[259];     /* code + extra | bits << 16 */
-    uint32_t                      dist[30];     /* code | extra bits << 16 */
     uint32_t                      dist_base[30];
+    uint8_t                       len_sym[259];
     uint8_t                       dist_code[512];
 } ldseg_deflate_t;
 

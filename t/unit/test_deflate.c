@@ -400,13 +400,13 @@ main(void)
     memset(big, 'a', TEST_RUN_LEN);
 
     ok1 = test_trip(d, big, TEST_RUN_LEN, &zlen);
-    unit_ok(ok1 && zlen < 1000,
+    unit_ok(ok1 && zlen < 2000,
             "'a' x %d: %zu bytes", TEST_RUN_LEN, zlen);
 
     memset(big, 0xff, TEST_RUN_LEN);
 
     ok1 = test_trip(d, big, TEST_RUN_LEN, &zlen);
-    unit_ok(ok1 && zlen < 1000,
+    unit_ok(ok1 && zlen < 2000,
             "0xff x %d: %zu bytes", TEST_RUN_LEN, zlen);
 
     /* random bytes: stored blocks, several of them */
@@ -432,9 +432,12 @@ main(void)
     unit_ok(ok1 && zlen < 300001 * 3 / 4,
             "random and JSON-like bytes by turns: %zu bytes", zlen);
 
-    /* the window's edge */
+    /* the window's edge, from a new state: the same (static) codes */
 
+    ldseg_deflate_init(d);
     n = test_far(d, 32768, &ok1);
+
+    ldseg_deflate_init(d);
     zlen = test_far(d, 32769, &ok2);
 
     unit_ok(ok1 && ok2 && n + TEST_FAR_LEN / 2 < zlen,
@@ -461,6 +464,64 @@ main(void)
 
         free(json);
     }
+
+    /* codes learned from the payloads, then used for them */
+
+    json = test_payload(1000, 99, &len);
+
+    if (json != NULL) {
+        ldseg_deflate_init(d);
+
+        ok1 = test_trip(d, json, len, &n);
+        ok2 = test_trip(d, json, len, &zlen);
+
+        unit_ok(ok1 && ok2 && zlen < n * 9 / 10,
+                "1000 events: %zu bytes with static codes, %zu with codes "
+                "learned from them", n, zlen);
+
+        free(json);
+
+    } else {
+        unit_ok(0, "a payload of 1000 events");
+    }
+
+    /* codes learned from the most lopsided counts, then used for anything */
+
+    bad = 0;
+
+    for (i = 0; i < 4; i++) {
+        ldseg_deflate_init(d);
+
+        if (i == 0) {
+            memset(big, 'a', 300000);
+
+        } else if (i == 1) {
+            memset(big, 0xff, 300000);
+            big[150000] = 0;
+
+        } else {
+            memcpy(big, i == 2 ? rnd : words, 200000);
+            memcpy(big + 200000, i == 2 ? rnd : words, 100000);
+        }
+
+        bad += !test_trip(d, big, 300000, &zlen);
+
+        for (n = 0; n < 4; n++) {
+            if (n == 0) {
+                memset(big, 'a', 70000);
+
+            } else {
+                memcpy(big, n == 1 ? rnd : words, 70000);
+                big[n] = (uint8_t) n;
+            }
+
+            bad += !test_trip(d, big, 70000, &zlen);
+            bad += !test_trip(d, big, 1500, &zlen);
+        }
+    }
+
+    unit_ok(bad == 0, "codes learned from runs of one byte, random bytes "
+            "and JSON-like ones, used for each of them: %zu fail", bad);
 
     /* a few MB */
 
@@ -505,7 +566,7 @@ main(void)
     test_trip(d, big, 20000, &n);
     test_trip(d, big, 20000, &zlen);
 
-    unit_ok(n == zlen, "the same 20000 bytes twice: %zu and %zu bytes, "
+    unit_ok(zlen > n / 2, "the same 20000 bytes twice: %zu and %zu bytes, "
             "nothing taken from the first call", n, zlen);
 
     /* position numbers about to overflow: the table starts again */
