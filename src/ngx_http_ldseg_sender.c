@@ -1567,11 +1567,12 @@ ngx_http_ldseg_gzip(ngx_http_ldseg_sender_t *s, ngx_pool_t *pool,
     };
 
     /*
-     * Raw deflate by ldseg_deflate() (static Huffman codes, several times
-     * faster than zlib's level 1) in a gzip header and trailer written
-     * here, with the CRC-32 of ldseg_crc32().  Its state, 256 KB of hash
-     * table, is made once per worker, at the first POST that compresses,
-     * and never cleared between POSTs.
+     * Raw deflate by ldseg_deflate() (several times faster than zlib's
+     * level 1, with codes learned from the POSTs before) in a gzip header
+     * and trailer written here, with the CRC-32 of ldseg_crc32().  Its
+     * state, about 260 KB, most of it the hash table, is made once per
+     * worker, at the first POST that compresses, and never cleared between
+     * POSTs.
      */
 
     if (s->deflate == NULL) {
