@@ -154,7 +154,9 @@ sub script {
 
 # All recorded requests, oldest first.  Each is a hashref:
 #   method, path, headers (lower-cased names), body (gunzipped), gzip (0|1),
-#   chunked (0|1), expect (0|1), time (epoch seconds, float),
+#   wire_length (the body's bytes as sent), gzip_btype (a gzip body without
+#   optional header fields: the BTYPE of its first deflate block, 0 stored,
+#   1 static codes, 2 dynamic), chunked (0|1), expect (0|1), time (epoch seconds, float),
 #   conn (connection number), peer (the client's port), seq,
 #   status (answer given; "reset"; "hang"; or
 #   "aborted" when the client closed before a delayed answer was due),
@@ -651,7 +653,11 @@ sub _parse {
     delete $c->{continued};
 
     my $gzip = ($h{'content-encoding'} // '') =~ /gzip/i ? 1 : 0;
-    my $gzip_error;
+    my $wire_length = length $body;
+    my ($gzip_error, $btype);
+    if ($gzip && length($body) > 10 && ord(substr($body, 3, 1)) == 0) {
+        $btype = (ord(substr($body, 10, 1)) >> 1) & 3;
+    }
     if ($gzip) {
         my $out;
 
@@ -677,6 +683,8 @@ sub _parse {
         headers  => \%h,
         body     => $body,
         gzip     => $gzip,
+        wire_length => $wire_length,
+        (defined $btype ? (gzip_btype => $btype) : ()),
         (defined $gzip_error ? (gzip_error => $gzip_error) : ()),
         chunked  => $chunked,
         expect   => $expect,
