@@ -144,9 +144,11 @@ bench_varied(size_t messages, size_t *len, size_t *nevents)
                 "\"value\":%u.%02u,\"revenue\":%u.%02u,\"currency\":\"USD\","
                 "\"products\":%u,\"coupon\":\"SPRING\"},"
                 "\"context\":{\"ip\":\"203.0.113.%u\",\"locale\":\"en-US\","
-                "\"library\":{\"name\":\"analytics-node\",\"version\":\"6.2.0\"},"
+                "\"library\":{\"name\":\"analytics-node\","
+                "\"version\":\"6.2.0\"},"
                 "\"userAgent\":\"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) "
-                "Gecko/20100101 Firefox/128.0\",\"page\":{\"path\":\"/checkout\","
+                "Gecko/20100101 Firefox/128.0\","
+                "\"page\":{\"path\":\"/checkout\","
                 "\"url\":\"https://shop.example.com/checkout\"}},"
                 "\"timestamp\":\"2026-11-21T12:%02u:%02u.%03uZ\","
                 "\"messageId\":\"bench-%08x\"}",

@@ -121,8 +121,8 @@ static const uint8_t  ldseg_deflate_dist_extra[30] = {
 void
 ldseg_deflate_init(ldseg_deflate_t *d)
 {
-    unsigned  c, n, len, end;
     uint8_t   lens[288 + 30];
+    unsigned  c, n, len, end;
 
     memset(d, 0, sizeof(ldseg_deflate_t));
 
@@ -274,7 +274,7 @@ ldseg_deflate_block(ldseg_deflate_t *d, const ldseg_deflate_codes_t *codes,
 {
     size_t          mlen;
     uint8_t        *o, *limit;
-    uint32_t        w, h, cand, cur, dist, e, c, left;
+    uint32_t        w, h, cand, cur, dist, e, c, x, left;
     uint64_t        bits;
     unsigned        n;
     const uint8_t  *ip, *end, *ilimit, *mend, *hp;
@@ -347,10 +347,10 @@ ldseg_deflate_block(ldseg_deflate_t *d, const ldseg_deflate_codes_t *codes,
             c = (dist < 256) ? d->dist_code[dist]
                              : d->dist_code[256 + (dist >> 7)];
             e = codes->dist[c];
-            bits |= (uint64_t) ((e & 0xffff)
-                                | (dist - d->dist_base[c]) << ((e >> 16) & 0xff))
+            x = (e >> 16) & 0xff;
+            bits |= (uint64_t) ((e & 0xffff) | (dist - d->dist_base[c]) << x)
                     << n;
-            n += ((e >> 16) & 0xff) + (e >> 24);
+            n += x + (e >> 24);
             d->dist_freq[c]++;
 
             ip += mlen;
@@ -588,10 +588,10 @@ ldseg_deflate_learn(ldseg_deflate_t *d)
 static void
 ldseg_deflate_huffman(const uint32_t *w, unsigned n, uint8_t *lens)
 {
+    uint8_t   depth[2 * 286];
     unsigned  i, m, k, li, ni, x, pick;
     uint16_t  order[286], parent[2 * 286], count[LDSEG_DEFLATE_WEIGHT_MAX + 2];
     uint32_t  weight[2 * 286];
-    uint8_t   depth[2 * 286];
 
     memset(count, 0, sizeof(count));
 
@@ -754,8 +754,8 @@ ldseg_deflate_codes(ldseg_deflate_t *d, ldseg_deflate_codes_t *codes,
 static void
 ldseg_deflate_header(ldseg_deflate_codes_t *codes, const uint8_t *lens)
 {
-    unsigned  i, k, r, rem, c, nsym, hclen;
     uint8_t   sym[316], extra[316], clens[19];
+    unsigned  i, k, r, rem, c, nsym, hclen;
     uint32_t  freq[19], ccode[19], total;
 
     static const uint8_t  order[19] = {

@@ -212,11 +212,11 @@ test_payload(size_t messages, uint32_t seed, size_t *len)
     size_t             i, k, size;
     uint8_t           *out;
     uint32_t           r;
+    unit_alloc_t       ua;
     ldseg_error_t      err;
     ldseg_result_t     res;
     ldseg_options_t    opt;
     ldseg_allocator_t  a;
-    unit_alloc_t       ua;
 
     static const char  *events[] = {
         "Order Completed", "Product Viewed", "Signed Up", "Checkout Started"
@@ -424,8 +424,8 @@ main(void)
 
     for (i = 0; i < 300001; i += 2048) {
         n = (300001 - i < 2048) ? 300001 - i : 2048;
-        memcpy(big + i, ((i / 2048) & 1) ? words + i % 100000 : rnd + i % 100000,
-               n);
+        memcpy(big + i,
+               ((i / 2048) & 1) ? words + i % 100000 : rnd + i % 100000, n);
     }
 
     ok1 = test_trip(d, big, 300001, &zlen);
