@@ -14,7 +14,10 @@
  * answer never reaches the client) and "background": they finish in any
  * order without nginx's postponed-output ordering, and each one wakes the
  * main request, whose write handler starts the next chunks and answers
- * when none is left.  A 413 splits its payload into halves, sent once.
+ * when none is left.  A 413 splits its payload into halves, and a half
+ * that gets a 413 again is split again, down to single messages; the
+ * events of a single message LaunchDarkly finds too large are dropped and
+ * counted, as the queue drops them.
  */
 
 
@@ -60,7 +63,6 @@ struct ngx_http_ldseg_dchunk_s {
     size_t                            last;
     size_t                            nevents;
 
-    unsigned                          half:1;     /* a 413's half */
     unsigned                          done:1;
 };
 
@@ -76,7 +78,7 @@ static ngx_int_t ngx_http_ldseg_deliver_header(ngx_http_request_t *r,
     ngx_table_elt_t **h);
 static ngx_int_t ngx_http_ldseg_deliver_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
-static void ngx_http_ldseg_deliver_split(ngx_http_ldseg_dctx_t *ctx,
+static ngx_int_t ngx_http_ldseg_deliver_split(ngx_http_ldseg_dctx_t *ctx,
     ngx_http_ldseg_dchunk_t *ch);
 static void ngx_http_ldseg_deliver_wake(ngx_http_request_t *r);
 static void ngx_http_ldseg_deliver_cleanup(void *data);
@@ -522,10 +524,33 @@ ngx_http_ldseg_deliver_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
         ctx->dr.failed++;
 
         if (rc == NGX_OK && status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
-            && !ch->half && ch->nevents > 1 && !ctx->failed)
+            && !ctx->failed)
         {
-            /* LaunchDarkly finds the payload too big: halves, once */
-            ngx_http_ldseg_deliver_split(ctx, ch);
+            /*
+             * LaunchDarkly finds the payload too big: halves, as often
+             * as it takes; one message's events, which cannot be
+             * divided, it will never take: they are dropped, and the
+             * request goes on as with the queue, which drops them too
+             */
+
+            switch (ngx_http_ldseg_deliver_split(ctx, ch)) {
+
+            case NGX_OK:
+                break;
+
+            case NGX_DECLINED:
+                ctx->dr.dropped += ch->nevents;
+
+                ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                              "ldseg: LaunchDarkly answered 413 to the "
+                              "%uz event(s) of one message, dropped",
+                              ch->nevents);
+                break;
+
+            default: /* NGX_ERROR */
+                ctx->failed = 1;
+                ctx->dr.status = status;
+            }
 
         } else if (!ctx->failed) {
             ctx->failed = 1;
@@ -561,7 +586,13 @@ ngx_http_ldseg_deliver_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 }
 
 
-static void
+/*
+ * NGX_OK: the chunk's messages are now two chunks, to be sent;
+ * NGX_DECLINED: they are one message, which cannot be divided;
+ * NGX_ERROR: no memory.
+ */
+
+static ngx_int_t
 ngx_http_ldseg_deliver_split(ngx_http_ldseg_dctx_t *ctx,
     ngx_http_ldseg_dchunk_t *ch)
 {
@@ -586,26 +617,25 @@ ngx_http_ldseg_deliver_split(ngx_http_ldseg_dctx_t *ctx,
         }
     }
 
-    a = NULL;
-    b = NULL;
-
-    if (i < ch->last) {
-        a = ngx_http_ldseg_deliver_chunk(ctx, ch->first, i, n);
-        b = ngx_http_ldseg_deliver_chunk(ctx, i, ch->last, ch->nevents - n);
+    if (i == ch->last || n == 0) {
+        return NGX_DECLINED;
     }
 
-    if (a == NULL || b == NULL) {
-        ctx->failed = 1;
-        ctx->dr.status = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
-        return;
+    a = ngx_http_ldseg_deliver_chunk(ctx, ch->first, i, n);
+    if (a == NULL) {
+        return NGX_ERROR;
     }
 
-    a->half = 1;
-    b->half = 1;
+    b = ngx_http_ldseg_deliver_chunk(ctx, i, ch->last, ch->nevents - n);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
 
     ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
                   "ldseg: LaunchDarkly answered 413 to %uz events, "
                   "sending them again in two halves", ch->nevents);
+
+    return NGX_OK;
 }
 
 

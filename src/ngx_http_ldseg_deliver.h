@@ -23,8 +23,9 @@
 /*
  * Subrequests of one request in flight at most; a request with more
  * chunks starts the next as earlier ones finish.  Segment's 2500 messages
- * per batch bound the chunks of a request, twice that with 413 halves,
- * far below nginx's 65535 references to a request.
+ * per batch bound the chunks of a request, and 413s, whose halves are
+ * split again down to single messages, add at most two for each message:
+ * far below nginx's 65535 subrequests of a request.
  */
 #define NGX_HTTP_LDSEG_DELIVER_PARALLEL  32
 
@@ -34,6 +35,8 @@ typedef struct {
     ngx_uint_t                    sent;
     ngx_uint_t                    accepted;
     ngx_uint_t                    failed;     /* 413s that were split too */
+    ngx_uint_t                    dropped;    /* events of single messages
+                                                 answered 413 */
     ngx_uint_t                    status;     /* of the first failure */
     unsigned                      ok:1;       /* every event accepted */
 } ngx_http_ldseg_deliver_result_t;

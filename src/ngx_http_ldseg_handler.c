@@ -1045,11 +1045,18 @@ ngx_http_ldseg_count_subrequests(ngx_http_ldseg_waiting_t *w,
                                 dr->accepted);
     (void) ngx_atomic_fetch_add(&w->stats->subrequests_failed, dr->failed);
 
+    if (dr->dropped) {
+        (void) ngx_atomic_fetch_add(&w->stats->dropped, dr->dropped);
+        (void) ngx_atomic_fetch_add(
+                   &w->stats->dropped_reasons[NGX_HTTP_LDSEG_DROP_TOO_LARGE],
+                   dr->dropped);
+    }
+
     /* the destination's counters: the one lock round of the request */
 
     (void) ngx_http_ldseg_queue_count_delivered(w->zone, &w->target, &w->res,
                                                 dr->sent, dr->accepted,
-                                                dr->failed,
+                                                dr->failed, dr->dropped,
                                                 w->max_destinations);
 }
 

@@ -1169,7 +1169,8 @@ ngx_http_ldseg_queue_lease(ngx_shm_zone_t *zone, ngx_msec_t now,
 ngx_int_t
 ngx_http_ldseg_queue_count_delivered(ngx_shm_zone_t *zone,
     ngx_http_ldseg_target_t *target, ldseg_result_t *res, ngx_uint_t sent,
-    ngx_uint_t accepted, ngx_uint_t failed, ngx_uint_t max_destinations)
+    ngx_uint_t accepted, ngx_uint_t failed, ngx_uint_t dropped,
+    ngx_uint_t max_destinations)
 {
     ngx_int_t               rc;
     ngx_http_ldseg_dest_t  *dest;
@@ -1192,6 +1193,7 @@ ngx_http_ldseg_queue_count_delivered(ngx_shm_zone_t *zone,
         dest->stats.subrequests += sent;
         dest->stats.subrequests_accepted += accepted;
         dest->stats.subrequests_failed += failed;
+        dest->stats.dropped += dropped;
 
         /* it lingers for the status from now on */
         dest->idle = 0;

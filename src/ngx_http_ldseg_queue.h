@@ -612,14 +612,15 @@ void ngx_http_ldseg_queue_random_id(u_char *id);
 /*
  * The counters of a request whose events went to LaunchDarkly through
  * subrequests ("ldseg_deliver"), nothing queued: its messages and its
- * subrequests sent, accepted and failed are added to the destination of
- * target (made when new, within max_destinations) in one lock round.
- * NGX_OK, or NGX_DECLINED when the destination has no room: the totals
- * count the request all the same.
+ * subrequests sent, accepted and failed, and the events dropped as too
+ * large, are added to the destination of target (made when new, within
+ * max_destinations) in one lock round.  NGX_OK, or NGX_DECLINED when the
+ * destination has no room: the totals count the request all the same.
  */
 ngx_int_t ngx_http_ldseg_queue_count_delivered(ngx_shm_zone_t *zone,
     ngx_http_ldseg_target_t *target, ldseg_result_t *res, ngx_uint_t sent,
-    ngx_uint_t accepted, ngx_uint_t failed, ngx_uint_t max_destinations);
+    ngx_uint_t accepted, ngx_uint_t failed, ngx_uint_t dropped,
+    ngx_uint_t max_destinations);
 
 /*
  * The export counters of write key key (created at first use; the shared

@@ -6,7 +6,8 @@
 # request LaunchDarkly gets (method, path, headers, none of the client's),
 # batches split into parallel subrequests, keepalive connections reused,
 # 503 upstream_failed (and nothing lost on the retry) when LaunchDarkly
-# fails, is down or hangs, a 413 split into halves once, the body exactly
+# fails, is down or hangs, a 413 split into halves, and halves again until
+# a single message, whose events are dropped and counted, the body exactly
 # what the queue sends for the same messages, ldseg_pass after acceptance,
 # the status counters, $ldseg_result, and a client that goes away.
 
@@ -25,7 +26,7 @@ use Time::HiRes qw(sleep);
 
 ###############################################################################
 
-my $t = Test::Ldseg->new()->plan(54);
+my $t = Test::Ldseg->new()->plan(62);
 my $mock = $t->mock;
 
 $t->write_file_expand('nginx.conf', <<'EOF');
@@ -250,7 +251,7 @@ $mock->script(default => { status => 202 },
                                    -timeout => 20);
 is($code, 503, 'hanging upstream: 503 after proxy_read_timeout');
 
-# 413: the payload is sent again in two halves, once
+# 413: the payload is sent again in two halves
 
 $mock->script(default => { status => 202 },
               steps => [ { status => 413, path => 'SPLIT-ID', times => 1 } ]);
@@ -269,8 +270,43 @@ $mock->script(default => { status => 202 },
               steps => [ { status => 413, path => 'SPLIT-ID', times => 3 } ]);
 
 ($code, $h, $body) = $t->http_post('/split/v1/batch', batch(4100, 4109));
-is($code, 503, '413 for a half too: 503');
-is(scalar(posts_for('SPLIT-ID')), 3 + 3, 'halves split no further');
+is($code, 200, '413 for both halves too: split again, accepted');
+@p = posts_for('SPLIT-ID');
+is(join(',', sort map { $_->{status} . ':' . scalar(@{ $_->{events} }) }
+             @p[3 .. $#p]),
+   '202:2,202:2,202:3,202:3,413:10,413:5,413:5',
+   'halves of 5 split into 2 and 3');
+%seen = ();
+$seen{ $_->{key} }++ for events_for('SPLIT-ID');
+is(scalar(grep { ($seen{"E-$_"} // 0) != 1 } 4100 .. 4109), 0,
+   'every event of the halves\' halves once');
+
+# a single message LaunchDarkly finds too large: dropped and counted, as
+# the queue drops it; the request goes on
+
+my ($sc0, undef, $sb0) = $t->http_get('/status');
+my $st0 = eval { $J->decode($sb0) } || {};
+
+$mock->script(default => { status => 202 },
+              steps => [ { status => 413, path => 'SPLIT-ID', times => 4 } ]);
+
+($code) = $t->http_post('/split/v1/batch', batch(4200, 4201));
+is($code, 200, 'two messages, each too large alone: 200');
+($code) = $t->http_post('/split/v1/track', $J->encode(track(4202)));
+is($code, 200, 'one message too large: 200');
+@p = posts_for('SPLIT-ID');
+is(join(',', sort map { $_->{status} . ':' . scalar(@{ $_->{events} }) }
+             @p[10 .. $#p]),
+   '413:1,413:1,413:1,413:2', 'halves down to single events, no more');
+is(scalar(grep { $_->{key} =~ /^E-420[012]$/ } events_for('SPLIT-ID')), 0,
+   'none of them delivered');
+
+my ($sc1, undef, $sb1) = $t->http_get('/status');
+my $st1 = eval { $J->decode($sb1) } || {};
+is(($st1->{dropped_reasons}{too_large_for_launchdarkly} // 0)
+   - ($st0->{dropped_reasons}{too_large_for_launchdarkly} // 0), 3,
+   'counted as dropped, too_large_for_launchdarkly');
+is(($st1->{dropped} // 0) - ($st0->{dropped} // 0), 3, 'and in dropped');
 
 $mock->script(default => { status => 202 });
 
@@ -339,7 +375,8 @@ my %d = map { $_->{client_side_id} => $_ } @{ $st->{destinations} || [] };
 
 is_deeply([ map { $d{'SPLIT-ID'}{$_} } qw(subrequests subrequests_accepted
                                             subrequests_failed) ],
-          [ 6, 2, 4 ], 'SPLIT-ID: 6 subrequests, 2 accepted, 4 failed');
+          [ 14, 6, 8 ], 'SPLIT-ID: 14 subrequests, 6 accepted, 8 failed');
+is($d{'SPLIT-ID'}{dropped}, 3, 'SPLIT-ID: 3 events dropped as too large');
 is($d{'SUB-ID'}{subrequests_failed}, 0, 'SUB-ID: none failed');
 is($d{'SAME-ID'}{events_url}, '/ld', 'the location in place of the URL');
 is($d{'HANG-ID'}{subrequests_failed}, 2,
