@@ -70,14 +70,12 @@ static void bench_measure(const char *name, const char *payload, size_t len,
 static uint32_t bench_zlib(uint32_t crc, const void *p, size_t len);
 static double bench_crc(bench_crc_pt crc, const char *p, size_t len,
     size_t calls);
-static size_t bench_gzip_zlib(z_stream *z, const char *p, size_t len,
+static size_t bench_zlib_deflate(z_stream *z, const char *p, size_t len,
     unsigned char *out, size_t size);
 static size_t bench_gzip_raw(z_stream *z, const char *p, size_t len,
     unsigned char *out, size_t size);
 static void bench_deflate(const char *name, const char *payload, size_t len,
     size_t nevents);
-static size_t bench_zlib_raw(z_stream *z, const char *p, size_t len,
-    unsigned char *out, size_t size);
 static int bench_inflates(const unsigned char *p, size_t n,
     const char *payload, size_t len);
 static double bench_median(double *v, size_t n);
@@ -308,10 +306,13 @@ bench_crc(bench_crc_pt crc, const char *p, size_t len, size_t calls)
 }
 
 
-/* the sender before: zlib's gzip wrapper */
+/*
+ * zlib's deflate of the payload as z was set up: the gzip wrapper (the
+ * sender before the CRC), or raw deflate (before ldseg_deflate())
+ */
 
 static size_t
-bench_gzip_zlib(z_stream *z, const char *p, size_t len, unsigned char *out,
+bench_zlib_deflate(z_stream *z, const char *p, size_t len, unsigned char *out,
     size_t size)
 {
     if (deflateReset(z) != Z_OK) {
@@ -469,7 +470,7 @@ bench_measure(const char *name, const char *payload, size_t len,
         exit(1);
     }
 
-    zlen = bench_gzip_zlib(&zs, payload, len, zout, bound);
+    zlen = bench_zlib_deflate(&zs, payload, len, zout, bound);
     rlen = bench_gzip_raw(&rs, payload, len, rout, bound);
 
     printf("  gzip level 1: %zu bytes with zlib's wrapper, %zu raw + "
@@ -481,7 +482,7 @@ bench_measure(const char *name, const char *payload, size_t len,
         tz[i] = bench_now();
 
         for (j = 0; j < BENCH_GZIPS; j++) {
-            (void) bench_gzip_zlib(&zs, payload, len, zout, bound);
+            (void) bench_zlib_deflate(&zs, payload, len, zout, bound);
         }
 
         tz[i] = (bench_now() - tz[i]) / BENCH_GZIPS;
@@ -509,29 +510,6 @@ bench_measure(const char *name, const char *payload, size_t len,
 
     free(zout);
     free(rout);
-}
-
-
-/* zlib's raw deflate of the payload, as the sender did it before */
-
-static size_t
-bench_zlib_raw(z_stream *z, const char *p, size_t len, unsigned char *out,
-    size_t size)
-{
-    if (deflateReset(z) != Z_OK) {
-        return 0;
-    }
-
-    z->next_in = (unsigned char *) p;
-    z->avail_in = len;
-    z->next_out = out;
-    z->avail_out = size;
-
-    if (deflate(z, Z_FINISH) != Z_STREAM_END) {
-        return 0;
-    }
-
-    return size - z->avail_out;
 }
 
 
@@ -608,7 +586,7 @@ bench_deflate(const char *name, const char *payload, size_t len,
 
     ldseg_deflate_init(d);
 
-    zlen = bench_zlib_raw(&zs, payload, len, zout, bound);
+    zlen = bench_zlib_deflate(&zs, payload, len, zout, bound);
     dlen = ldseg_deflate(d, (const uint8_t *) payload, len, dout);
 
     if (!bench_inflates(dout, dlen, payload, len)) {
@@ -624,7 +602,7 @@ bench_deflate(const char *name, const char *payload, size_t len,
         tz[i] = bench_now();
 
         for (j = 0; j < calls; j++) {
-            (void) bench_zlib_raw(&zs, payload, len, zout, bound);
+            (void) bench_zlib_deflate(&zs, payload, len, zout, bound);
         }
 
         tz[i] = (bench_now() - tz[i]) / calls;

@@ -72,6 +72,8 @@ typedef struct {
 
 
 static void ldseg_deflate_learn(ldseg_deflate_t *d);
+static void ldseg_deflate_weights(const uint32_t *freq, unsigned n,
+    uint32_t *w);
 static void ldseg_deflate_huffman(const uint32_t *w, unsigned n,
     uint8_t *lens);
 static void ldseg_deflate_canonical(const uint8_t *lens, unsigned n,
@@ -529,33 +531,12 @@ static void
 ldseg_deflate_learn(ldseg_deflate_t *d)
 {
     uint8_t   lens[288 + 30];
-    unsigned  i;
     uint32_t  w[286];
-    uint64_t  total;
 
-    total = 0;
-
-    for (i = 0; i < 286; i++) {
-        total += d->lit_freq[i];
-    }
-
-    for (i = 0; i < 286; i++) {
-        w[i] = 1 + (uint32_t) ((uint64_t) d->lit_freq[i] * 1024
-                               / (total + 1));
-    }
-
+    ldseg_deflate_weights(d->lit_freq, 286, w);
     ldseg_deflate_huffman(w, 286, lens);
 
-    total = 0;
-
-    for (i = 0; i < 30; i++) {
-        total += d->dist_freq[i];
-    }
-
-    for (i = 0; i < 30; i++) {
-        w[i] = 1 + (uint32_t) ((uint64_t) d->dist_freq[i] * 1024
-                               / (total + 1));
-    }
+    ldseg_deflate_weights(d->dist_freq, 30, w);
 
     /* the header's lengths: 286, then 30 */
 
@@ -575,6 +556,26 @@ ldseg_deflate_learn(ldseg_deflate_t *d)
 
     memset(d->lit_freq, 0, sizeof(d->lit_freq));
     memset(d->dist_freq, 0, sizeof(d->dist_freq));
+}
+
+
+/* n counts scaled to 1-1025, in proportion */
+
+static void
+ldseg_deflate_weights(const uint32_t *freq, unsigned n, uint32_t *w)
+{
+    unsigned  i;
+    uint64_t  total;
+
+    total = 0;
+
+    for (i = 0; i < n; i++) {
+        total += freq[i];
+    }
+
+    for (i = 0; i < n; i++) {
+        w[i] = 1 + (uint32_t) ((uint64_t) freq[i] * 1024 / (total + 1));
+    }
 }
 
 
