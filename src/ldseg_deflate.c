@@ -54,6 +54,18 @@
 /* the largest weight of a symbol given to ldseg_deflate_huffman() */
 #define LDSEG_DEFLATE_WEIGHT_MAX  1025
 
+/*
+ * The bit buffer's whole bytes out at o: all 8 of its bytes are stored,
+ * o moves on by the complete ones, and what is left (n < 8 bits) stays
+ */
+#define ldseg_deflate_flush(o, bits, n)                                       \
+    do {                                                                      \
+        ldseg_deflate_store64(o, bits);                                       \
+        o += (n) >> 3;                                                        \
+        bits >>= (n) & ~7u;                                                   \
+        n &= 7;                                                               \
+    } while (0)
+
 #define ldseg_deflate_hash(w)                                                 \
     (((uint32_t) (w) * 2654435761u) >> (32 - LDSEG_DEFLATE_HASH_BITS))
 
@@ -306,10 +318,7 @@ ldseg_deflate_block(ldseg_deflate_t *d, const ldseg_deflate_codes_t *codes,
         bits |= (uint64_t) (w & (uint32_t) (((uint64_t) 1 << c) - 1)) << n;
         n += c;
 
-        ldseg_deflate_store64(o, bits);
-        o += n >> 3;
-        bits >>= n & ~7u;
-        n &= 7;
+        ldseg_deflate_flush(o, bits, n);
 
         if (o > limit) {
             return -1;
@@ -368,10 +377,7 @@ ldseg_deflate_block(ldseg_deflate_t *d, const ldseg_deflate_codes_t *codes,
             cur++;
         }
 
-        ldseg_deflate_store64(o, bits);
-        o += n >> 3;
-        bits >>= n & ~7u;
-        n &= 7;
+        ldseg_deflate_flush(o, bits, n);
 
         if (o > limit) {
             return -1;
@@ -384,10 +390,7 @@ ldseg_deflate_block(ldseg_deflate_t *d, const ldseg_deflate_codes_t *codes,
         n += e >> 24;
         d->lit_freq[*ip++]++;
 
-        ldseg_deflate_store64(o, bits);
-        o += n >> 3;
-        bits >>= n & ~7u;
-        n &= 7;
+        ldseg_deflate_flush(o, bits, n);
 
         if (o > limit) {
             return -1;
@@ -401,10 +404,7 @@ ldseg_deflate_block(ldseg_deflate_t *d, const ldseg_deflate_codes_t *codes,
     n += e >> 24;
     d->lit_freq[256]++;
 
-    ldseg_deflate_store64(o, bits);
-    o += n >> 3;
-    bits >>= n & ~7u;
-    n &= 7;
+    ldseg_deflate_flush(o, bits, n);
 
     if (o > limit || (o == limit && n != 0)) {
         return -1;
